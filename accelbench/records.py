@@ -1,0 +1,68 @@
+"""Result records: the metric triple, the record schema and the append-only records.jsonl file."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+RECORDS_FILE = "records.jsonl"
+
+Direction = Literal["lower", "higher", "none"]
+STATUSES = ("ok", "failed", "invalid", "skipped")
+
+
+def metric(value: float | int | None, unit: str, direction: Direction) -> dict[str, Any]:
+    """One metric as stored in a record: its value, its unit, and which way is better."""
+    if direction not in ("lower", "higher", "none"):
+        raise ValueError(f"direction must be 'lower', 'higher' or 'none', not {direction!r}")
+    if value is not None and not isinstance(value, int):
+        value = float(value)
+    return {"value": value, "unit": unit, "direction": direction}
+
+
+def append_record(run_dir: Path, record: dict[str, Any]) -> None:
+    """Append one record as a JSON line and flush it to disk, so a crash loses nothing finished."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, sort_keys=True, default=_json_default)
+    with open(run_dir / RECORDS_FILE, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_records(run_dir: Path) -> list[dict[str, Any]]:
+    """All complete records of a run; a torn last line (a killed writer) is ignored."""
+    return list(iter_records(run_dir))
+
+
+def iter_records(run_dir: Path) -> Iterator[dict[str, Any]]:
+    path = run_dir / RECORDS_FILE
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines) or (number == len(lines) - 1 and not lines[-1]):
+                continue  # the last line was cut short by a kill: not a record
+            raise ValueError(f"{path}:{number} is not valid JSON; the records file is corrupt") from None
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in a record")

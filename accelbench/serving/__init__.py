@@ -1,0 +1,1 @@
+"""TensorFlow Serving-compatible HTTP model server (issue 5)."""
