@@ -1,0 +1,292 @@
+"""What this machine is: CPU, cores, memory, GPUs, software versions, and a stable hardware id."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from accelbench.hardware_profiles.schema import HardwareProfile
+
+# Flags that change how fast a model runs here; the full list is hundreds long and mostly noise.
+RELEVANT_CPU_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_bf16",
+    "amx_int8",
+    "amx_tile",
+    # Arm (the 'Features' line of /proc/cpuinfo)
+    "neon",
+    "asimd",
+    "asimdhp",
+    "asimddp",
+    "fphp",
+    "i8mm",
+    "bf16",
+    "sve",
+    "sve2",
+)
+
+PACKAGES = (
+    "numpy",
+    "ai-edge-litert",
+    "tflite-runtime",
+    "tensorflow",
+    "tf-keras",
+    "tensorflow-model-optimization",
+    "jax",
+    "jaxlib",
+    "mlcommons-loadgen",
+)
+
+_VENDORS = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD", "0x41": "Arm", "0x61": "Apple"}
+
+
+@functools.cache
+def cpu_info() -> dict[str, Any]:
+    """CPU model, vendor and the relevant flags, from /proc/cpuinfo where it exists."""
+    fields: dict[str, str] = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    model = (
+        fields.get("model name")
+        or fields.get("Model")  # Raspberry Pi kernels name the board here
+        or fields.get("Hardware")
+        or platform.processor()
+        or platform.machine()
+    )
+    vendor_code = fields.get("vendor_id") or fields.get("CPU implementer") or ""
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    return {
+        "cpu_model": model,
+        "cpu_vendor": _VENDORS.get(vendor_code, vendor_code or "unknown"),
+        "cpu_flags": [flag for flag in RELEVANT_CPU_FLAGS if flag in flags],
+        "machine": platform.machine(),
+    }
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask), which a container or taskset narrows."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def memory_bytes() -> dict[str, int | None]:
+    """Physical memory, and the cgroup cap where a container sets one lower."""
+    import psutil
+
+    total = int(psutil.virtual_memory().total)
+    cap: int | None = None
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and int(raw) < total:
+            cap = int(raw)
+        break
+    return {"total": total, "cgroup_limit": cap}
+
+
+@functools.cache
+def gpus() -> tuple[dict[str, str], ...]:
+    """NVIDIA GPUs from nvidia-smi (name, driver, memory); empty where there is none."""
+    try:
+        out = subprocess.run(
+            [
+                "nvidia-smi",
+                "--query-gpu=name,driver_version,memory.total",
+                "--format=csv,noheader,nounits",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    found = []
+    for line in out.strip().splitlines():
+        parts = [part.strip() for part in line.split(",")]
+        if len(parts) >= 3:
+            found.append({"name": parts[0], "driver": parts[1], "memory_mib": parts[2]})
+    return tuple(found)
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that change results, read without importing them."""
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def installed_runtimes() -> list[str]:
+    """The runtimes whose package is importable here (found, not imported)."""
+    modules = {
+        "litert": "ai_edge_litert",
+        "tflite-runtime": "tflite_runtime",
+        "tensorflow": "tensorflow",
+        "jax": "jax",
+    }
+    return [name for name, module in modules.items() if importlib.util.find_spec(module)]
+
+
+def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
+    """The commit of the repository around ``cwd`` and whether its tree has changes."""
+
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"git_commit": None, "git_dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
+
+
+def environment_fingerprint() -> dict[str, Any]:
+    """Everything about this machine and its software that a result depends on, for the record."""
+    import psutil
+
+    memory = memory_bytes()
+    cpu = cpu_info()
+    return {
+        "host_fingerprint_id": host_fingerprint_id(),
+        "cpu_model": cpu["cpu_model"],
+        "cpu_vendor": cpu["cpu_vendor"],
+        "cpu_flags": cpu["cpu_flags"],
+        "machine": cpu["machine"],
+        "logical_cores": os.cpu_count(),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "available_cores": available_cores(),
+        "memory_total_gb": round(memory["total"] / 2**30, 2),
+        "memory_cgroup_limit_gb": (
+            round(memory["cgroup_limit"] / 2**30, 2) if memory["cgroup_limit"] else None
+        ),
+        "os": platform.system(),
+        "os_release": _os_release(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "packages": package_versions(),
+        "gpus": [dict(gpu) for gpu in gpus()],
+        **git_state(),
+    }
+
+
+def host_fingerprint_id() -> str:
+    """A short hash of the fields that identify this hardware, stable across runs and reboots."""
+    import psutil
+
+    cpu = cpu_info()
+    identity = {
+        "cpu_model": cpu["cpu_model"],
+        "cpu_flags": cpu["cpu_flags"],
+        "machine": cpu["machine"],
+        "logical_cores": os.cpu_count(),
+        # Rounded: the kernel reserves a little memory, and that varies between boots.
+        "memory_gb": round(psutil.virtual_memory().total / 2**30),
+        "gpus": sorted(gpu["name"] for gpu in gpus()),
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return digest[:12]
+
+
+def _os_release() -> str | None:
+    try:
+        return platform.freedesktop_os_release().get("PRETTY_NAME")
+    except OSError:
+        return None
+
+
+def detect_host() -> HardwareProfile:
+    """This machine as a profile (execution local); peaks come from its cached calibration."""
+    from accelbench.hardware_profiles.calibrate import load_calibration
+
+    cpu = cpu_info()
+    memory = memory_bytes()
+    usable = memory["cgroup_limit"] or memory["total"]
+    calibration = load_calibration()
+    peak: dict[str, float] = {}
+    sources: list[dict[str, Any]] = []
+    bandwidth = None
+    if calibration is not None:
+        peak["fp32"] = round(calibration.fp32_gflops / 1e3, 6)
+        if calibration.int8_gops is not None:
+            peak["int8"] = round(calibration.int8_gops / 1e3, 6)
+        bandwidth = calibration.memory_bandwidth_gbps
+        measured = {
+            "peak_compute.fp32": ("fp32_gflops", peak["fp32"]),
+            "peak_compute.int8": ("int8_gops", peak.get("int8")),
+            "memory_bandwidth_gbps": ("memory_bandwidth_gbps", bandwidth),
+        }
+        for figure, (key, value) in measured.items():
+            if value is not None:
+                how = calibration.methods.get(key, "measured")
+                citation = f"accelbench calibrate, {calibration.measured_at}: {how}"
+                sources.append({"figure": figure, "value": value, "url_or_citation": citation})
+    sources.append(
+        {
+            "figure": "memory_gb",
+            "value": round(usable / 2**30, 2),
+            "url_or_citation": "detected: psutil total memory, or the cgroup limit if lower",
+        }
+    )
+    is_arm = cpu["machine"].lower().startswith(("arm", "aarch"))
+    return HardwareProfile(
+        name="host",
+        kind="edge-cpu" if is_arm else "cpu",
+        vendor=cpu["cpu_vendor"],
+        model=cpu["cpu_model"],
+        cores=available_cores(),
+        memory_gb=round(usable / 2**30, 2),
+        peak_compute=peak,
+        memory_bandwidth_gbps=bandwidth,
+        supported_precisions=["fp32", "fp16", "bf16", "int8", "int16x8"],
+        runtimes=installed_runtimes(),
+        execution="local",
+        sources=sources,
+        notes=(
+            "Detected at run time"
+            + (
+                f"; peaks measured by calibration {calibration.measured_at}"
+                if calibration
+                else "; peaks unknown until 'accelbench calibrate' runs"
+            )
+        ),
+    )

@@ -1,0 +1,186 @@
+"""The hardware profile schema and its one-line validation messages."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+
+from accelbench.errors import UsageError
+
+Kind = Literal["cpu", "gpu", "tpu", "edge-cpu", "edge-tpu", "npu"]
+# Precisions with a peak-compute figure (TFLOP/s for floats, TOP/s for int8).
+PeakPrecision = Literal["fp32", "fp16", "bf16", "int8"]
+# Precisions a device can run; int16x8 (int16 activations, int8 weights) has no peak of its own.
+Precision = Literal["fp32", "fp16", "bf16", "int8", "int16x8"]
+Runtime = Literal["litert", "tflite-runtime", "tensorflow", "jax", "remote"]
+Execution = Literal["local", "emulated", "projected", "remote"]
+
+FLOAT_PRECISIONS = ("fp32", "fp16", "bf16")
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+HOST_NAME = "host"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    """Where one published figure comes from."""
+
+    figure: str = Field(min_length=1)
+    value: str | float | int
+    url_or_citation: str = Field(min_length=1)
+
+
+class Emulation(_Strict):
+    """Limits applied to this host when it stands in for the device."""
+
+    threads: int | None = Field(default=None, gt=0)
+    memory_mb: int | None = Field(default=None, gt=0)
+
+
+class HardwareProfile(_Strict):
+    """One device: its published peak figures, what it runs, and how accelbench reaches it."""
+
+    name: str = Field(pattern=SLUG_PATTERN)
+    kind: Kind
+    vendor: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    # CPU cores for CPUs, CUDA cores for GPUs, TensorCores for TPUs, 1 for an Edge TPU.
+    cores: int = Field(gt=0)
+    memory_gb: float = Field(gt=0)
+    peak_compute: dict[PeakPrecision, PositiveFloat] = Field(default_factory=dict)
+    memory_bandwidth_gbps: float | None = Field(default=None, gt=0)
+    tdp_watts: float | None = Field(default=None, gt=0)
+    price_per_hour_usd: float | None = Field(default=None, ge=0)
+    supported_precisions: list[Precision] = Field(min_length=1)
+    runtimes: list[Runtime] = Field(default_factory=list)
+    delegate: str | None = None
+    execution: Execution
+    emulation: Emulation | None = None
+    sources: list[Source] = Field(default_factory=list)
+    notes: str = ""
+
+    def peak_ops_per_s(self, precision: str) -> float | None:
+        """Peak operations per second at ``precision``, or None where no figure is published."""
+        tera = self.peak_compute.get(precision)  # type: ignore[call-overload]
+        return None if tera is None else tera * 1e12
+
+    def published_figures(self) -> list[str]:
+        """The figure names this profile states, each of which a source must back."""
+        figures = [f"peak_compute.{p}" for p in self.peak_compute]
+        for field in ("memory_bandwidth_gbps", "tdp_watts", "price_per_hour_usd", "memory_gb"):
+            if getattr(self, field) is not None:
+                figures.append(field)
+        return figures
+
+    def unsourced_figures(self) -> list[str]:
+        """Published figures that no entry of ``sources`` names."""
+        cited = {source.figure for source in self.sources}
+        return [figure for figure in self.published_figures() if figure not in cited]
+
+
+# What each field accepts, in words, for the one-line error message.
+_ACCEPTS: dict[str, str] = {
+    "name": "a slug of lowercase letters, digits and hyphens, such as 'my-board'",
+    "kind": "one of " + ", ".join(get_args(Kind)),
+    "vendor": "a non-empty string",
+    "model": "a non-empty string",
+    "cores": "a positive integer",
+    "memory_gb": "a positive number of gigabytes",
+    "peak_compute": "a mapping from precision ("
+    + ", ".join(get_args(PeakPrecision))
+    + ") to a positive TFLOP/s or TOP/s figure",
+    "memory_bandwidth_gbps": "a positive number of GB/s",
+    "tdp_watts": "a positive number of watts",
+    "price_per_hour_usd": "a number of US dollars per hour, 0 or more",
+    "supported_precisions": "a non-empty list drawn from " + ", ".join(get_args(Precision)),
+    "runtimes": "a list drawn from " + ", ".join(get_args(Runtime)),
+    "delegate": "a delegate library name such as libedgetpu.so.1",
+    "execution": "one of " + ", ".join(get_args(Execution)),
+    "emulation": "a mapping with threads and/or memory_mb",
+    "threads": "a positive integer",
+    "memory_mb": "a positive integer number of megabytes",
+    "sources": "a list of mappings with figure, value and url_or_citation",
+    "figure": "the name of the figure it backs, such as peak_compute.fp16",
+    "value": "the figure as published, a number or a string",
+    "url_or_citation": "a URL or a citation of the datasheet",
+    "notes": "a string",
+}
+
+_MODELS_BY_FIELD: dict[str, type[BaseModel]] = {"emulation": Emulation, "sources": Source}
+
+
+def profile_from_mapping(data: Any, origin: str) -> HardwareProfile:
+    """Validate parsed YAML into a profile, or raise UsageError naming ``origin`` and the field."""
+    if not isinstance(data, dict):
+        raise UsageError(
+            f"profile {origin} holds a {type(data).__name__}, not a mapping of fields; "
+            "write it as 'name: ...', 'kind: ...' and so on, one field a line"
+        )
+    try:
+        profile = HardwareProfile.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(_one_line(exc, origin)) from None
+    if profile.name == HOST_NAME:
+        raise UsageError(
+            f"profile {origin}: field 'name' is 'host', which is reserved for the detected "
+            "machine; use another name"
+        )
+    return profile
+
+
+def _one_line(exc: ValidationError, origin: str) -> str:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return f"profile {origin}: {_describe(first)}{more}"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = list(error["loc"])
+    kind = error["type"]
+    is_key = bool(loc) and loc[-1] == "[key]"
+    if is_key:
+        loc = loc[:-2]  # drop the key and its marker: the mapping itself is the field
+    path = _path(loc)
+    field = next((part for part in reversed(loc) if part in _ACCEPTS), "")
+    accepts = _ACCEPTS.get(field, error["msg"].lower())
+    if field == "peak_compute" and len(loc) > 1:
+        accepts = "a positive number of TFLOP/s (TOP/s for int8)"
+    if kind == "literal_error":
+        accepts = "one of " + str(error["ctx"]["expected"]).replace("'", "")
+    if kind == "extra_forbidden":
+        parent = loc[0] if len(loc) > 1 else None
+        allowed = _MODELS_BY_FIELD.get(parent, HardwareProfile).model_fields if parent else None
+        allowed = allowed or HardwareProfile.model_fields
+        return f"field '{path}' is not a known field; use only {', '.join(allowed)}"
+    if kind == "missing":
+        return f"field '{path}' is missing; add it as {accepts}"
+    if is_key:
+        # A literal error on a mapping key: the key itself is wrong, not its value.
+        return f"field '{path}' has key {error['input']!r}; use {accepts}"
+    return f"field '{path}' is {_show(error.get('input'))}; use {accepts}"
+
+
+def _path(loc: list[Any]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in ("str", "float", "int") or "[" in str(part):
+            continue  # pydantic's union-branch labels, not part of the user's path
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def execution_mode(profile: HardwareProfile) -> Execution:
+    """How a cell on ``profile`` runs: the detected host always locally, others as declared."""
+    return "local" if profile.name == HOST_NAME else profile.execution

@@ -1,0 +1,134 @@
+"""The JAX runtime: a serialized ``jax.export`` artifact (.jaxexport), and a helper to write one.
+
+JAX is imported here only, when a runtime is opened. Inputs are positional, named input_0,
+input_1, …; a symbolic (shape-polymorphic) dimension is -1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accelbench.errors import UsageError
+from accelbench.runtimes.edge import TensorSpec, check_inputs
+
+SINGLE_THREAD_FLAG = "--xla_cpu_multi_thread_eigen=false"
+
+
+def _limit_threads(threads: int | None) -> str:
+    """Apply a thread count before JAX starts, or say why it cannot be; returns how it holds."""
+    if threads is None:
+        return "unlimited"
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) == threads:
+        return "cpu affinity"
+    if threads == 1:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if SINGLE_THREAD_FLAG in flags:
+            return "xla flag"
+        if "jax" not in sys.modules:
+            os.environ["XLA_FLAGS"] = f"{flags} {SINGLE_THREAD_FLAG}".strip()
+            return "xla flag"
+    # XLA's CPU client has no thread-count setting: only affinity bounds it.
+    raise UsageError(
+        f"runtime 'jax' cannot limit itself to {threads} threads in this process; restrict the "
+        f"process to {threads} CPUs (a hardware profile's affinity) or leave threads unset"
+    )
+
+
+class JaxRuntime:
+    """A .jaxexport file (``jax.export`` serialized), called through one jitted function."""
+
+    name = "jax"
+
+    def __init__(self, artifact: str | Path, *, threads: int | None = None) -> None:
+        self.artifact = Path(artifact)
+        self.threads = threads
+        self._threads_by = _limit_threads(threads)
+        import jax
+
+        self._jax = jax
+        try:
+            self._exported = jax.export.deserialize(bytearray(self.artifact.read_bytes()))
+        except Exception as err:  # a bad file fails inside the flatbuffer reader in many ways
+            raise UsageError(
+                f"{self.artifact} is not a serialized jax.export artifact ({type(err).__name__}); "
+                "write it with save_jax_export or Exported.serialize()"
+            ) from err
+        exported = self._exported
+        self._inputs = [_spec(f"input_{i}", i, aval) for i, aval in enumerate(exported.in_avals)]
+        self._outputs = [_spec(f"output_{i}", i, aval) for i, aval in enumerate(exported.out_avals)]
+        batch_dims = {s.shape[0] for s in self._inputs if s.shape}
+        self.max_batch_size = None if not batch_dims or -1 in batch_dims else min(batch_dims)
+        self._call = jax.jit(exported.call)
+
+    def inputs(self) -> list[TensorSpec]:
+        return list(self._inputs)
+
+    def outputs(self) -> list[TensorSpec]:
+        return list(self._outputs)
+
+    def set_batch_size(self, n: int) -> None:
+        if self.max_batch_size is not None and n != self.max_batch_size:
+            raise ValueError(
+                f"{self.artifact.name} was exported with a fixed batch dimension of "
+                f"{self.max_batch_size}, so batch size {n} is impossible; export it with "
+                "save_jax_export(..., dynamic_batch=True)"
+            )
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        check_inputs(self._inputs, inputs, self.artifact.name)
+        result = self._jax.block_until_ready(self._call(*inputs))
+        leaves = self._jax.tree_util.tree_leaves(result)
+        return [np.asarray(leaf) for leaf in leaves]
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "runtime": self.name,
+            "package": "jax",
+            "version": self._jax.__version__,
+            "backend": self._jax.default_backend(),
+            "exported_platforms": list(self._exported.platforms),
+            "threads": self.threads,
+            "threads_limited_by": self._threads_by,
+        }
+
+    def close(self) -> None:
+        self._call = None
+
+
+def _spec(name: str, index: int, aval: Any) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) else -1 for d in aval.shape)
+    return TensorSpec(name=name, shape=shape, dtype=np.dtype(aval.dtype).name, index=index)
+
+
+def save_jax_export(
+    fn: Callable[..., Any],
+    example_inputs: Sequence[np.ndarray],
+    path: str | Path,
+    *,
+    dynamic_batch: bool = False,
+    platforms: Sequence[str] | None = None,
+) -> Path:
+    """Export fn for inputs shaped like example_inputs and write it to path (a .jaxexport).
+
+    dynamic_batch=True makes dimension 0 of every input one symbolic batch size; platforms
+    (e.g. ("cpu", "cuda")) defaults to the platform JAX runs on here.
+    """
+    import jax
+
+    batch = jax.export.symbolic_shape("batch")[0] if dynamic_batch else None
+    avals = [
+        jax.ShapeDtypeStruct(
+            (batch, *np.shape(x)[1:]) if batch is not None else np.shape(x), np.asarray(x).dtype
+        )
+        for x in example_inputs
+    ]
+    exported = jax.export.export(jax.jit(fn), platforms=platforms)(*avals)
+    path = Path(path)
+    path.write_bytes(exported.serialize())
+    return path

@@ -1,0 +1,208 @@
+"""Checks that a file is a loadable .tflite model before anything runs it, with one-line reasons.
+
+Imports numpy and, in a child process, the interpreter only: never TensorFlow. The flatbuffer's
+offsets are bounds-checked here, and the interpreter's load runs in a child process, because an
+interpreter that does not verify the buffer could crash the caller on a corrupt file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+from accelbench.errors import UsageError
+
+TFLITE_IDENTIFIER = b"TFL3"
+EDGE_RUNNER = Path(__file__).with_name("edge.py")
+
+# Model table fields (tensorflow/compiler/mlir/lite/schema/schema.fbs) that hold offset vectors.
+_MODEL_OPERATOR_CODES, _MODEL_SUBGRAPHS, _MODEL_DESCRIPTION, _MODEL_BUFFERS = 1, 2, 3, 4
+_MODEL_METADATA, _MODEL_SIGNATURE_DEFS = 6, 7
+_SUBGRAPH_VECTORS = (0, 1, 2, 3)  # tensors, inputs, outputs, operators
+_BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
+
+
+def validate_tflite(path: str | Path, *, load: bool = True, interpreter: str = "auto") -> None:
+    """Raise UsageError, in one sentence, unless path is a complete .tflite the interpreter loads.
+
+    load=False skips the interpreter (a child process, ~0.5 s) and checks the file alone.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path} does not exist; pass the path of a .tflite file")
+    if path.is_dir():
+        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
+            raise UsageError(
+                f"{path} is a SavedModel directory, not a .tflite file; run it with "
+                "runtime 'tensorflow' or convert it to .tflite first"
+            )
+        raise UsageError(f"{path} is a directory; pass the path of a .tflite file")
+    data = path.read_bytes()
+    if not data:
+        raise UsageError(f"{path} is empty (0 bytes); pass a complete .tflite file")
+    if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
+        looks_like = _looks_like(path, data)
+        what = f"it looks like {looks_like}" if looks_like else "no 'TFL3' file identifier"
+        raise UsageError(f"{path} is not a TFLite model ({what}); pass the path of a .tflite file")
+    problem = _flatbuffer_problem(data)
+    if problem:
+        raise UsageError(
+            f"{path} is truncated or corrupt ({problem}); export or copy the .tflite file again"
+        )
+    if load:
+        _load_in_child(path, interpreter)
+
+
+def _looks_like(path: Path, data: bytes) -> str | None:
+    """Name the kind of file a user most likely passed by mistake, when it is obvious."""
+    head = data[:4096]
+    suffix = path.suffix.lower()
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive such as a .keras model"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "an HDF5 file such as a Keras .h5 model"
+    if head.startswith(b"\x93NUMPY"):
+        return "a NumPy .npy array"
+    if head.startswith(b"\x1f\x8b"):
+        return "a gzip archive"
+    if suffix == ".onnx" or (head[:1] == b"\x08" and b"onnx" in head):
+        return "an ONNX model"
+    if suffix == ".pb" or path.name == "saved_model.pb":
+        return "the protobuf of a TensorFlow SavedModel"
+    if suffix == ".jaxexport":
+        return "a JAX export"
+    if head[:1] == b"\x08":
+        return "a protobuf such as a SavedModel .pb or an ONNX model"
+    if all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return "a text file"
+    return None
+
+
+def _flatbuffer_problem(data: bytes) -> str | None:
+    """Bounds-check the Model table, its vectors and its buffers: the part a truncation cuts."""
+    reader = _Reader(data)
+    try:
+        model = reader.table(reader.u32(0), "the root table")
+        for field in (
+            _MODEL_OPERATOR_CODES,
+            _MODEL_SUBGRAPHS,
+            _MODEL_BUFFERS,
+            _MODEL_METADATA,
+            _MODEL_SIGNATURE_DEFS,
+        ):
+            tables = reader.table_vector(model, field)
+            if field == _MODEL_SUBGRAPHS:
+                if not tables:
+                    return "it has no subgraph"
+                for subgraph in tables:
+                    for vector in _SUBGRAPH_VECTORS:
+                        reader.vector(subgraph, vector, element_size=4)
+            if field == _MODEL_BUFFERS:
+                for buffer in tables:
+                    reader.vector(buffer, _BUFFER_DATA, element_size=1)
+                    # Models over 2 GB keep weights after the flatbuffer, at offset/size.
+                    offset = reader.scalar(buffer, _BUFFER_OFFSET, "<Q")
+                    size = reader.scalar(buffer, _BUFFER_SIZE, "<Q")
+                    if offset > 1 and offset + size > len(data):
+                        raise _OutOfBounds(
+                            f"a weight buffer ends at byte {offset + size} of {len(data)}"
+                        )
+        reader.vector(model, _MODEL_DESCRIPTION, element_size=1)
+    except _OutOfBounds as err:
+        return str(err)
+    return None
+
+
+class _OutOfBounds(Exception):
+    pass
+
+
+class _Reader:
+    """Just enough of the flatbuffer wire format to bounds-check offsets."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def _need(self, start: int, length: int, what: str) -> None:
+        if start < 0 or start + length > len(self.data):
+            raise _OutOfBounds(f"{what} points to byte {start + length} of {len(self.data)}")
+
+    def u32(self, pos: int) -> int:
+        self._need(pos, 4, "an offset")
+        return struct.unpack_from("<I", self.data, pos)[0]
+
+    def table(self, pos: int, what: str = "a table") -> tuple[int, int]:
+        """Return (table position, vtable position) after checking both fit the file."""
+        self._need(pos, 4, what)
+        vtable = pos - struct.unpack_from("<i", self.data, pos)[0]
+        self._need(vtable, 4, f"the vtable of {what}")
+        vtable_size, table_size = struct.unpack_from("<HH", self.data, vtable)
+        if vtable_size < 4 or vtable_size % 2:
+            raise _OutOfBounds(f"the vtable of {what} has an impossible size {vtable_size}")
+        self._need(vtable, vtable_size, f"the vtable of {what}")
+        self._need(pos, table_size, what)
+        return pos, vtable
+
+    def field(self, table: tuple[int, int], index: int) -> int | None:
+        pos, vtable = table
+        slot = 4 + 2 * index
+        if slot >= struct.unpack_from("<H", self.data, vtable)[0]:
+            return None
+        offset = struct.unpack_from("<H", self.data, vtable + slot)[0]
+        return pos + offset if offset else None
+
+    def scalar(self, table: tuple[int, int], index: int, fmt: str) -> int:
+        pos = self.field(table, index)
+        if pos is None:
+            return 0
+        self._need(pos, struct.calcsize(fmt), "a field")
+        return struct.unpack_from(fmt, self.data, pos)[0]
+
+    def vector(self, table: tuple[int, int], index: int, element_size: int) -> list[int]:
+        """Return the element positions of a vector field (empty when absent)."""
+        pos = self.field(table, index)
+        if pos is None:
+            return []
+        start = pos + self.u32(pos)
+        length = self.u32(start)
+        self._need(start + 4, length * element_size, "a vector")
+        return [start + 4 + i * element_size for i in range(length)]
+
+    def table_vector(self, table: tuple[int, int], index: int) -> list[tuple[int, int]]:
+        return [self.table(p + self.u32(p)) for p in self.vector(table, index, element_size=4)]
+
+
+def _load_in_child(path: Path, interpreter: str) -> None:
+    """Load and allocate the model with the edge runner in a child: a crash there is a message."""
+    command = [sys.executable, str(EDGE_RUNNER), str(path), "--runs", "0", "--json"]
+    command += ["--interpreter", interpreter]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    except subprocess.TimeoutExpired as err:
+        raise UsageError(
+            f"{path} did not load within 300 s; check that it is a complete .tflite file"
+        ) from err
+    if done.returncode == 0:
+        return
+    if done.returncode < 0:
+        raise UsageError(
+            f"{path} crashed the TFLite interpreter while loading (signal {-done.returncode}); "
+            "the file is corrupt, export or copy it again"
+        )
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    reason = lines[-1].removeprefix("edge.py: error: ") if lines else f"exit {done.returncode}"
+    if done.returncode == 2 and "interpreter" in reason and "install" in reason:
+        raise UsageError(reason)
+    custom = re.search(r"unresolved custom op: (\w+)", done.stderr)
+    if custom:
+        raise UsageError(
+            f"{path} uses the custom op {custom.group(1)}, which the TFLite interpreter does not "
+            "have; benchmark it with an interpreter build that registers that op, or convert "
+            "the model without it"
+        )
+    raise UsageError(f"{path} does not load in the TFLite interpreter ({reason})")
