@@ -53,7 +53,9 @@ def iter_records(run_dir: Path) -> Iterator[dict[str, Any]]:
         except json.JSONDecodeError:
             if number == len(lines) or (number == len(lines) - 1 and not lines[-1]):
                 continue  # the last line was cut short by a kill: not a record
-            raise ValueError(f"{path}:{number} is not valid JSON; the records file is corrupt") from None
+            raise ValueError(
+                f"{path}:{number} is not valid JSON; the records file is corrupt"
+            ) from None
 
 
 def _json_default(obj: Any) -> Any:

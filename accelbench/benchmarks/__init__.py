@@ -1,1 +1,1 @@
-"""benchmarks"""
+"""Scenarios, what is measured: MLPerf LoadGen latency and throughput runs and their presets."""

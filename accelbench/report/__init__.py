@@ -1,1 +1,1 @@
-"""report"""
+"""Records -> tables, summaries and reports. Imports no ML framework."""

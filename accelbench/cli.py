@@ -1,0 +1,271 @@
+"""The command line: parses arguments, calls the library, sets the exit code (2 for bad input)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from accelbench import __version__
+from accelbench.errors import UsageError
+
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one UsageError line instead of usage + exit."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message}; see '{self.prog} --help'")
+
+
+def _csv(kind: str, cast=str):
+    def parse(text: str) -> list[Any]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"empty {kind} list; give e.g. a comma-separated list")
+        try:
+            return [cast(t) for t in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{kind} must be a comma-separated list of {cast.__name__}s, got {text!r}"
+            ) from None
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="accelbench",
+        description="Benchmark models on this host and on emulated or projected hardware "
+        "profiles, with MLPerf LoadGen, into comparable records.",
+    )
+    p.add_argument("--version", action="version", version=f"accelbench {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    b = sub.add_parser(
+        "bench", help="benchmark one model (.tflite, SavedModel, .keras, .jaxexport)"
+    )
+    b.add_argument("model", nargs="?", help="model artifact; omit with --resume")
+    b.add_argument(
+        "--profile",
+        type=_csv("profile"),
+        default=["host"],
+        help="comma-separated profile names or YAML paths (default: host)",
+    )
+    b.add_argument(
+        "--threads",
+        type=_csv("threads", int),
+        default=None,
+        help="comma-separated thread counts (default: all cores / the device's cores)",
+    )
+    b.add_argument(
+        "--scenario",
+        type=_csv("scenario"),
+        default=["single-stream"],
+        help="single-stream, multi-stream, offline, server (default: single-stream)",
+    )
+    b.add_argument("--preset", default="quick", help="quick (default), standard or mlperf")
+    b.add_argument("--runtime", default=None, help="litert, tflite-runtime, tensorflow or jax")
+    b.add_argument("--no-xnnpack", action="store_true", help="run LiteRT without XNNPACK")
+    b.add_argument("--inputs", default=None, help=".npy/.npz file of real inputs")
+    b.add_argument("--name", default=None, help="model name in records (default: file stem)")
+    b.add_argument("--timeout", type=float, default=600.0, help="seconds per cell (default 600)")
+    b.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
+    b.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="run only the cells of RUN_DIR not yet recorded",
+    )
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    r = sub.add_parser("run", help="run a suite YAML file")
+    r.add_argument("suite", nargs="?", help="suite YAML; omit with --resume")
+    r.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
+    r.add_argument("--resume", default=None, metavar="RUN_DIR")
+    r.add_argument("--no-progress", action="store_true")
+
+    pr = sub.add_parser("profiles", help="list, show, validate, detect and calibrate profiles")
+    psub = pr.add_subparsers(dest="profiles_command", metavar="ACTION", parser_class=_Parser)
+    psub.add_parser("list", help="list built-in profiles")
+    s = psub.add_parser("show", help="print one profile as YAML")
+    s.add_argument("name", help="profile name or YAML path")
+    v = psub.add_parser("validate", help="validate a profile YAML file")
+    v.add_argument("file")
+    psub.add_parser("detect", help="print the profile detected for this host")
+    c = psub.add_parser("calibrate", help="measure this host's peak compute and bandwidth")
+    c.add_argument("--seconds", type=float, default=3.0, help="time budget (default 3 s)")
+
+    res = sub.add_parser("results", help="show a run's results")
+    rsub = res.add_subparsers(dest="results_command", metavar="ACTION", parser_class=_Parser)
+    rs = rsub.add_parser("show", help="print the table of a run folder")
+    rs.add_argument("run_dir")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return _dispatch(args, parser)
+    except UsageError as exc:
+        print(f"accelbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("accelbench: interrupted; finished records are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.command == "bench":
+        return _bench(args)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "profiles":
+        return _profiles(args)
+    if args.command == "results":
+        if args.results_command != "show":
+            raise UsageError("say 'accelbench results show RUN_DIR'")
+        from accelbench.report.tables import load_run, print_table
+
+        run_dir = Path(args.run_dir)
+        print_table(load_run(run_dir), title=f"run {run_dir.name}")
+        return EXIT_OK
+    raise UsageError(f"unknown command {args.command!r}; see 'accelbench --help'")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from accelbench.runner.suite import suite_from_mapping
+
+    if args.resume:
+        return _resume(Path(args.resume), progress=not args.no_progress)
+    if not args.model:
+        raise UsageError("name a model file to benchmark, or --resume RUN_DIR")
+    model = Path(args.model)
+    check_artifact(model)
+    entry: dict[str, Any] = {"path": str(model.resolve())}
+    if args.name:
+        entry["name"] = args.name
+    if args.inputs:
+        inputs = Path(args.inputs)
+        if not inputs.is_file():
+            raise UsageError(f"inputs file {inputs} does not exist; pass a .npy or .npz file")
+        entry["inputs"] = str(inputs.resolve())
+    suite = suite_from_mapping(
+        {
+            "name": f"bench {model.name}",
+            "models": [entry],
+            "profiles": args.profile,
+            "threads": args.threads,
+            "scenarios": args.scenario,
+            "preset": args.preset,
+            "runtime": args.runtime,
+            "xnnpack": not args.no_xnnpack,
+            "timeout_s": args.timeout,
+        },
+        "command line",
+    )
+    return _execute(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from accelbench.runner.suite import load_suite
+
+    if args.resume:
+        return _resume(Path(args.resume), progress=not args.no_progress)
+    if not args.suite:
+        raise UsageError("name a suite YAML file to run, or --resume RUN_DIR")
+    suite = load_suite(args.suite)
+    for entry in suite.models:
+        check_artifact(Path(entry.path))
+    return _execute(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
+
+
+def check_artifact(path: Path) -> None:
+    """Fail fast, before any folder is written, on a model file that cannot be run."""
+    if not path.exists():
+        raise UsageError(f"model file {path} does not exist; pass the path of a model artifact")
+    if path.suffix == ".tflite" or (
+        path.is_file() and path.suffix not in (".keras", ".h5", ".jaxexport")
+    ):
+        from accelbench.runtimes.validate import validate_tflite
+
+        validate_tflite(path)
+
+
+def _execute(suite: Any, out: Path | None, progress: bool) -> int:
+    from accelbench.runner.suite import expand
+    from accelbench.runner.sweep import new_run_dir, run_suite
+
+    expand(suite)  # profiles and settings are checked before the run folder exists
+    run_dir = out or new_run_dir()
+    return _finish(run_dir, lambda: run_suite(suite, run_dir, progress=progress))
+
+
+def _resume(run_dir: Path, progress: bool) -> int:
+    from accelbench.runner.sweep import load_run_suite, run_suite
+
+    suite = load_run_suite(run_dir)
+    return _finish(run_dir, lambda: run_suite(suite, run_dir, resume=True, progress=progress))
+
+
+def _finish(run_dir: Path, go) -> int:
+    from accelbench.report.tables import print_table
+
+    try:
+        records = go()
+    except KeyboardInterrupt:
+        print(
+            f"accelbench: interrupted; finished records are kept in {run_dir}; "
+            f"continue with --resume {run_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print_table(records, title=f"run {run_dir}")
+    print(f"records: {run_dir / 'records.jsonl'}  table: {run_dir / 'results.parquet'}")
+    failed = [r for r in records if r["status"] == "failed"]
+    return EXIT_FAILED_CELLS if failed else EXIT_OK
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    import yaml
+
+    from accelbench import hardware_profiles as hp
+
+    action = args.profiles_command
+    if action == "list":
+        for prof in hp.list_profiles():
+            print(
+                f"{prof.name:18} {prof.kind:9} {hp.execution_mode(prof):9} "
+                f"{prof.vendor} {prof.model}"
+            )
+        return EXIT_OK
+    if action == "show":
+        prof = hp.load_profile(args.name)
+        print(yaml.safe_dump(prof.model_dump(mode="json", exclude_none=True), sort_keys=False))
+        return EXIT_OK
+    if action == "validate":
+        prof = hp.validate_profile_file(args.file)
+        print(f"{args.file}: valid profile '{prof.name}' ({prof.kind})")
+        return EXIT_OK
+    if action == "detect":
+        prof = hp.detect_host()
+        print(yaml.safe_dump(prof.model_dump(mode="json", exclude_none=True), sort_keys=False))
+        return EXIT_OK
+    if action == "calibrate":
+        from accelbench.hardware_profiles.calibrate import calibrate
+
+        cal = calibrate(seconds=args.seconds)
+        data = cal.model_dump(mode="json") if hasattr(cal, "model_dump") else vars(cal)
+        print(yaml.safe_dump(data, sort_keys=False))
+        return EXIT_OK
+    raise UsageError("say 'accelbench profiles list|show|validate|detect|calibrate'")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

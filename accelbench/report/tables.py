@@ -1,0 +1,170 @@
+"""The run's table: records flattened into rows, written as results.parquet and summary.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from accelbench.errors import UsageError
+from accelbench.records import RECORDS_FILE, read_records
+
+# The columns a person reads first; every other metric follows in name order.
+HEADLINE_METRICS = (
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p99_ms",
+    "qps",
+    "projected_latency_ms",
+    "load_ms",
+    "first_inference_ms",
+    "peak_rss_mb",
+    "model_bytes",
+)
+ID_COLUMNS = ("model", "optimization", "profile", "execution", "threads", "scenario", "status")
+
+
+def flatten(record: dict[str, Any]) -> dict[str, Any]:
+    """One row per record: identity columns, then one column per metric value, then the error."""
+    row: dict[str, Any] = {k: record.get(k) for k in ("cell_id", *ID_COLUMNS, "runtime")}
+    row["valid"] = (record.get("validity") or {}).get("result")
+    for name, m in sorted((record.get("metrics") or {}).items()):
+        row[name] = m.get("value") if isinstance(m, dict) else m
+    row["artifact_sha256"] = (record.get("artifact") or {}).get("sha256")
+    row["error"] = record.get("error")
+    return row
+
+
+def records_frame(records: list[dict[str, Any]]):  # -> pandas.DataFrame
+    import pandas as pd
+
+    return pd.DataFrame([flatten(r) for r in records])
+
+
+def load_run(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Records of a run folder; a folder without records is a usage error."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise UsageError(f"run folder {path} does not exist; pass a folder written by bench or run")
+    if not (path / RECORDS_FILE).is_file():
+        raise UsageError(
+            f"{path} has no {RECORDS_FILE}; pass a folder written by accelbench bench or run"
+        )
+    try:
+        return read_records(path)
+    except ValueError as exc:
+        raise UsageError(f"{exc}; restore it or re-run the cells with a new run folder") from None
+
+
+SHORT_NAMES = {
+    "latency_p50_ms": "p50 ms",
+    "latency_p90_ms": "p90 ms",
+    "latency_p99_ms": "p99 ms",
+    "qps": "QPS",
+    "projected_latency_ms": "projected ms",
+    "load_ms": "load ms",
+    "first_inference_ms": "1st inf ms",
+    "peak_rss_mb": "RSS MB",
+    "model_bytes": "size",
+}
+LEGEND = (
+    "(emulated) = measured on this host under the device's threads, affinity and memory cap, "
+    "not on the device; projected ms = roofline estimate for the real device, never measured."
+)
+
+
+def display_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and string cells for printing: profile labelled with how it ran, headline metrics."""
+    present = [m for m in HEADLINE_METRICS if any(m in (r.get("metrics") or {}) for r in records)]
+    header = ["model", "opt", "profile", "thr", "scenario", "status"]
+    header += [SHORT_NAMES[m] for m in present] + ["error"]
+    rows = []
+    for r in records:
+        metrics = r.get("metrics") or {}
+        label = r["profile"] if r["execution"] == "local" else f"{r['profile']} ({r['execution']})"
+        cells = [
+            r["model"],
+            r["optimization"],
+            label,
+            str(r["threads"]),
+            r["scenario"],
+            r["status"],
+        ]
+        cells += [_fmt(metrics.get(m, {}).get("value"), m) for m in present]
+        cells.append(str(r.get("error") or ""))
+        rows.append(cells)
+    return header, rows
+
+
+def _fmt(value: Any, name: str) -> str:
+    if value is None:
+        return "-"
+    if name == "model_bytes":
+        return f"{value / 1024:.1f} KiB"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+    return str(value)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    def esc(s: str) -> str:
+        return s.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def summary_markdown(records: list[dict[str, Any]], run_dir: Path) -> str:
+    header, rows = display_rows(records)
+    env = records[0].get("environment", {}) if records else {}
+    cpu = env.get("cpu_model") or env.get("cpu", {}).get("model") if isinstance(env, dict) else None
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    lines = [
+        f"# accelbench run {run_dir.name}",
+        "",
+        f"Cells: {len(records)} ({status}). Measured on: {cpu or 'this host'}.",
+        "",
+        markdown_table(header, rows),
+        "",
+        LEGEND,
+        "",
+    ]
+    presets = {(r.get("settings") or {}).get("comparable_to_mlperf") for r in records}
+    if False in presets:
+        lines.append("Preset `quick` or `standard`: not comparable with MLPerf submissions.\n")
+    return "\n".join(lines)
+
+
+def write_run_outputs(run_dir: Path) -> None:
+    """Derive results.parquet and summary.md from records.jsonl (written via temp files)."""
+    records = read_records(run_dir)
+    if not records:
+        return
+    frame = records_frame(records)
+    tmp = run_dir / "results.parquet.tmp"
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(run_dir / "results.parquet")
+    tmp = run_dir / "summary.md.tmp"
+    tmp.write_text(summary_markdown(records, run_dir), encoding="utf-8")
+    tmp.replace(run_dir / "summary.md")
+
+
+def print_table(records: list[dict[str, Any]], title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    header, rows = display_rows(records)
+    table = Table(title=title, show_lines=False)
+    for h in header:
+        table.add_column(h, no_wrap=h != "error", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=220)  # a pipe or a file: do not squeeze columns to 80
+    console.print(table)
+    if any(r["execution"] in ("emulated", "projected") for r in records):
+        console.print(LEGEND)

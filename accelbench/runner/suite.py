@@ -1,0 +1,244 @@
+"""Suites and cells: what to run (a suite YAML or CLI flags), expanded into one cell per point."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from accelbench.errors import UsageError
+
+SCENARIOS = ("single-stream", "multi-stream", "offline", "server")
+PRESETS = ("quick", "standard", "mlperf")
+RUNTIMES = ("litert", "tflite-runtime", "tensorflow", "jax")
+
+
+class ModelEntry(BaseModel):
+    """One model of a suite: an artifact path, with the name it goes by in records."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    name: str | None = None
+    optimization: str = "none"
+    inputs: str | None = Field(default=None, description=".npy/.npz file of real inputs")
+
+
+class Suite(BaseModel):
+    """A suite file: the matrix of models x profiles x threads x scenarios, and how to measure."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "suite"
+    models: list[ModelEntry]
+    profiles: list[str] = ["host"]
+    threads: list[int] | None = None
+    scenarios: list[str] = ["single-stream"]
+    preset: str = "quick"
+    runtime: str | None = None
+    xnnpack: bool = True
+    timeout_s: float = 600.0
+    seed: int = 0
+
+    @field_validator("models")
+    @classmethod
+    def _some_models(cls, v: list[ModelEntry]) -> list[ModelEntry]:
+        if not v:
+            raise ValueError("list at least one model")
+        return v
+
+    @field_validator("profiles")
+    @classmethod
+    def _some_profiles(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("list at least one profile, for example [host]")
+        return v
+
+    @field_validator("threads")
+    @classmethod
+    def _positive_threads(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or any(t < 1 for t in v)):
+            raise ValueError("threads must be positive integers, for example [1, 2]")
+        return v
+
+    @field_validator("scenarios")
+    @classmethod
+    def _known_scenarios(cls, v: list[str]) -> list[str]:
+        bad = [s for s in v if s not in SCENARIOS]
+        if bad or not v:
+            raise ValueError(
+                f"unknown scenario {bad[0] if bad else '(none)'}; use {_one_of(SCENARIOS)}"
+            )
+        return v
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        if v not in PRESETS:
+            raise ValueError(f"unknown preset {v!r}; use {_one_of(PRESETS)}")
+        return v
+
+    @field_validator("runtime")
+    @classmethod
+    def _known_runtime(cls, v: str | None) -> str | None:
+        if v is not None and v not in RUNTIMES:
+            raise ValueError(f"unknown runtime {v!r}; use {_one_of(RUNTIMES)}")
+        return v
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _positive_timeout(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("timeout_s must be a positive number of seconds")
+        return v
+
+
+def _one_of(names: tuple[str, ...]) -> str:
+    return "one of " + ", ".join(names)
+
+
+def suite_from_mapping(data: Any, source: str) -> Suite:
+    """Validate a suite mapping; a problem becomes one UsageError line naming the field."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{source}: a suite must be a YAML mapping with at least 'models'")
+    try:
+        return Suite.model_validate(data)
+    except ValidationError as exc:
+        # A misspelt field also makes the real one "missing": name the misspelling first.
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        err = errors[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field; the fields are {', '.join(Suite.model_fields)}"
+        elif err["type"] == "missing":
+            msg = "is required; add it"
+        raise UsageError(f"{source}: field '{where}': {msg}") from None
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite YAML file; model paths are resolved against the file's folder."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"suite file {p} does not exist; pass the path of a suite YAML file")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        at = f" at line {line + 1}" if line is not None else ""
+        raise UsageError(f"suite file {p} is not valid YAML{at}; fix the syntax") from None
+    suite = suite_from_mapping(data, str(p))
+    for entry in suite.models:
+        mp = Path(entry.path)
+        if not mp.is_absolute():
+            entry.path = str((p.parent / mp).resolve())
+        if entry.inputs and not Path(entry.inputs).is_absolute():
+            entry.inputs = str((p.parent / entry.inputs).resolve())
+    return suite
+
+
+@dataclass
+class Cell:
+    """One point of the matrix: a model artifact, a profile, a thread count and a scenario."""
+
+    model: str
+    model_path: str
+    optimization: str
+    profile: str
+    profile_data: dict[str, Any]
+    execution: str
+    threads: int
+    scenario: str
+    preset: str
+    runtime: str | None
+    xnnpack: bool
+    inputs_path: str | None
+    seed: int
+    timeout_s: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def logical_key(self) -> dict[str, Any]:
+        """What identifies the cell across runs: names and settings, never the artifact's hash."""
+        return {
+            "model": self.model,
+            "optimization": self.optimization,
+            "profile": self.profile,
+            "threads": self.threads,
+            "scenario": self.scenario,
+            "preset": self.preset,
+            "runtime": self.runtime or "auto",
+            "xnnpack": self.xnnpack,
+        }
+
+    @property
+    def cell_id(self) -> str:
+        k = self.logical_key
+        digest = hashlib.sha256(json.dumps(k, sort_keys=True).encode()).hexdigest()[:8]
+        parts = (k["model"], k["optimization"], k["profile"], f"t{k['threads']}", k["scenario"])
+        return ".".join((*parts, digest))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "cell_id": self.cell_id}
+
+
+def host_cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def expand(suite: Suite) -> list[Cell]:
+    """Expand a suite into cells, local cells first so projections can use their measurements."""
+    from accelbench.hardware_profiles import execution_mode, load_profile
+
+    profiles = [load_profile(name) for name in suite.profiles]
+    cells: list[Cell] = []
+    for entry in suite.models:
+        model_name = entry.name or Path(entry.path).stem
+        for profile in profiles:
+            execution = execution_mode(profile)
+            for threads in _threads_for(profile, suite.threads):
+                for scenario in suite.scenarios:
+                    cells.append(
+                        Cell(
+                            model=model_name,
+                            model_path=entry.path,
+                            optimization=entry.optimization,
+                            profile=profile.name,
+                            profile_data=profile.model_dump(mode="json"),
+                            execution=execution,
+                            threads=threads,
+                            scenario=scenario,
+                            preset=suite.preset,
+                            runtime=suite.runtime,
+                            xnnpack=suite.xnnpack,
+                            inputs_path=entry.inputs,
+                            seed=suite.seed,
+                            timeout_s=suite.timeout_s,
+                        )
+                    )
+    order = {"local": 0, "remote": 1, "emulated": 2, "projected": 3}
+    cells.sort(key=lambda c: order.get(c.execution, 9))
+    return cells
+
+
+def _threads_for(profile: Any, requested: list[int] | None) -> list[int]:
+    """Thread counts for one profile: as asked, else all host cores, else the device's own count.
+
+    An emulated device never gets more threads than it has cores, nor more than this host has.
+    """
+    available = host_cores()
+    if requested:
+        wanted = list(requested)
+    elif profile.name == "host":
+        wanted = [available]
+    else:
+        emu = getattr(profile, "emulation", None)
+        wanted = [getattr(emu, "threads", None) or profile.cores or available]
+    if profile.name != "host":
+        # Emulation pins the worker to real cores: it cannot have more than the device or this host.
+        wanted = [min(t, profile.cores or t, available) for t in wanted]
+    return sorted(set(wanted))

@@ -1,0 +1,307 @@
+"""The sweep: cells in isolated workers under timeouts; records appended; resume; clean stops."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from accelbench.errors import UsageError
+from accelbench.records import SCHEMA_VERSION, append_record, metric, read_records
+from accelbench.runner.suite import Cell, Suite, expand
+
+SUITE_FILE = "suite.json"
+
+
+def new_run_dir(root: Path = Path("results")) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return root / f"{stamp}-{secrets.token_hex(2)}"
+
+
+def prepare_run_dir(run_dir: Path, suite: Suite, resume: bool) -> None:
+    """Create the run folder, or check that a resumed one belongs to this suite; never overwrite."""
+    suite_path = run_dir / SUITE_FILE
+    if resume:
+        if not suite_path.is_file():
+            raise UsageError(
+                f"{run_dir} is not an accelbench run folder (no {SUITE_FILE}); "
+                "pass a folder that a previous bench or run wrote"
+            )
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise UsageError(
+            f"run folder {run_dir} already exists and is not empty; choose another --out, "
+            f"or continue it with --resume {run_dir}"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = suite_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(suite.model_dump(mode="json"), indent=2), encoding="utf-8")
+    tmp.replace(suite_path)
+
+
+def load_run_suite(run_dir: Path) -> Suite:
+    from accelbench.runner.suite import suite_from_mapping
+
+    path = run_dir / SUITE_FILE
+    if not path.is_file():
+        raise UsageError(
+            f"{run_dir} is not an accelbench run folder (no {SUITE_FILE}); "
+            "pass a folder that a previous bench or run wrote"
+        )
+    return suite_from_mapping(json.loads(path.read_text(encoding="utf-8")), str(path))
+
+
+def run_suite(
+    suite: Suite,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every cell of the suite not yet recorded in run_dir; return all the run's records.
+
+    Ctrl-C stops the cell in flight (its worker is killed, no record is written for it) and
+    re-raises KeyboardInterrupt after the derived files are written from the finished records.
+    """
+    cells = expand(suite)
+    prepare_run_dir(run_dir, suite, resume)
+    done = {r["cell_id"] for r in read_records(run_dir)}
+    todo = [c for c in cells if c.cell_id not in done]
+    run_id = run_dir.name
+    from accelbench.hardware_profiles import environment_fingerprint
+
+    environment = environment_fingerprint()
+    if any(c.execution in ("emulated", "projected") for c in todo):
+        _ensure_calibration(progress)
+    bar = _Progress(len(todo), enabled=progress)
+    try:
+        for cell in todo:
+            bar.start(cell)
+            _attach_host_measurement(cell, read_records(run_dir))
+            record = run_one(cell, run_dir, run_id, environment)
+            append_record(run_dir, record)
+            if on_record:
+                on_record(record)
+            bar.advance(record)
+    finally:
+        bar.stop()
+        write_derived(run_dir)
+    return read_records(run_dir)
+
+
+def _ensure_calibration(verbose: bool) -> None:
+    """Projections are calibrated against this host: measure it once (a few seconds), cached."""
+    from accelbench.hardware_profiles.calibrate import calibrate, load_calibration
+
+    if load_calibration() is None:
+        if verbose:
+            print("calibrating this host for projections (once; cached)...", file=sys.stderr)
+        calibrate()
+
+
+def write_derived(run_dir: Path) -> None:
+    from accelbench.report.tables import write_run_outputs
+
+    if (run_dir / "records.jsonl").exists():
+        write_run_outputs(run_dir)
+
+
+def _attach_host_measurement(cell: Cell, records: list[dict[str, Any]]) -> None:
+    """A projection is calibrated by this host's own latency for the same model, when measured."""
+    if cell.execution != "projected":
+        return
+    best = None
+    for r in records:
+        if r["model"] == cell.model and r["profile"] == "host" and r["status"] == "ok":
+            p50 = r["metrics"].get("latency_p50_ms", {}).get("value")
+            if (
+                p50
+                and r["scenario"] == "single-stream"
+                and (best is None or r["threads"] > best[0])
+            ):
+                best = (r["threads"], p50)
+    if best:
+        cell.settings["host_measured_ms"] = best[1]
+        cell.settings["host_measured_threads"] = best[0]
+
+
+def run_one(cell: Cell, run_dir: Path, run_id: str, environment: dict[str, Any]) -> dict[str, Any]:
+    """Run one cell in a fresh worker process and turn whatever happened into one record."""
+    cells_dir = run_dir / "cells"
+    cells_dir.mkdir(exist_ok=True)
+    cell_file = cells_dir / f"{cell.cell_id}.cell.json"
+    result_file = cells_dir / f"{cell.cell_id}.result.json"
+    log_file = cells_dir / f"{cell.cell_id}.log"
+    cell_file.write_text(json.dumps(cell.to_dict()), encoding="utf-8")
+    result_file.unlink(missing_ok=True)
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    started = time.time()
+    with open(log_file, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "accelbench.runner.worker", str(cell_file), str(result_file)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches the sweep only; the sweep stops the worker
+        )
+        try:
+            code = proc.wait(timeout=cell.timeout_s)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            code, timed_out = proc.returncode, True
+        except BaseException:
+            _kill_group(proc)
+            raise
+    wall_s = time.time() - started
+    result: dict[str, Any] = {}
+    if result_file.is_file():
+        result = json.loads(result_file.read_text(encoding="utf-8"))
+    if timed_out:
+        result = {"status": "failed", "error": f"timed out after {cell.timeout_s:g} s"}
+    elif not result:
+        result = {"status": "failed", "error": _death_reason(code, cell, log_file)}
+    return _record(cell, run_id, environment, result, wall_s, log_file)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _death_reason(code: int | None, cell: Cell, log_file: Path) -> str:
+    if code is not None and code < 0:
+        sig = signal.Signals(-code).name
+        if sig == "SIGKILL":
+            cap = (cell.profile_data.get("emulation") or {}).get("memory_mb")
+            why = f" (memory cap {cap} MB)" if cap else ""
+            return f"worker killed by SIGKILL, most likely out of memory{why}"
+        if sig == "SIGSEGV":
+            return "worker crashed with SIGSEGV (segmentation fault) inside the interpreter"
+        return f"worker died from signal {sig}"
+    tail = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    last = tail[-1] if tail else "no output"
+    return f"worker exited with status {code}: {last}"
+
+
+def _record(
+    cell: Cell,
+    run_id: str,
+    environment: dict[str, Any],
+    result: dict[str, Any],
+    wall_s: float,
+    log_file: Path,
+) -> dict[str, Any]:
+    metrics = dict(result.get("metrics") or {})
+    rss = result.get("peak_rss_mb")
+    if rss and cell.execution != "projected" and result.get("status") in ("ok", "invalid"):
+        metrics["peak_rss_mb"] = metric(rss, "MB", "lower")
+    loadgen = result.get("loadgen") or {}
+    settings = {
+        "preset": cell.preset,
+        "threads": cell.threads,
+        "xnnpack": cell.xnnpack,
+        "inputs": cell.inputs_path or "synthetic",
+        "seed": cell.seed,
+        "timeout_s": cell.timeout_s,
+        "loadgen": loadgen.get("settings"),
+        "comparable_to_mlperf": loadgen.get("comparable_to_mlperf"),
+        **cell.settings,
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "cell_id": cell.cell_id,
+        "status": result.get("status", "failed"),
+        "error": result.get("error"),
+        "model": cell.model,
+        "optimization": cell.optimization,
+        "profile": cell.profile,
+        "profile_kind": cell.profile_data.get("kind"),
+        "execution": cell.execution,
+        "scenario": cell.scenario,
+        "runtime": (result.get("runtime") or {}).get("runtime") or cell.runtime or "auto",
+        "runtime_info": result.get("runtime"),
+        "threads": cell.threads,
+        "settings": settings,
+        "environment": environment,
+        "artifact": result.get("artifact") or {"path": cell.model_path},
+        "metrics": metrics,
+        "validity": {
+            "result": loadgen.get("result_validity"),
+            "criteria": loadgen.get("criteria"),
+            "early_stopping": loadgen.get("early_stopping"),
+        },
+        "emulation": result.get("emulation"),
+        "projection": result.get("projection"),
+        "graph": _graph_summary(result.get("graph")),
+        "raw_latencies_ms": result.get("raw_latencies_ms") or [],
+        "wall_s": wall_s,
+        "log": str(log_file),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _graph_summary(graph: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not graph:
+        return None
+    return {k: v for k, v in graph.items() if k != "ops"}
+
+
+class _Progress:
+    """A rich progress bar with ETA on stderr; silent when disabled."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._bar = None
+        if enabled and total:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self._task = self._bar.add_task("cells", total=total)
+            self._bar.start()
+
+    def start(self, cell: Cell) -> None:
+        if self._bar:
+            self._bar.update(self._task, description=f"{cell.model} {cell.profile} {cell.scenario}")
+
+    def advance(self, record: dict[str, Any]) -> None:
+        if self._bar:
+            self._bar.advance(self._task)
+            if record["status"] != "ok":
+                self._bar.console.print(
+                    f"[yellow]{record['cell_id']}: {record['status']}: {record['error']}[/yellow]"
+                )
+
+    def stop(self) -> None:
+        if self._bar:
+            self._bar.stop()

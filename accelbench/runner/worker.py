@@ -1,0 +1,211 @@
+"""The worker process: runs one cell in isolation and writes its result as JSON.
+
+Started as ``python -m accelbench.runner.worker CELL.json RESULT.json`` by the sweep. The profile's
+threads, CPU affinity and memory cap are applied before any interpreter or framework is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+N_SAMPLES = (
+    64  # distinct inputs in the QSL: enough to defeat caches, small enough to stay in memory
+)
+
+
+def main(argv: list[str]) -> int:
+    cell_path, result_path = Path(argv[0]), Path(argv[1])
+    cell = json.loads(cell_path.read_text(encoding="utf-8"))
+    try:
+        result = run_cell(cell, log_dir=result_path.parent / (result_path.stem + "-loadgen"))
+        code = 0
+    except Exception as exc:  # noqa: BLE001 - a worker reports every failure as the cell's reason
+        from accelbench.errors import CellSkipped, UsageError
+
+        traceback.print_exc()
+        if isinstance(exc, CellSkipped):
+            result, code = {"status": "skipped", "error": str(exc)}, 0
+        else:
+            reason = str(exc) if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}"
+            result, code = {"status": "failed", "error": reason.strip().splitlines()[0]}, 1
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, default=_plain), encoding="utf-8")
+    tmp.replace(result_path)
+    return code
+
+
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if hasattr(obj, "__dict__"):
+        return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+    return str(obj)
+
+
+def artifact_info(path: Path) -> dict[str, Any]:
+    """Path, sha256 and size of an artifact file, or of every file of a SavedModel folder."""
+    digest = hashlib.sha256()
+    total = 0
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        data = f.read_bytes()
+        total += len(data)
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode())
+        digest.update(data)
+    return {"path": str(path), "sha256": digest.hexdigest(), "bytes": total}
+
+
+def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
+    from accelbench.hardware_profiles import HardwareProfile
+    from accelbench.hardware_profiles.emulation import apply_emulation, check_artifact_supported
+    from accelbench.records import metric
+
+    profile = HardwareProfile.model_validate(cell["profile_data"])
+    execution = cell["execution"]
+    threads = int(cell["threads"])
+    applied: dict[str, Any] = {}
+    if execution in ("emulated", "local"):
+        # Before any interpreter import: thread pools and affinity are fixed at first use.
+        applied = apply_emulation(profile, threads) if execution == "emulated" else {}
+    _injected_fault(cell)
+    model_path = Path(cell["model_path"])
+    result: dict[str, Any] = {"status": "ok", "error": None, "emulation": applied, "metrics": {}}
+    result["artifact"] = artifact_info(model_path)
+    result["metrics"]["model_bytes"] = metric(result["artifact"]["bytes"], "bytes", "lower")
+
+    cost = None
+    if model_path.suffix == ".tflite":
+        from accelbench.runtimes.tflite_cost import analyze_tflite
+
+        cost = analyze_tflite(model_path)
+        result["graph"] = _plain(cost)
+        refusal = check_artifact_supported(profile, cost)
+        if refusal:
+            from accelbench.errors import CellSkipped
+
+            raise CellSkipped(refusal)
+        if cost.flops:
+            result["metrics"]["model_gflops"] = metric(cost.flops / 1e9, "GFLOP", "none")
+
+    if execution == "projected":
+        return _projected(cell, profile, cost, result)
+
+    from accelbench.benchmarks.loadgen import run_scenario
+    from accelbench.runtimes import open_runtime
+    from accelbench.runtimes.inputs import load_inputs, make_inputs
+
+    t0 = time.perf_counter()
+    runtime = open_runtime(
+        model_path, cell["runtime"], threads=threads, xnnpack=bool(cell["xnnpack"])
+    )
+    load_ms = (time.perf_counter() - t0) * 1e3
+    try:
+        specs = runtime.inputs()
+        if cell.get("inputs_path"):
+            samples = load_inputs(cell["inputs_path"], specs)
+        else:
+            samples = make_inputs(specs, N_SAMPLES, seed=int(cell["seed"]))
+        t0 = time.perf_counter()
+        runtime.run(samples[0])
+        first_ms = (time.perf_counter() - t0) * 1e3
+        scenario = run_scenario(runtime, samples, cell["scenario"], cell["preset"], log_dir)
+        result["runtime"] = runtime.info()
+    finally:
+        runtime.close()
+    result["metrics"]["load_ms"] = metric(load_ms, "ms", "lower")
+    result["metrics"]["first_inference_ms"] = metric(first_ms, "ms", "lower")
+    result["metrics"].update(scenario.metrics)
+    result["loadgen"] = {k: v for k, v in scenario.to_dict().items() if k not in ("metrics",)}
+    result["raw_latencies_ms"] = result["loadgen"].pop("latencies_ms", [])
+    if not scenario.valid:
+        result["status"] = "invalid"
+        failed = [k for k, ok in scenario.criteria.items() if not ok]
+        result["error"] = "LoadGen result INVALID: " + (", ".join(failed) or "see the log")
+    p50 = scenario.metrics.get("latency_p50_ms", {}).get("value")
+    if execution == "emulated" and cost is not None and p50:
+        result["projection"] = _project(cost, profile, p50, threads)
+        result["metrics"]["projected_latency_ms"] = metric(
+            result["projection"]["projected_latency_ms"], "ms", "lower"
+        )
+    return result
+
+
+def _injected_fault(cell: dict[str, Any]) -> None:
+    """Test hook: ACCELBENCH_WORKER_FAULT=KIND[:TEXT] makes cells whose id contains TEXT misbehave.
+
+    KIND is segv, kill (as the out-of-memory killer does), hang or raise. The sweep's handling of
+    real crashes, kills and hangs is tested through it.
+    """
+    spec = os.environ.get("ACCELBENCH_WORKER_FAULT")
+    if not spec:
+        return
+    kind, _, where = spec.partition(":")
+    if where and where not in cell.get("cell_id", ""):
+        return
+    import signal
+
+    if kind == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif kind == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "hang":
+        time.sleep(3600)
+    elif kind == "raise":
+        raise RuntimeError("injected fault")
+
+
+def _project(
+    cost: Any, profile: Any, host_measured_ms: float | None, host_threads: int | None
+) -> dict[str, Any]:
+    from accelbench.hardware_profiles.calibrate import load_calibration
+    from accelbench.hardware_profiles.roofline import project_latency
+
+    projection = project_latency(
+        cost,
+        profile,
+        load_calibration(),
+        host_measured_ms=host_measured_ms,
+        host_threads=host_threads if host_measured_ms else None,
+    )
+    projection.pop("metrics", None)
+    return projection
+
+
+def _projected(
+    cell: dict[str, Any], profile: Any, cost: Any, result: dict[str, Any]
+) -> dict[str, Any]:
+    from accelbench.errors import CellSkipped
+    from accelbench.records import metric
+
+    if cost is None:
+        raise CellSkipped(
+            f"{profile.name} is not attached, and projection needs a .tflite graph to count its "
+            "FLOPs and bytes; convert the model to .tflite to project it"
+        )
+    settings = cell["settings"]
+    result["projection"] = _project(
+        cost, profile, settings.get("host_measured_ms"), settings.get("host_measured_threads")
+    )
+    result["metrics"]["projected_latency_ms"] = metric(
+        result["projection"]["projected_latency_ms"], "ms", "lower"
+    )
+    return result
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,198 @@
+"""The CLI as a user meets it: bench writes a run folder; every bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import DATA, run_cli
+
+
+def _one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr + proc.stdout
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("accelbench: error: ")
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_help_starts_without_frameworks() -> None:
+    code = (
+        "import sys, accelbench.cli as c\n"
+        "try:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "bad = [m for m in ('tensorflow', 'jax', 'pandas', 'ai_edge_litert') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "bench" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "run"
+    proc = run_cli(
+        "bench",
+        str(DATA / "mlp_f32.tflite"),
+        "--profile",
+        "host,rpi4",
+        "--threads",
+        "1",
+        "--scenario",
+        "single-stream,offline",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "p50 ms" in proc.stdout and "rpi4 (emulated)" in proc.stdout
+    return out
+
+
+def test_bench_writes_records_table_and_summary(bench_run: Path) -> None:
+    lines = (bench_run / "records.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 4  # 2 profiles x 1 thread count x 2 scenarios
+    required = {
+        "schema_version", "run_id", "cell_id", "status", "error", "model", "optimization",
+        "profile", "execution", "scenario", "runtime", "threads", "settings", "environment",
+        "artifact", "metrics",
+    }  # fmt: skip
+    for r in records:
+        assert required <= set(r), required - set(r)
+        assert r["status"] == "ok", r["error"]
+        assert (
+            r["artifact"]["sha256"]
+            and r["artifact"]["bytes"] == (DATA / "mlp_f32.tflite").stat().st_size
+        )
+        m = r["metrics"]
+        for name in ("latency_p50_ms", "latency_p99_ms", "qps", "load_ms", "first_inference_ms",
+                     "peak_rss_mb", "model_bytes"):  # fmt: skip
+            assert set(m[name]) == {"value", "unit", "direction"}, name
+            assert m[name]["value"] > 0, name
+        assert m["latency_p50_ms"]["direction"] == "lower" and m["qps"]["direction"] == "higher"
+        assert m["latency_p50_ms"]["value"] <= m["latency_p99_ms"]["value"]
+        assert len(r["raw_latencies_ms"]) > 10
+    by_profile = {r["profile"]: r for r in records}
+    assert by_profile["host"]["execution"] == "local"
+    rpi = by_profile["rpi4"]
+    assert rpi["execution"] == "emulated"
+    assert rpi["emulation"]["cpu_affinity"] == [rpi["emulation"]["cpu_affinity"][0]]
+    assert rpi["metrics"]["projected_latency_ms"]["value"] > 0
+    # The projection was calibrated against this host, and says so.
+    assert rpi["projection"]["efficiency"] is not None, rpi["projection"]["method"]
+    assert rpi["projection"]["host_measured_ms"] == rpi["metrics"]["latency_p50_ms"]["value"]
+
+
+def test_derived_files_and_results_show(bench_run: Path) -> None:
+    import pandas as pd
+
+    frame = pd.read_parquet(bench_run / "results.parquet")
+    assert len(frame) == 4 and "latency_p50_ms" in frame.columns
+    summary = (bench_run / "summary.md").read_text()
+    assert "rpi4 (emulated)" in summary and "| model |" in summary
+    proc = run_cli("results", "show", str(bench_run))
+    assert proc.returncode == 0 and "rpi4 (emulated)" in proc.stdout
+
+
+def test_resume_runs_only_missing_cells(bench_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "run"
+    shutil.copytree(bench_run, copy)
+    lines = (copy / "records.jsonl").read_text().splitlines()
+    (copy / "records.jsonl").write_text("\n".join(lines[:3]) + "\n")
+    proc = run_cli("bench", "--resume", str(copy), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(x) for x in (copy / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 4
+    assert len({r["cell_id"] for r in records}) == 4
+    assert records[:3] == [json.loads(x) for x in lines[:3]]  # finished records untouched
+
+
+def test_existing_run_folder_is_never_overwritten(bench_run: Path) -> None:
+    before = (bench_run / "records.jsonl").read_bytes()
+    proc = run_cli("bench", str(DATA / "mlp_f32.tflite"), "--out", str(bench_run))
+    _one_line_error(proc, "already exists", "--resume")
+    assert (bench_run / "records.jsonl").read_bytes() == before
+
+
+def _bad_files(tmp: Path) -> dict[str, Path]:
+    good = (DATA / "mlp_f32.tflite").read_bytes()
+    files = {
+        "text": tmp / "notes.tflite",
+        "truncated": tmp / "truncated.tflite",
+        "empty": tmp / "empty.tflite",
+    }
+    files["text"].write_text("this is not a model\n" * 20)
+    files["truncated"].write_bytes(good[: len(good) // 3])
+    files["empty"].write_bytes(b"")
+    return files
+
+
+@pytest.mark.parametrize(
+    ("case", "needles"),
+    [
+        ("missing", ("does not exist",)),
+        ("text", ("not a TFLite",)),
+        ("truncated", ("truncated",)),
+        ("empty", ("empty",)),
+    ],
+)
+def test_bad_model_file(tmp_path: Path, case: str, needles: tuple[str, ...]) -> None:
+    path = tmp_path / "missing.tflite" if case == "missing" else _bad_files(tmp_path)[case]
+    out = tmp_path / "out"
+    proc = run_cli("bench", str(path), "--out", str(out))
+    _one_line_error(proc, *needles)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "needles"),
+    [
+        (("--profile", "nosuchdevice"), ("nosuchdevice", "rpi4")),
+        (("--threads", "two"), ("threads",)),
+        (("--threads", "0"), ("threads",)),
+        (("--scenario", "burst"), ("burst", "single-stream")),
+        (("--preset", "fastest"), ("fastest", "quick")),
+        (("--runtime", "onnx"), ("onnx", "litert")),
+        (("--timeout", "-1"), ("timeout",)),
+        (("--frobnicate",), ("frobnicate",)),
+    ],
+)
+def test_bad_flag_values(tmp_path: Path, flags: tuple[str, ...], needles: tuple[str, ...]) -> None:
+    out = tmp_path / "out"
+    proc = run_cli("bench", str(DATA / "mlp_f32.tflite"), *flags, "--out", str(out))
+    _one_line_error(proc, *needles)
+    assert not out.exists()
+
+
+def test_malformed_profile_file(tmp_path: Path) -> None:
+    bad = tmp_path / "mydev.yaml"
+    bad.write_text("name: mydev\nkind: gpux\ncores: 4\n")
+    out = tmp_path / "out"
+    proc = run_cli("bench", str(DATA / "mlp_f32.tflite"), "--profile", str(bad), "--out", str(out))
+    _one_line_error(proc, "mydev.yaml", "kind")
+    assert not out.exists()
+    bad.write_text("name: [unclosed\n")
+    proc = run_cli("bench", str(DATA / "mlp_f32.tflite"), "--profile", str(bad), "--out", str(out))
+    _one_line_error(proc, "mydev.yaml")
+
+
+def test_bad_suite_file(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("models:\n  - path: model.tflite\nscenarios: [warp]\n")
+    proc = run_cli("run", str(suite))
+    _one_line_error(proc, "scenarios", "warp")
+    suite.write_text("modles: []\n")
+    proc = run_cli("run", str(suite))
+    _one_line_error(proc, "modles")
+
+
+def test_results_show_on_missing_folder(tmp_path: Path) -> None:
+    proc = run_cli("results", "show", str(tmp_path / "nope"))
+    _one_line_error(proc, "does not exist")
