@@ -1,4 +1,4 @@
-"""Writes the small .tflite/SavedModel/Keras/JAX test models in tests/data (run once; outputs are committed).
+"""Writes the small test models in tests/data (run once; the outputs are committed).
 
 Each model covers one shape of .tflite a user meets: float, full-integer int8, uint8 I/O, several
 inputs and outputs, no signature, a dynamic batch dimension, integer token ids.
