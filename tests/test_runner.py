@@ -90,3 +90,24 @@ def test_ctrl_c_keeps_finished_records_and_resume_completes(tmp_path: Path) -> N
     assert resumed.returncode == 0, resumed.stderr
     records = _records(out)
     assert sorted(r["scenario"] for r in records) == ["multi-stream", "offline", "single-stream"]
+
+
+def test_emulated_memory_cap_fails_the_cell_with_the_reason(tmp_path: Path) -> None:
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(
+        "name: tiny-board\nkind: edge-cpu\nvendor: Example\nmodel: 64 MB board\ncores: 1\n"
+        "memory_gb: 0.0625\npeak_compute: {fp32: 0.001}\nmemory_bandwidth_gbps: 0.5\n"
+        "tdp_watts: 1\nsupported_precisions: [fp32]\nruntimes: [litert]\nexecution: emulated\n"
+        "emulation: {threads: 1, memory_mb: 64}\n"
+    )
+    out = tmp_path / "run"
+    proc = run_cli(
+        "bench", str(DATA / "cnn_f32.tflite"), "--profile", f"host,{profile}",
+        "--threads", "1", "--out", str(out), "--no-progress",
+    )  # fmt: skip
+    assert proc.returncode == 1
+    by_profile = {r["profile"]: r for r in _records(out)}
+    assert by_profile["host"]["status"] == "ok"
+    capped = by_profile["tiny-board"]
+    assert capped["status"] == "failed"
+    assert "64 MB memory cap" in capped["error"], capped["error"]

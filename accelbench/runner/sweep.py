@@ -173,6 +173,8 @@ def run_one(cell: Cell, run_dir: Path, run_id: str, environment: dict[str, Any])
         result = {"status": "failed", "error": f"timed out after {cell.timeout_s:g} s"}
     elif not result:
         result = {"status": "failed", "error": _death_reason(code, cell, log_file)}
+    if result.get("status") == "failed":
+        result["error"] = _explain_memory(result.get("error") or "", cell, log_file)
     return _record(cell, run_id, environment, result, wall_s, log_file)
 
 
@@ -180,6 +182,24 @@ def _kill_group(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def _explain_memory(error: str, cell: Cell, log_file: Path) -> str:
+    """Say so when an allocation failed under an emulated device's memory cap."""
+    cap = (cell.profile_data.get("emulation") or {}).get("memory_mb")
+    words = (
+        "memoryerror",
+        "memory allocation",
+        "cannot allocate",
+        "bad_alloc",
+        "out of memory",
+        "failed to map segment",
+    )
+    text = (error + log_file.read_text(encoding="utf-8", errors="replace")).lower()
+    hit = cap and any(w in text for w in words) and "memory cap" not in error
+    if cell.execution == "emulated" and hit:
+        return f"out of memory under {cell.profile}'s {cap} MB memory cap: {error}"
+    return error
 
 
 def _death_reason(code: int | None, cell: Cell, log_file: Path) -> str:

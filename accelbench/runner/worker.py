@@ -34,8 +34,10 @@ def main(argv: list[str]) -> int:
         if isinstance(exc, CellSkipped):
             result, code = {"status": "skipped", "error": str(exc)}, 0
         else:
-            reason = str(exc) if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}"
-            result, code = {"status": "failed", "error": reason.strip().splitlines()[0]}, 1
+            # The first non-blank line: some messages (numpy's ImportError) start with blank lines.
+            text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+            reason = text if isinstance(exc, UsageError) else f"{type(exc).__name__}: {text}"
+            result, code = {"status": "failed", "error": reason}, 1
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, default=_plain), encoding="utf-8")
