@@ -196,3 +196,30 @@ def test_bad_suite_file(tmp_path: Path) -> None:
 def test_results_show_on_missing_folder(tmp_path: Path) -> None:
     proc = run_cli("results", "show", str(tmp_path / "nope"))
     _one_line_error(proc, "does not exist")
+
+
+def test_projected_and_refused_profiles(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli(
+        "bench", str(DATA / "cnn_int8.tflite"), "--profile", "host,coral-edgetpu,nvidia-t4",
+        "--threads", "1,2", "--scenario", "single-stream,offline", "--out", str(out),
+        "--no-progress",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    projected = [r for r in records if r["execution"] == "projected"]
+    # One projection per device, never a measured figure for hardware that was not used.
+    assert sorted(r["profile"] for r in projected) == ["coral-edgetpu", "nvidia-t4"]
+    for r in projected:
+        assert r["status"] == "ok"
+        assert r["metrics"]["projected_latency_ms"]["value"] > 0
+        assert not any(name.startswith("latency_") or name == "qps" for name in r["metrics"])
+        # Calibrated against this host's own single-stream p50 of the same model.
+        assert r["projection"]["host_measured_ms"] is not None
+    float_run = run_cli(
+        "bench", str(DATA / "cnn_f32.tflite"), "--profile", "coral-edgetpu",
+        "--out", str(tmp_path / "f32"), "--no-progress",
+    )  # fmt: skip
+    (refused,) = [json.loads(x) for x in (tmp_path / "f32/records.jsonl").read_text().splitlines()]
+    assert float_run.returncode == 0
+    assert refused["status"] == "skipped" and "int8" in refused["error"]

@@ -200,8 +200,13 @@ def expand(suite: Suite) -> list[Cell]:
         model_name = entry.name or Path(entry.path).stem
         for profile in profiles:
             execution = execution_mode(profile)
-            for threads in _threads_for(profile, suite.threads):
-                for scenario in suite.scenarios:
+            threads_list, scenarios = _threads_for(profile, suite.threads), suite.scenarios
+            if execution == "projected":
+                # A roofline projection estimates one inference: it has no thread count of this
+                # host and no traffic pattern, so one single-stream cell stands for them all.
+                threads_list, scenarios = [1], ["single-stream"]
+            for threads in threads_list:
+                for scenario in scenarios:
                     cells.append(
                         Cell(
                             model=model_name,
