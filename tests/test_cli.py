@@ -223,3 +223,32 @@ def test_projected_and_refused_profiles(tmp_path: Path) -> None:
     (refused,) = [json.loads(x) for x in (tmp_path / "f32/records.jsonl").read_text().splitlines()]
     assert float_run.returncode == 0
     assert refused["status"] == "skipped" and "int8" in refused["error"]
+
+
+def test_profiles_commands(tmp_path: Path) -> None:
+    listed = run_cli("profiles", "list")
+    assert listed.returncode == 0
+    names = [line.split()[0] for line in listed.stdout.splitlines()]
+    for name in ("host", "x86-server", "rpi4", "rpi5", "jetson-orin-nano", "coral-edgetpu",
+                 "nvidia-t4", "nvidia-l4", "nvidia-a100", "nvidia-h100", "tpu-v5e"):  # fmt: skip
+        assert name in names, name
+    shown = run_cli("profiles", "show", "coral-edgetpu")
+    assert shown.returncode == 0 and "int8" in shown.stdout and "sources" in shown.stdout
+    own = tmp_path / "board.yaml"
+    own.write_text(shown.stdout.replace("name: coral-edgetpu", "name: my-board"))
+    valid = run_cli("profiles", "validate", str(own))
+    assert valid.returncode == 0 and "my-board" in valid.stdout
+    detected = run_cli("profiles", "detect")
+    assert detected.returncode == 0 and "name: host" in detected.stdout
+    _one_line_error(run_cli("profiles", "show", "nosuch"), "nosuch")
+    _one_line_error(run_cli("profiles", "validate", str(tmp_path / "none.yaml")), "none.yaml")
+
+
+def test_profiles_calibrate_measures_and_caches(tmp_path: Path) -> None:
+    env = {"ACCELBENCH_CACHE_DIR": str(tmp_path)}
+    proc = run_cli("profiles", "calibrate", "--seconds", "1", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "fp32_gflops" in proc.stdout and "memory_bandwidth_gbps" in proc.stdout
+    assert list(tmp_path.glob("calibration*.json"))
+    detected = run_cli("profiles", "detect", env=env)
+    assert "fp32:" in detected.stdout  # the calibrated peak now fills the host profile
