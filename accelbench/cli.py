@@ -81,8 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    r = sub.add_parser("run", help="run a suite YAML file")
-    r.add_argument("suite", nargs="?", help="suite YAML; omit with --resume")
+    r = sub.add_parser(
+        "run", help="run a suite: the default suite, --suite full, or your SUITE.yaml"
+    )
+    r.add_argument(
+        "suite_file",
+        nargs="?",
+        metavar="SUITE.yaml",
+        help="suite YAML (default: the built-in default suite)",
+    )
+    r.add_argument("--suite", default=None, help="a built-in suite: default or full")
     r.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
     r.add_argument("--resume", default=None, metavar="RUN_DIR")
     r.add_argument("--no-progress", action="store_true")
@@ -174,16 +182,36 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from accelbench.runner.suite import load_suite
+    from accelbench.runner.suite import host_cores, load_suite, suite_from_mapping
+    from accelbench.runner.suites import BUILTIN_SUITES, builtin_suite
 
     if args.resume:
         return _resume(Path(args.resume), progress=not args.no_progress)
-    if not args.suite:
-        raise UsageError("name a suite YAML file to run, or --resume RUN_DIR")
-    suite = load_suite(args.suite)
+    if args.suite_file and args.suite:
+        raise UsageError("give either a SUITE.yaml file or --suite NAME, not both")
+    if args.suite_file:
+        suite = load_suite(args.suite_file)
+    else:
+        name = args.suite or "default"
+        if name not in BUILTIN_SUITES:
+            raise UsageError(
+                f"unknown built-in suite {name!r}; use one of {', '.join(BUILTIN_SUITES)}, "
+                "or pass a suite YAML file"
+            )
+        suite = suite_from_mapping(builtin_suite(name, host_cores()), f"built-in suite {name}")
     for entry in suite.models:
-        check_artifact(Path(entry.path))
+        check_entry(entry)
     return _execute(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
+
+
+def check_entry(entry: Any) -> None:
+    """Fail fast on a suite model whose files are missing or unusable."""
+    if entry.data is not None and not Path(entry.data).exists():
+        raise UsageError(f"data file {entry.data} does not exist; pass an existing dataset path")
+    if entry.kind == "artifact":
+        check_artifact(Path(entry.path))
+    elif entry.kind == "keras" and not Path(entry.path).exists():
+        raise UsageError(f"model file {entry.path} does not exist; pass a .keras or .h5 file")
 
 
 def check_artifact(path: Path) -> None:

@@ -10,6 +10,10 @@ from accelbench.records import RECORDS_FILE, read_records
 
 # The columns a person reads first; every other metric follows in name order.
 HEADLINE_METRICS = (
+    "accuracy",
+    "auc",
+    "accuracy_delta",
+    "auc_delta",
     "latency_p50_ms",
     "latency_p90_ms",
     "latency_p99_ms",
@@ -56,6 +60,10 @@ def load_run(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 SHORT_NAMES = {
+    "accuracy": "accuracy",
+    "auc": "AUC",
+    "accuracy_delta": "Δ acc pts",
+    "auc_delta": "Δ AUC pts",
     "latency_p50_ms": "p50 ms",
     "latency_p90_ms": "p90 ms",
     "latency_p99_ms": "p99 ms",
@@ -100,6 +108,10 @@ def _fmt(value: Any, name: str) -> str:
         return "-"
     if name == "model_bytes":
         return f"{value / 1024:.1f} KiB"
+    if name.endswith("_delta"):
+        return f"{value * 100:+.2f}"
+    if name in ("accuracy", "auc"):
+        return f"{value:.4f}"
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
     return str(value)
@@ -150,6 +162,9 @@ def write_run_outputs(run_dir: Path) -> None:
     tmp = run_dir / "summary.md.tmp"
     tmp.write_text(summary_markdown(records, run_dir), encoding="utf-8")
     tmp.replace(run_dir / "summary.md")
+    from accelbench.report.report import write_report
+
+    write_report(run_dir, records)
 
 
 def print_table(records: list[dict[str, Any]], title: str | None = None) -> None:

@@ -19,14 +19,42 @@ PRESETS = ("quick", "standard", "mlperf")
 RUNTIMES = ("litert", "tflite-runtime", "tensorflow", "jax")
 
 
+KERAS_SUFFIXES = (".keras", ".h5")
+
+
 class ModelEntry(BaseModel):
-    """One model of a suite: an artifact path, with the name it goes by in records."""
+    """One model of a suite: a reference model by name, or an artifact or Keras file by path.
+
+    A reference model is trained and made into every optimization of the suite. A Keras file
+    with ``data`` (.npz) is optimized the same way; any other artifact is measured as given.
+    """
 
     model_config = ConfigDict(extra="forbid")
-    path: str
+    path: str | None = None
     name: str | None = None
-    optimization: str = "none"
+    data: str | None = Field(default=None, description="training/evaluation data")
+    optimization: str | None = None
     inputs: str | None = Field(default=None, description=".npy/.npz file of real inputs")
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str | None) -> str | None:
+        if v is not None and (not v or any(c in v for c in "/\\ .")):
+            raise ValueError(f"model name {v!r} must be a plain name without '/', '.' or spaces")
+        return v
+
+    @property
+    def kind(self) -> str:
+        """'reference' (trained here), 'keras' (optimized here) or 'artifact' (as given)."""
+        if self.path is None:
+            return "reference"
+        if self.data and (Path(self.path).suffix in KERAS_SUFFIXES or Path(self.path).is_dir()):
+            return "keras"
+        return "artifact"
+
+    @property
+    def display_name(self) -> str:
+        return self.name or (Path(self.path).stem if self.path else "model")
 
 
 class Suite(BaseModel):
@@ -43,6 +71,28 @@ class Suite(BaseModel):
     xnnpack: bool = True
     timeout_s: float = 600.0
     seed: int = 0
+    optimizations: list[str] = ["fp32"]
+    epochs: int | None = None
+    fine_tune_epochs: int = 2
+    prepare_timeout_s: float = 1800.0
+
+    @field_validator("optimizations")
+    @classmethod
+    def _known_optimizations(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("list at least one optimization, for example [fp32, int8]")
+        from accelbench.optimizers import parse_optimization
+
+        for name in v:
+            parse_optimization(name)  # a bad name raises the UsageError that explains it
+        return v
+
+    @field_validator("epochs", "fine_tune_epochs")
+    @classmethod
+    def _positive_epochs(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError("epochs must be a positive integer")
+        return v
 
     @field_validator("models")
     @classmethod
@@ -106,7 +156,7 @@ def suite_from_mapping(data: Any, source: str) -> Suite:
     if not isinstance(data, dict):
         raise UsageError(f"{source}: a suite must be a YAML mapping with at least 'models'")
     try:
-        return Suite.model_validate(data)
+        suite = Suite.model_validate(data)
     except ValidationError as exc:
         # A misspelt field also makes the real one "missing": name the misspelling first.
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
@@ -118,6 +168,13 @@ def suite_from_mapping(data: Any, source: str) -> Suite:
         elif err["type"] == "missing":
             msg = "is required; add it"
         raise UsageError(f"{source}: field '{where}': {msg}") from None
+    for i, entry in enumerate(suite.models):
+        if entry.path is None and entry.name is None:
+            raise UsageError(
+                f"{source}: models.{i} has neither 'path' nor 'name'; give a model file's path "
+                "or a reference model's name (see accelbench models list)"
+            )
+    return suite
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -133,11 +190,10 @@ def load_suite(path: str | Path) -> Suite:
         raise UsageError(f"suite file {p} is not valid YAML{at}; fix the syntax") from None
     suite = suite_from_mapping(data, str(p))
     for entry in suite.models:
-        mp = Path(entry.path)
-        if not mp.is_absolute():
-            entry.path = str((p.parent / mp).resolve())
-        if entry.inputs and not Path(entry.inputs).is_absolute():
-            entry.inputs = str((p.parent / entry.inputs).resolve())
+        for attr in ("path", "inputs", "data"):
+            value = getattr(entry, attr)
+            if value and not Path(value).is_absolute():
+                setattr(entry, attr, str((p.parent / value).resolve()))
     return suite
 
 
@@ -160,6 +216,7 @@ class Cell:
     seed: int
     timeout_s: float
     settings: dict[str, Any] = field(default_factory=dict)
+    prepared_by: str | None = None  # the preparation job that makes this cell's artifact
 
     @property
     def logical_key(self) -> dict[str, Any]:
@@ -190,41 +247,93 @@ def host_cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
+@dataclass
+class PrepareJob:
+    """Train or load one model and make its optimized artifacts (one worker process)."""
+
+    model: str
+    kind: str  # reference | keras
+    path: str | None
+    data: str | None
+    optimizations: list[str]
+    seed: int
+    epochs: int | None
+    fine_tune_epochs: int
+    timeout_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prepare_jobs(suite: Suite) -> list[PrepareJob]:
+    jobs = []
+    for entry in suite.models:
+        if entry.kind == "artifact":
+            continue
+        jobs.append(
+            PrepareJob(
+                model=entry.display_name,
+                kind=entry.kind,
+                path=entry.path,
+                data=entry.data,
+                optimizations=list(suite.optimizations),
+                seed=suite.seed,
+                epochs=suite.epochs,
+                fine_tune_epochs=suite.fine_tune_epochs,
+                timeout_s=suite.prepare_timeout_s,
+            )
+        )
+    return jobs
+
+
 def expand(suite: Suite) -> list[Cell]:
     """Expand a suite into cells, local cells first so projections can use their measurements."""
     from accelbench.hardware_profiles import execution_mode, load_profile
 
     profiles = [load_profile(name) for name in suite.profiles]
+    names = [e.display_name for e in suite.models]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise UsageError(f"two models are named {dup!r}; give each a distinct 'name'")
     cells: list[Cell] = []
     for entry in suite.models:
-        model_name = entry.name or Path(entry.path).stem
-        for profile in profiles:
-            execution = execution_mode(profile)
-            threads_list, scenarios = _threads_for(profile, suite.threads), suite.scenarios
-            if execution == "projected":
-                # A roofline projection estimates one inference: it has no thread count of this
-                # host and no traffic pattern, so one single-stream cell stands for them all.
-                threads_list, scenarios = [1], ["single-stream"]
-            for threads in threads_list:
-                for scenario in scenarios:
-                    cells.append(
-                        Cell(
-                            model=model_name,
-                            model_path=entry.path,
-                            optimization=entry.optimization,
-                            profile=profile.name,
-                            profile_data=profile.model_dump(mode="json"),
-                            execution=execution,
-                            threads=threads,
-                            scenario=scenario,
-                            preset=suite.preset,
-                            runtime=suite.runtime,
-                            xnnpack=suite.xnnpack,
-                            inputs_path=entry.inputs,
-                            seed=suite.seed,
-                            timeout_s=suite.timeout_s,
+        if entry.kind == "reference":
+            from accelbench.models import get_spec
+
+            get_spec(entry.display_name)  # an unknown name raises the UsageError listing them
+        if entry.kind == "artifact":
+            variants = [(entry.optimization or "none", entry.path, None)]
+        else:
+            variants = [(o, "", entry.display_name) for o in suite.optimizations]
+        for optimization, model_path, prepared_by in variants:
+            for profile in profiles:
+                execution = execution_mode(profile)
+                threads_list, scenarios = _threads_for(profile, suite.threads), suite.scenarios
+                if execution == "projected":
+                    # A roofline projection estimates one inference: it has no thread count of
+                    # this host and no traffic pattern, so one single-stream cell stands for all.
+                    threads_list, scenarios = [1], ["single-stream"]
+                for threads in threads_list:
+                    for scenario in scenarios:
+                        cells.append(
+                            Cell(
+                                model=entry.display_name,
+                                model_path=model_path or "",
+                                optimization=optimization,
+                                profile=profile.name,
+                                profile_data=profile.model_dump(mode="json"),
+                                execution=execution,
+                                threads=threads,
+                                scenario=scenario,
+                                preset=suite.preset,
+                                runtime=suite.runtime,
+                                xnnpack=suite.xnnpack,
+                                inputs_path=entry.inputs,
+                                seed=suite.seed,
+                                timeout_s=suite.timeout_s,
+                                prepared_by=prepared_by,
+                            )
                         )
-                    )
     order = {"local": 0, "remote": 1, "emulated": 2, "projected": 3}
     cells.sort(key=lambda c: order.get(c.execution, 9))
     return cells

@@ -17,9 +17,10 @@ from typing import Any
 
 from accelbench.errors import UsageError
 from accelbench.records import SCHEMA_VERSION, append_record, metric, read_records
-from accelbench.runner.suite import Cell, Suite, expand
+from accelbench.runner.suite import Cell, PrepareJob, Suite, expand, prepare_jobs
 
 SUITE_FILE = "suite.json"
+PREPARE_SCENARIOS = ("training", "accuracy")
 
 
 def new_run_dir(root: Path = Path("results")) -> Path:
@@ -74,25 +75,35 @@ def run_suite(
     re-raises KeyboardInterrupt after the derived files are written from the finished records.
     """
     cells = expand(suite)
+    jobs = prepare_jobs(suite)
     prepare_run_dir(run_dir, suite, resume)
     done = {r["cell_id"] for r in read_records(run_dir)}
     todo = [c for c in cells if c.cell_id not in done]
+    jobs = [j for j in jobs if not _prepared_path(run_dir, j.model).is_file()]
     run_id = run_dir.name
     from accelbench.hardware_profiles import environment_fingerprint
 
     environment = environment_fingerprint()
     if any(c.execution in ("emulated", "projected") for c in todo):
         _ensure_calibration(progress)
-    bar = _Progress(len(todo), enabled=progress)
+    bar = _Progress(len(todo) + len(jobs), enabled=progress)
+
+    def emit(record: dict[str, Any]) -> None:
+        append_record(run_dir, record)
+        if on_record:
+            on_record(record)
+        bar.advance(record)
+
     try:
+        for job in jobs:
+            bar.describe(f"{job.model}: train and optimize")
+            for record in run_prepare(job, run_dir, run_id, environment, done):
+                emit(record)
+            bar.advance_job()
         for cell in todo:
             bar.start(cell)
             _attach_host_measurement(cell, read_records(run_dir))
-            record = run_one(cell, run_dir, run_id, environment)
-            append_record(run_dir, record)
-            if on_record:
-                on_record(record)
-            bar.advance(record)
+            emit(run_one(cell, run_dir, run_id, environment))
     finally:
         bar.stop()
         write_derived(run_dir)
@@ -135,21 +146,15 @@ def _attach_host_measurement(cell: Cell, records: list[dict[str, Any]]) -> None:
         cell.settings["host_measured_threads"] = best[0]
 
 
-def run_one(cell: Cell, run_dir: Path, run_id: str, environment: dict[str, Any]) -> dict[str, Any]:
-    """Run one cell in a fresh worker process and turn whatever happened into one record."""
-    cells_dir = run_dir / "cells"
-    cells_dir.mkdir(exist_ok=True)
-    cell_file = cells_dir / f"{cell.cell_id}.cell.json"
-    result_file = cells_dir / f"{cell.cell_id}.result.json"
-    log_file = cells_dir / f"{cell.cell_id}.log"
-    cell_file.write_text(json.dumps(cell.to_dict()), encoding="utf-8")
-    result_file.unlink(missing_ok=True)
+def _spawn(
+    module: str, args: list[Path], timeout_s: float, log_file: Path
+) -> tuple[int | None, bool]:
+    """Run ``python -m module ARGS`` in its own session; returns (exit code, timed out)."""
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    started = time.time()
     with open(log_file, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "accelbench.runner.worker", str(cell_file), str(result_file)],
+            [sys.executable, "-m", module, *map(str, args)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -157,14 +162,38 @@ def run_one(cell: Cell, run_dir: Path, run_id: str, environment: dict[str, Any])
             start_new_session=True,  # Ctrl-C reaches the sweep only; the sweep stops the worker
         )
         try:
-            code = proc.wait(timeout=cell.timeout_s)
-            timed_out = False
+            return proc.wait(timeout=timeout_s), False
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            code, timed_out = proc.returncode, True
+            return proc.returncode, True
         except BaseException:
             _kill_group(proc)
             raise
+
+
+def run_one(cell: Cell, run_dir: Path, run_id: str, environment: dict[str, Any]) -> dict[str, Any]:
+    """Run one cell in a fresh worker process and turn whatever happened into one record."""
+    cells_dir = run_dir / "cells"
+    cells_dir.mkdir(exist_ok=True)
+    log_file = cells_dir / f"{cell.cell_id}.log"
+    quality: dict[str, Any] | None = None
+    if cell.prepared_by:
+        made = _prepared_artifact(run_dir, cell)
+        if made.get("status") != "ok":
+            reason = f"no artifact: {cell.optimization} failed ({made.get('error')})"
+            log_file.write_text(reason + "\n", encoding="utf-8")
+            return _record(cell, run_id, environment, {"status": "failed", "error": reason}, 0.0,
+                           log_file)  # fmt: skip
+        cell.model_path = made["artifact"]["path"]
+        quality = made
+    cell_file = cells_dir / f"{cell.cell_id}.cell.json"
+    result_file = cells_dir / f"{cell.cell_id}.result.json"
+    cell_file.write_text(json.dumps(cell.to_dict()), encoding="utf-8")
+    result_file.unlink(missing_ok=True)
+    started = time.time()
+    code, timed_out = _spawn(
+        "accelbench.runner.worker", [cell_file, result_file], cell.timeout_s, log_file
+    )
     wall_s = time.time() - started
     result: dict[str, Any] = {}
     if result_file.is_file():
@@ -172,10 +201,171 @@ def run_one(cell: Cell, run_dir: Path, run_id: str, environment: dict[str, Any])
     if timed_out:
         result = {"status": "failed", "error": f"timed out after {cell.timeout_s:g} s"}
     elif not result:
-        result = {"status": "failed", "error": _death_reason(code, cell, log_file)}
+        cap = (cell.profile_data.get("emulation") or {}).get("memory_mb")
+        result = {"status": "failed", "error": _death_reason(code, cap, log_file)}
     if result.get("status") == "failed":
         result["error"] = _explain_memory(result.get("error") or "", cell, log_file)
-    return _record(cell, run_id, environment, result, wall_s, log_file)
+    record = _record(cell, run_id, environment, result, wall_s, log_file)
+    if quality:
+        _merge_quality(record, quality)
+    return record
+
+
+def _prepared_path(run_dir: Path, model: str) -> Path:
+    return run_dir / "artifacts" / model / "prepared.json"
+
+
+def _prepared_artifact(run_dir: Path, cell: Cell) -> dict[str, Any]:
+    path = _prepared_path(run_dir, cell.prepared_by or cell.model)
+    if not path.is_file():
+        return {"status": "failed", "error": "the model was not prepared"}
+    prepared = json.loads(path.read_text(encoding="utf-8"))
+    if prepared.get("status") != "ok":
+        return {"status": "failed", "error": prepared.get("error")}
+    return prepared["artifacts"].get(cell.optimization) or {
+        "status": "failed",
+        "error": "not among the prepared optimizations",
+    }
+
+
+def quality_metrics(made: dict[str, Any], metric_name: str) -> dict[str, dict[str, Any]]:
+    """An artifact's quality and size metrics, as stored in its accuracy and benchmark records."""
+    stats = made.get("stats") or {}
+    comparison = made.get("comparison") or {}
+    out = {
+        metric_name: metric(made["quality"], "fraction", "higher"),
+        f"{metric_name}_delta": metric(made["quality_delta"], "fraction", "higher"),
+        "model_gzip_bytes": metric(stats.get("model_gzip_bytes"), "bytes", "lower"),
+        "sparsity": metric(stats.get("sparsity"), "fraction", "none"),
+    }
+    if comparison.get("agreement") is not None:
+        out["prediction_agreement"] = metric(comparison["agreement"], "fraction", "higher")
+    if comparison.get("worst_class_delta") is not None:
+        out["worst_class_delta"] = metric(comparison["worst_class_delta"], "fraction", "higher")
+    return out
+
+
+def _quality_section(made: dict[str, Any]) -> dict[str, Any]:
+    comparison = made.get("comparison") or {}
+    stats = made.get("stats") or {}
+    return {
+        "per_class": comparison.get("per_class"),
+        "flagged_classes": comparison.get("flagged_classes"),
+        "worst_class_delta": comparison.get("worst_class_delta"),
+        "agreement": comparison.get("agreement"),
+        "flag_threshold_points": comparison.get("threshold_points", 2.0),
+        "unique_weights_per_layer": stats.get("unique_weights_per_layer"),
+        "sparsity_per_layer": stats.get("sparsity_per_layer"),
+        "weight_dtypes": stats.get("weight_dtypes"),
+        "float_ops": stats.get("float_ops"),
+        "int_ops": stats.get("int_ops"),
+        "steps": (made.get("artifact") or {}).get("steps"),
+        "notes": (made.get("artifact") or {}).get("notes"),
+    }
+
+
+def _merge_quality(record: dict[str, Any], made: dict[str, Any]) -> None:
+    metric_name = made.get("metric", "accuracy")
+    record["metrics"].update(quality_metrics(made, metric_name))
+    record["quality"] = _quality_section(made)
+
+
+def run_prepare(
+    job: PrepareJob,
+    run_dir: Path,
+    run_id: str,
+    environment: dict[str, Any],
+    done: set[str],
+) -> list[dict[str, Any]]:
+    """Train/load one model and make its artifacts in a worker; return its records."""
+    out_dir = run_dir / "artifacts" / job.model
+    out_dir.mkdir(parents=True, exist_ok=True)
+    job_file, result_file = out_dir / "job.json", out_dir / "result.json"
+    log_file = out_dir / "prepare.log"
+    job_file.write_text(json.dumps({**job.to_dict(), "out_dir": str(out_dir)}), encoding="utf-8")
+    result_file.unlink(missing_ok=True)
+    started = time.time()
+    code, timed_out = _spawn(
+        "accelbench.runner.prepare", [job_file, result_file], job.timeout_s, log_file
+    )
+    wall_s = time.time() - started
+    result: dict[str, Any] = {}
+    if result_file.is_file():
+        result = json.loads(result_file.read_text(encoding="utf-8"))
+    if timed_out:
+        result = {"status": "failed", "error": f"timed out after {job.timeout_s:g} s"}
+    elif not result:
+        result = {"status": "failed", "error": _death_reason(code, None, log_file)}
+    result.setdefault("artifacts", {})
+    tmp = _prepared_path(run_dir, job.model).with_suffix(".tmp")
+    tmp.write_text(json.dumps(result), encoding="utf-8")
+    tmp.replace(_prepared_path(run_dir, job.model))
+    return [r for r in _prepare_records(job, result, run_id, environment, wall_s, log_file)
+            if r["cell_id"] not in done]  # fmt: skip
+
+
+def _prepare_records(
+    job: PrepareJob,
+    result: dict[str, Any],
+    run_id: str,
+    environment: dict[str, Any],
+    wall_s: float,
+    log_file: Path,
+) -> list[dict[str, Any]]:
+    metric_name = result.get("metric", "accuracy")
+    base = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "model": job.model,
+        "profile": "host",
+        "profile_kind": "cpu",
+        "execution": "local",
+        "runtime": "tensorflow",
+        "threads": os.cpu_count(),
+        "environment": environment,
+        "log": str(log_file),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    settings = {"seed": job.seed, "epochs": job.epochs, "fine_tune_epochs": job.fine_tune_epochs,
+                "data": job.data or "built-in"}  # fmt: skip
+    records = []
+    training = result.get("training")
+    if job.kind == "reference":
+        metrics = {}
+        if training:
+            metrics = {
+                metric_name: metric(training["quality"], "fraction", "higher"),
+                "quality_target": metric(training["target"], "fraction", "higher"),
+                "epochs": metric(training["epochs"], "epochs", "none"),
+                "train_wall_s": metric(training["wall_s"], "s", "lower"),
+                "time_to_target_s": metric(training["time_to_target_s"], "s", "lower"),
+            }
+        records.append({
+            **base, "cell_id": f"{job.model}.fp32.host.training", "scenario": "training",
+            "optimization": "fp32", "status": "ok" if training else "failed",
+            "error": None if training else result.get("error"), "settings": settings,
+            "metrics": metrics, "training": training, "artifact": None, "wall_s": wall_s,
+        })  # fmt: skip
+    for name in job.optimizations:
+        made = result["artifacts"].get(name) or {"status": "failed", "error": result.get("error")}
+        ok = made.get("status") == "ok"
+        record = {
+            **base, "cell_id": f"{job.model}.{name}.host.accuracy", "scenario": "accuracy",
+            "optimization": name, "status": "ok" if ok else "failed",
+            "error": None if ok else made.get("error"), "settings": settings,
+            "metrics": {}, "artifact": None, "wall_s": made.get("optimize_s"),
+        }  # fmt: skip
+        if ok:
+            from accelbench.runner.worker import artifact_info
+
+            record["artifact"] = artifact_info(Path(made["artifact"]["path"]))
+            record["metrics"] = {
+                "model_bytes": metric(record["artifact"]["bytes"], "bytes", "lower"),
+                **quality_metrics(made, metric_name),
+            }
+            record["quality"] = _quality_section(made)
+        records.append(record)
+    return records
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -202,11 +392,10 @@ def _explain_memory(error: str, cell: Cell, log_file: Path) -> str:
     return error
 
 
-def _death_reason(code: int | None, cell: Cell, log_file: Path) -> str:
+def _death_reason(code: int | None, cap: int | None, log_file: Path) -> str:
     if code is not None and code < 0:
         sig = signal.Signals(-code).name
         if sig == "SIGKILL":
-            cap = (cell.profile_data.get("emulation") or {}).get("memory_mb")
             why = f" (memory cap {cap} MB)" if cap else ""
             return f"worker killed by SIGKILL, most likely out of memory{why}"
         if sig == "SIGSEGV":
@@ -311,12 +500,20 @@ class _Progress:
             self._bar.start()
 
     def start(self, cell: Cell) -> None:
+        self.describe(f"{cell.model} {cell.optimization} {cell.profile} {cell.scenario}")
+
+    def describe(self, text: str) -> None:
         if self._bar:
-            self._bar.update(self._task, description=f"{cell.model} {cell.profile} {cell.scenario}")
+            self._bar.update(self._task, description=text)
+
+    def advance_job(self) -> None:
+        if self._bar:
+            self._bar.advance(self._task)
 
     def advance(self, record: dict[str, Any]) -> None:
         if self._bar:
-            self._bar.advance(self._task)
+            if record.get("scenario") not in PREPARE_SCENARIOS:
+                self._bar.advance(self._task)
             if record["status"] != "ok":
                 self._bar.console.print(
                     f"[yellow]{record['cell_id']}: {record['status']}: {record['error']}[/yellow]"

@@ -1,0 +1,221 @@
+"""Trade-offs across optimizations: speed-ups, Pareto fronts, recommendations and budget answers.
+
+Works on records only (no framework, no pandas): one *point* per artifact and profile, taken from
+its single-stream cell (or its projection, labelled so), joined with the artifact's quality.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from accelbench.errors import UsageError
+
+QUALITY_METRICS = ("accuracy", "auc")
+
+
+@dataclass
+class Point:
+    """One artifact on one profile: its latency, quality and size, and how each was obtained."""
+
+    model: str
+    optimization: str
+    profile: str
+    execution: str
+    threads: int
+    latency_ms: float | None
+    latency_kind: str  # "measured p50", "emulated p50" or "projected"
+    quality: float | None
+    quality_metric: str | None
+    quality_delta: float | None
+    worst_class_delta: float | None
+    flagged_classes: list[str] = field(default_factory=list)
+    model_bytes: int | None = None
+    model_gzip_bytes: int | None = None
+    speedup_vs_fp32: float | None = None
+    size_ratio_vs_fp32: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.profile if self.execution == "local" else f"{self.profile} ({self.execution})"
+
+
+def _value(record: dict[str, Any], name: str) -> Any:
+    m = (record.get("metrics") or {}).get(name)
+    return m.get("value") if isinstance(m, dict) else None
+
+
+def points(records: list[dict[str, Any]]) -> list[Point]:
+    """Points from a run's records: single-stream cells that are ok, and projections."""
+    out: list[Point] = []
+    for r in records:
+        if r.get("scenario") != "single-stream" or r.get("status") != "ok":
+            continue
+        if r["execution"] == "projected":
+            latency, kind = _value(r, "projected_latency_ms"), "projected"
+        else:
+            latency = _value(r, "latency_p50_ms")
+            kind = "emulated p50" if r["execution"] == "emulated" else "measured p50"
+        metric_name = next((q for q in QUALITY_METRICS if _value(r, q) is not None), None)
+        quality = r.get("quality") or {}
+        out.append(
+            Point(
+                model=r["model"],
+                optimization=r["optimization"],
+                profile=r["profile"],
+                execution=r["execution"],
+                threads=r["threads"],
+                latency_ms=latency,
+                latency_kind=kind,
+                quality=_value(r, metric_name) if metric_name else None,
+                quality_metric=metric_name,
+                quality_delta=_value(r, f"{metric_name}_delta") if metric_name else None,
+                worst_class_delta=quality.get("worst_class_delta"),
+                flagged_classes=list(quality.get("flagged_classes") or []),
+                model_bytes=_value(r, "model_bytes"),
+                model_gzip_bytes=_value(r, "model_gzip_bytes"),
+            )
+        )
+    _relative_to_fp32(out)
+    return out
+
+
+def _relative_to_fp32(pts: list[Point]) -> None:
+    base = {
+        (p.model, p.profile, p.threads): p
+        for p in pts
+        if p.optimization in ("fp32", "none") and p.latency_ms
+    }
+    for p in pts:
+        b = base.get((p.model, p.profile, p.threads))
+        if b is None:
+            continue
+        if p.latency_ms:
+            p.speedup_vs_fp32 = b.latency_ms / p.latency_ms
+        # Compressed size: what pruning and clustering buy is compressibility, not raw bytes.
+        mine = p.model_gzip_bytes or p.model_bytes
+        theirs = b.model_gzip_bytes or b.model_bytes
+        if mine and theirs:
+            p.size_ratio_vs_fp32 = theirs / mine
+
+
+def pareto_front(pts: list[Point]) -> list[Point]:
+    """Points no other point beats on both latency (lower) and quality (higher), by latency."""
+    usable = [p for p in pts if p.latency_ms is not None and p.quality is not None]
+    usable.sort(key=lambda p: (p.latency_ms, -(p.quality or 0)))
+    front: list[Point] = []
+    best = -math.inf
+    for p in usable:
+        if p.quality is not None and p.quality > best:
+            front.append(p)
+            best = p.quality
+    return front
+
+
+def _points_delta(p: Point) -> str:
+    if p.quality_delta is None:
+        return ""
+    return f"{p.quality_delta * 100:+.1f} points"
+
+
+def recommendation(pts: list[Point], model: str, label: str) -> str:
+    """One plain sentence for one model on one profile (and thread count)."""
+    group = [p for p in pts if p.model == model and p.label == label]
+    base = next((p for p in group if p.optimization in ("fp32", "none")), None)
+    if not group:
+        return f"on {label}, no single-stream result for {model}."
+    if base is None:
+        fastest = min((p for p in group if p.latency_ms), key=lambda p: p.latency_ms, default=None)
+        if fastest is None:
+            return f"on {label}, no latency was obtained for {model}."
+        return (
+            f"on {label}, {fastest.optimization} is the fastest at "
+            f"{fastest.latency_ms:.3g} ms ({fastest.latency_kind}); fp32 did not run there."
+        )
+    front = pareto_front(group)
+    faster = [p for p in front if p is not base and p.latency_ms and p.latency_ms < base.latency_ms]
+    if not faster:
+        return f"on {label}, fp32 ({base.latency_ms:.3g} ms, {base.latency_kind}) is not beaten."
+    pick = max(faster, key=lambda p: (p.quality or 0) - 0.01 * (p.latency_ms or 0))
+    # The pick: the most accurate of the faster Pareto points (ties go to the faster one).
+    sentence = (
+        f"on {label}, {pick.optimization} is {pick.speedup_vs_fp32:.1f}× faster than fp32 "
+        f"({pick.latency_kind})"
+    )
+    delta = _points_delta(pick)
+    sentence += f" for {delta}" if delta else ""
+    if pick.flagged_classes:
+        sentence += f", but classes {', '.join(pick.flagged_classes)} lose more than 2 points"
+    smaller = [
+        p
+        for p in group
+        if p.size_ratio_vs_fp32 and pick.size_ratio_vs_fp32
+        and p.size_ratio_vs_fp32 > pick.size_ratio_vs_fp32 * 1.2
+        and p.quality_delta is not None and p.quality_delta > -0.01
+    ]  # fmt: skip
+    if smaller:
+        s = max(smaller, key=lambda p: p.size_ratio_vs_fp32 or 0)
+        sentence += f"; {s.optimization} is also {s.size_ratio_vs_fp32:.1f}× smaller"
+    return sentence + "."
+
+
+@dataclass
+class Budget:
+    max_latency_ms: float | None = None
+    min_quality: float | None = None
+    max_size_mb: float | None = None
+
+    def violations(self, p: Point) -> dict[str, float]:
+        """How far a point is outside each constraint, relative to the constraint (0 = met)."""
+        v: dict[str, float] = {}
+        if self.max_latency_ms is not None:
+            lat = p.latency_ms if p.latency_ms is not None else math.inf
+            v["latency"] = max(0.0, lat / self.max_latency_ms - 1)
+        if self.min_quality is not None:
+            q = p.quality if p.quality is not None else -math.inf
+            v["quality"] = max(0.0, (self.min_quality - q) / max(self.min_quality, 1e-9))
+        if self.max_size_mb is not None:
+            size_mb = (p.model_bytes or math.inf) / 1e6
+            v["size"] = max(0.0, size_mb / self.max_size_mb - 1)
+        return v
+
+
+def answer_budget(pts: list[Point], budget: Budget, profile: str | None = None) -> list[str]:
+    """Lines answering "what meets this budget?": the best candidates, or the closest miss."""
+    if profile:
+        pts = [p for p in pts if p.profile == profile]
+        if not pts:
+            raise UsageError(
+                f"the run has no single-stream result on profile {profile!r}; "
+                "pass a profile the run used, or omit --profile"
+            )
+    if not pts:
+        raise UsageError("the run has no single-stream results to choose from; run one first")
+    meeting = [p for p in pts if not any(budget.violations(p).values())]
+    if meeting:
+        meeting.sort(key=lambda p: (p.latency_ms or math.inf, -(p.quality or 0)))
+        lines = [f"{len(meeting)} of {len(pts)} results meet the budget; fastest first:"]
+        for p in meeting[:10]:
+            lines.append("  " + describe(p))
+        return lines
+    closest = min(pts, key=lambda p: sum(budget.violations(p).values()))
+    v = budget.violations(closest)
+    missed = ", ".join(f"{k} by {x * 100:.0f}%" for k, x in v.items() if x > 0)
+    return [
+        f"nothing in this run meets the budget ({len(pts)} results checked).",
+        f"closest: {describe(closest)} — misses {missed}.",
+    ]
+
+
+def describe(p: Point) -> str:
+    parts = [f"{p.model} {p.optimization} on {p.label}"]
+    if p.threads:
+        parts.append(f"{p.threads} thr")
+    if p.latency_ms is not None:
+        parts.append(f"{p.latency_ms:.3g} ms ({p.latency_kind})")
+    if p.quality is not None:
+        parts.append(f"{p.quality_metric} {p.quality:.4f}")
+    if p.model_bytes:
+        parts.append(f"{p.model_bytes / 1e6:.3f} MB")
+    return ", ".join(parts)

@@ -1,0 +1,169 @@
+"""The preparation worker: trains (or loads) one model, makes each optimized artifact, scores it.
+
+Started as ``python -m accelbench.runner.prepare JOB.json RESULT.json`` by the sweep, once per
+model. Every artifact is judged on the same test set, against the fp32 artifact's predictions,
+by the same code whoever predicts. One optimization that fails is recorded with its reason and
+the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+FLAG_THRESHOLD_POINTS = 2.0
+
+
+def main(argv: list[str]) -> int:
+    job_path, result_path = Path(argv[0]), Path(argv[1])
+    job = json.loads(job_path.read_text(encoding="utf-8"))
+    try:
+        result = prepare(job)
+        code = 0
+    except Exception as exc:  # noqa: BLE001 - the model's failure becomes every artifact's reason
+        from accelbench.errors import UsageError
+
+        traceback.print_exc()
+        text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        reason = text if isinstance(exc, UsageError) else f"{type(exc).__name__}: {text}"
+        result = {"status": "failed", "error": reason, "artifacts": {}}
+        code = 1
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, default=_plain), encoding="utf-8")
+    tmp.replace(result_path)
+    return code
+
+
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+class _Data:
+    """Train and test arrays, class names, and how to score outputs, for any model kind."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        self.spec = None
+        if job["kind"] == "reference":
+            from accelbench.models import get_spec
+
+            self.spec = get_spec(job["model"])
+            self.dataset = self.spec.load_data(job.get("data"), seed=int(job["seed"]))
+            d = self.dataset
+            self.x_train, self.y_train, self.x_test, self.y_test = (
+                d.x_train, d.y_train, d.x_test, d.y_test
+            )  # fmt: skip
+            self.class_names = list(d.class_names)
+            self.metric = self.spec.metric
+        else:
+            from accelbench.optimizers.user_models import load_npz_data
+
+            self.x_train, self.y_train, self.x_test, self.y_test = load_npz_data(job["data"])
+            n = int(max(self.y_train.max(), self.y_test.max())) + 1
+            self.class_names = [str(i) for i in range(n)]
+            self.metric = "accuracy"
+
+    def evaluate(self, predict) -> dict[str, Any]:
+        """Quality, predictions and per-class accuracy of any predict(x) -> outputs function."""
+        import numpy as np
+
+        if self.spec is not None:
+            from accelbench.models import evaluate
+
+            return evaluate(self.spec, predict, self.dataset)
+        scores = np.asarray(predict(self.x_test))
+        predictions = np.argmax(scores, axis=1)
+        quality = float(np.mean(predictions == self.y_test))
+        return {"metric": "accuracy", "quality": quality, "predictions": predictions}
+
+
+def prepare(job: dict[str, Any]) -> dict[str, Any]:
+    from accelbench.keras_compat import legacy_keras
+
+    legacy_keras()  # Keras 2 must be chosen before TensorFlow loads
+    import numpy as np
+
+    from accelbench.optimizers import optimize
+    from accelbench.optimizers.analysis import artifact_stats
+    from accelbench.optimizers.evaluation import compare_predictions, predict_tflite
+
+    out_dir = Path(job["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = _Data(job)
+    result: dict[str, Any] = {"status": "ok", "error": None, "metric": data.metric}
+    if job["kind"] == "reference":
+        from accelbench.models import train
+
+        trained = train(data.spec, data.dataset, seed=int(job["seed"]), epochs=job.get("epochs"))
+        model = trained.model
+        result["training"] = {
+            "quality": trained.quality,
+            "target": data.spec.target,
+            "epochs": trained.epochs,
+            "wall_s": trained.wall_s,
+            "time_to_target_s": trained.time_to_target_s,
+            "history": trained.history,
+            "data_source": data.dataset.source,
+        }
+    else:
+        from accelbench.optimizers.user_models import load_user_model
+
+        model = load_user_model(job["path"])
+    threads = os.cpu_count() or 1
+
+    def scorer(path: Path):
+        return lambda x: predict_tflite(path, x, threads=threads)
+
+    names = list(dict.fromkeys(["fp32", *job["optimizations"]]))
+    artifacts: dict[str, Any] = {}
+    baseline: dict[str, Any] | None = None
+    for name in names:
+        entry: dict[str, Any] = {"status": "ok", "error": None}
+        try:
+            started = time.perf_counter()
+            made = optimize(
+                model, name, (data.x_train, data.y_train), out_dir,
+                fine_tune_epochs=int(job["fine_tune_epochs"]), seed=int(job["seed"]),
+            )  # fmt: skip
+            entry["optimize_s"] = time.perf_counter() - started
+            entry["artifact"] = made.to_dict()
+            evaluation = data.evaluate(scorer(made.path))
+            entry["quality"] = float(evaluation["quality"])
+            entry["per_class_accuracy"] = evaluation.get("per_class_accuracy")
+            predictions = np.asarray(evaluation["predictions"])
+            if baseline is None:
+                baseline = {"predictions": predictions, "quality": entry["quality"]}
+            k = len(data.class_names)
+            # Predictions as one-hot scores: one comparison serves classifiers and the
+            # autoencoder (whose "classes" are normal / anomalous detections).
+            comparison = compare_predictions(
+                data.y_test, np.eye(k)[predictions], np.eye(k)[baseline["predictions"]],
+                data.class_names, threshold_points=FLAG_THRESHOLD_POINTS,
+            )  # fmt: skip
+            entry["quality_delta"] = entry["quality"] - baseline["quality"]
+            entry["comparison"] = comparison
+            entry["stats"] = artifact_stats(made.path)
+        except Exception as exc:  # noqa: BLE001 - one optimization failing must not stop the rest
+            traceback.print_exc()
+            text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+            entry = {"status": "failed", "error": f"{type(exc).__name__}: {text}"}
+            from accelbench.errors import UsageError
+
+            if isinstance(exc, UsageError):
+                entry["error"] = text
+        artifacts[name] = entry
+    result["artifacts"] = {k: v for k, v in artifacts.items() if k in job["optimizations"]}
+    return result
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,57 @@
+"""The built-in suites: `default` (what `accelbench run` runs) and `full` (all reference models)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Every optimization on every class of profile: host at 1 thread and at all cores (threads
+# unset = both are added below), an emulated Raspberry Pi 4, and the int8-only Coral Edge TPU.
+DEFAULT_OPTIMIZATIONS = [
+    "fp32",
+    "dynamic",
+    "float16",
+    "int8",
+    "prune50+int8",
+    "qat_int8",
+    "cluster16+int8",
+]
+
+
+def builtin_suite(name: str, host_cores: int) -> dict[str, Any]:
+    """The suite mapping for a built-in suite name (default or full)."""
+    threads = sorted({1, host_cores})
+    if name == "default":
+        return {
+            "name": "default",
+            "models": [
+                {"name": "digits_cnn"},
+                {"name": "breast_cancer_mlp"},
+                {"name": "ic_resnet8"},
+            ],
+            "optimizations": DEFAULT_OPTIMIZATIONS,
+            "profiles": ["host", "rpi4", "coral-edgetpu"],
+            "threads": threads,
+            "scenarios": ["single-stream", "offline"],
+            "preset": "quick",
+        }
+    if name == "full":
+        from accelbench.models import list_specs
+
+        return {
+            "name": "full",
+            "models": [{"name": spec.name} for spec in list_specs()],
+            "optimizations": [
+                *DEFAULT_OPTIMIZATIONS,
+                "int16x8",
+                "prune_2of4+int8",
+                "prune50+qat_int8",
+            ],  # fmt: skip
+            "profiles": ["host", "rpi4", "rpi5", "coral-edgetpu", "jetson-orin-nano", "nvidia-t4"],
+            "threads": threads,
+            "scenarios": ["single-stream", "offline", "server"],
+            "preset": "standard",
+        }
+    raise KeyError(name)
+
+
+BUILTIN_SUITES = ("default", "full")
