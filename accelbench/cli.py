@@ -95,6 +95,42 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", default=None, metavar="RUN_DIR")
     r.add_argument("--no-progress", action="store_true")
 
+    o = sub.add_parser(
+        "optimize", help="optimize your Keras model every way and benchmark each artifact"
+    )
+    o.add_argument("model", help=".keras, .h5 or SavedModel folder")
+    o.add_argument("--data", required=True, help=".npz with x_train, y_train, x_test, y_test")
+    o.add_argument(
+        "--optimizations",
+        type=_csv("optimizations"),
+        default=None,
+        help="comma-separated, e.g. fp32,int8,prune50+int8 (default: the default suite's)",
+    )
+    o.add_argument("--profile", type=_csv("profile"), default=["host"])
+    o.add_argument("--threads", type=_csv("threads", int), default=None)
+    o.add_argument("--scenario", type=_csv("scenario"), default=["single-stream"])
+    o.add_argument("--preset", default="quick")
+    o.add_argument("--fine-tune-epochs", type=int, default=2)
+    o.add_argument("--name", default=None, help="model name in records (default: file stem)")
+    o.add_argument("--out", default=None)
+    o.add_argument("--no-progress", action="store_true")
+
+    rec = sub.add_parser("recommend", help="what in a run meets a latency/quality/size budget")
+    rec.add_argument("run_dir")
+    rec.add_argument("--max-latency-ms", type=float, default=None)
+    rec.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=None,
+        help="minimum quality (accuracy, or AUC for the anomaly detector)",
+    )
+    rec.add_argument("--max-size-mb", type=float, default=None)
+    rec.add_argument("--profile", default=None, help="only this profile")
+
+    m = sub.add_parser("models", help="the reference model zoo")
+    msub = m.add_subparsers(dest="models_command", metavar="ACTION", parser_class=_Parser)
+    msub.add_parser("list", help="list the reference models")
+
     pr = sub.add_parser("profiles", help="list, show, validate, detect and calibrate profiles")
     psub = pr.add_subparsers(dest="profiles_command", metavar="ACTION", parser_class=_Parser)
     psub.add_parser("list", help="list built-in profiles")
@@ -136,6 +172,12 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _run(args)
     if args.command == "profiles":
         return _profiles(args)
+    if args.command == "optimize":
+        return _optimize(args)
+    if args.command == "recommend":
+        return _recommend(args)
+    if args.command == "models":
+        return _models(args)
     if args.command == "results":
         if args.results_command != "show":
             raise UsageError("say 'accelbench results show RUN_DIR'")
@@ -202,6 +244,70 @@ def _run(args: argparse.Namespace) -> int:
     for entry in suite.models:
         check_entry(entry)
     return _execute(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    from accelbench.runner.suite import suite_from_mapping
+    from accelbench.runner.suites import DEFAULT_OPTIMIZATIONS
+
+    model, data = Path(args.model), Path(args.data)
+    if not model.exists():
+        raise UsageError(f"model {model} does not exist; pass a .keras, .h5 or SavedModel path")
+    if model.is_file() and model.suffix not in (".keras", ".h5"):
+        raise UsageError(
+            f"{model} is not a Keras model (.keras, .h5) or SavedModel folder; to benchmark a "
+            "ready artifact as it is, use accelbench bench"
+        )
+    if not data.is_file():
+        raise UsageError(f"data file {data} does not exist; pass a .npz made with numpy.savez")
+    entry = {"path": str(model.resolve()), "data": str(data.resolve())}
+    if args.name:
+        entry["name"] = args.name
+    suite = suite_from_mapping(
+        {
+            "name": f"optimize {model.name}",
+            "models": [entry],
+            "optimizations": args.optimizations or DEFAULT_OPTIMIZATIONS,
+            "profiles": args.profile,
+            "threads": args.threads,
+            "scenarios": args.scenario,
+            "preset": args.preset,
+            "fine_tune_epochs": args.fine_tune_epochs,
+        },
+        "command line",
+    )
+    return _execute(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from accelbench.report.tables import load_run
+    from accelbench.report.tradeoffs import Budget, answer_budget, points
+
+    if args.max_latency_ms is None and args.min_accuracy is None and args.max_size_mb is None:
+        raise UsageError(
+            "give a budget: at least one of --max-latency-ms, --min-accuracy, --max-size-mb"
+        )
+    for flag in ("max_latency_ms", "max_size_mb"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be positive, got {value:g}")
+    if args.min_accuracy is not None and not 0 <= args.min_accuracy <= 1:
+        raise UsageError(f"--min-accuracy is a fraction in [0, 1], got {args.min_accuracy:g}")
+    pts = points(load_run(Path(args.run_dir)))
+    budget = Budget(args.max_latency_ms, args.min_accuracy, args.max_size_mb)
+    lines = answer_budget(pts, budget, profile=args.profile)
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def _models(args: argparse.Namespace) -> int:
+    if args.models_command != "list":
+        raise UsageError("say 'accelbench models list'")
+    from accelbench.models import list_specs
+
+    for spec in list_specs():
+        print(f"{spec.name:18} {spec.task:26} {spec.metric} >= {spec.target:<5} {spec.data_source}")
+    return EXIT_OK
 
 
 def check_entry(entry: Any) -> None:

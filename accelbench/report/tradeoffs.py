@@ -201,11 +201,25 @@ def answer_budget(pts: list[Point], budget: Budget, profile: str | None = None) 
         return lines
     closest = min(pts, key=lambda p: sum(budget.violations(p).values()))
     v = budget.violations(closest)
-    missed = ", ".join(f"{k} by {x * 100:.0f}%" for k, x in v.items() if x > 0)
-    return [
+    missed = []
+    if v.get("latency"):
+        missed.append(f"latency {closest.latency_ms:.3g} ms > {budget.max_latency_ms:g} ms")
+    if v.get("quality"):
+        have = f"{closest.quality:.4f}" if closest.quality is not None else "unknown"
+        missed.append(f"{closest.quality_metric or 'quality'} {have} < {budget.min_quality:g}")
+    if v.get("size"):
+        missed.append(f"size {(closest.model_bytes or 0) / 1e6:.3f} MB > {budget.max_size_mb:g} MB")
+    per_constraint = {name: min(budget.violations(p).get(name, 0.0) for p in pts) for name in v}
+    easiest = [name for name, x in per_constraint.items() if x == 0]
+    lines = [
         f"nothing in this run meets the budget ({len(pts)} results checked).",
-        f"closest: {describe(closest)} — misses {missed}.",
+        f"closest: {describe(closest)}; it misses: {'; '.join(missed)}.",
     ]
+    if easiest:
+        lines.append(
+            f"met on its own by some result: {', '.join(easiest)}; not together with the rest."
+        )
+    return lines
 
 
 def describe(p: Point) -> str:
