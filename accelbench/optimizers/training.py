@@ -1,0 +1,396 @@
+"""Keras -> Keras transforms that fine-tune: magnitude and 2:4 pruning, clustering, QAT (tfmot)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from accelbench.errors import UsageError
+from accelbench.optimizers.base import (
+    RANK_CLUSTER,
+    RANK_PRUNE,
+    RANK_QAT,
+    OptimizationState,
+    Transform,
+)
+
+TFMOT_LIMIT = (
+    "tensorflow-model-optimization needs a Sequential or functional Keras 2 model; rebuild it "
+    "functionally or use the post-training optimizations fp32/dynamic/float16/int8 only"
+)
+
+
+def tfmot_problem(model: Any) -> str | None:
+    """None when tfmot can wrap this model, else the sentence that names the limit and the way out.
+
+    tfmot itself refuses anything but a tf_keras Sequential or functional model (it checks
+    ``_is_graph_network``); asking the same question first turns its late ValueError, raised
+    after the data are loaded, into an early UsageError.
+    """
+    from accelbench.keras_compat import legacy_keras
+
+    keras = legacy_keras()
+    if not isinstance(model, keras.Model):
+        kind = f"{type(model).__module__}.{type(model).__name__}"
+        return f"the model is a {kind}, not a Keras 2 (tf_keras) model: {TFMOT_LIMIT}"
+    if not isinstance(model, keras.Sequential) and not getattr(model, "_is_graph_network", False):
+        return f"the model is a subclassed Keras model ({type(model).__name__}): {TFMOT_LIMIT}"
+    return None
+
+
+class TrainingTransform(Transform):
+    """A Keras -> Keras step that wraps the model with tfmot and fine-tunes it."""
+
+    learning_rate: ClassVar[float] = 1e-4
+
+    def supports(self, model: Any) -> str | None:
+        return tfmot_problem(model)
+
+
+def _clone(model: Any) -> Any:
+    """A copy with the same weights: tfmot wrappers share layers, so would edit the caller's."""
+    from accelbench.keras_compat import legacy_keras
+
+    keras = legacy_keras()
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _loss(model: Any) -> Any:
+    loss = getattr(model, "loss", None)
+    if loss is None:
+        raise UsageError(
+            "the model has no compiled loss, which fine-tuning needs; compile it with its training "
+            "loss before saving, or use the post-training optimizations fp32/dynamic/float16/int8"
+        )
+    return loss
+
+
+def _steps_per_epoch(state: OptimizationState) -> int:
+    return max(1, math.ceil(len(state.x_train) / state.batch_size))
+
+
+def _wrap(make: Callable[[], Any], what: str) -> Any:
+    """Run a tfmot wrapper; its ValueError (an unsupported layer) becomes a one-line UsageError."""
+    try:
+        return make()
+    except ValueError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(
+            f"tensorflow-model-optimization cannot apply {what} to this model ({first}); "
+            "use a model built from built-in Keras layers, or a post-training optimization"
+        ) from None
+
+
+def _fine_tune(
+    model: Any,
+    state: OptimizationState,
+    loss: Any,
+    learning_rate: float,
+    callbacks: list[Any] | None = None,
+) -> float:
+    """Fine-tune with the model's own loss, seeded; returns the wall time in seconds."""
+    from accelbench.keras_compat import legacy_keras
+
+    keras = legacy_keras()
+    keras.utils.set_random_seed(state.seed)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss)
+    start = time.perf_counter()
+    model.fit(
+        state.x_train,
+        state.y_train,
+        epochs=state.fine_tune_epochs,
+        batch_size=state.batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks or [],
+    )
+    return time.perf_counter() - start
+
+
+def kernel_arrays(model: Any) -> dict[str, np.ndarray]:
+    """Each conv/dense layer's kernel as numpy, by layer name (nested models included)."""
+    kernels: dict[str, np.ndarray] = {}
+    for layer in _layers(model):
+        for attribute in ("kernel", "depthwise_kernel"):
+            weight = getattr(layer, attribute, None)
+            if weight is not None and hasattr(weight, "numpy"):
+                kernels[layer.name] = np.asarray(weight.numpy())
+    return kernels
+
+
+def _layers(model: Any) -> list[Any]:
+    found = []
+    for layer in getattr(model, "layers", []):
+        found.extend(_layers(layer) if hasattr(layer, "layers") else [layer])
+    return found
+
+
+def _kernel_sparsity(model: Any) -> float:
+    kernels = list(kernel_arrays(model).values())
+    total = sum(k.size for k in kernels)
+    return float(sum(int(np.count_nonzero(k == 0)) for k in kernels) / total) if total else 0.0
+
+
+def _compiled(model: Any, loss: Any) -> Any:
+    model.compile(loss=loss)  # later steps read the loss back from the model
+    return model
+
+
+@dataclass(frozen=True, repr=False)
+class Prune(TrainingTransform):
+    """Magnitude pruning to ``sparsity`` of every prunable kernel: PolynomialDecay + fine-tuning."""
+
+    sparsity: float
+    rank: ClassVar[int] = RANK_PRUNE
+    learning_rate: ClassVar[float] = 1e-3  # pruning removes half the weights: recovery needs more
+
+    def __post_init__(self) -> None:
+        percent = self.sparsity * 100 if isinstance(self.sparsity, int | float) else -1
+        if not 1 <= percent <= 99 or abs(percent - round(percent)) > 1e-9:
+            raise UsageError(
+                f"prune sparsity must be a whole percent between 0.01 and 0.99 (prune50 is 0.5), "
+                f"not {self.sparsity!r}"
+            )
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"prune{round(self.sparsity * 100)}"
+
+    def apply(self, state: OptimizationState) -> OptimizationState:
+        import tensorflow_model_optimization as tfmot
+
+        sparsity_api = tfmot.sparsity.keras
+        loss = _loss(state.model)
+        total = _steps_per_epoch(state) * state.fine_tune_epochs
+        frequency = max(1, total // 10)
+        # Reach the target two thirds of the way through, so the rest of the fine-tuning
+        # recovers accuracy at the final sparsity; end_step on a pruning step hits it exactly.
+        end_step = (total * 2 // 3) // frequency * frequency
+        if end_step < frequency:
+            schedule = sparsity_api.ConstantSparsity(self.sparsity, begin_step=0, frequency=1)
+            schedule_text = f"ConstantSparsity({self.sparsity}) from step 0 (only {total} steps)"
+        else:
+            schedule = sparsity_api.PolynomialDecay(
+                initial_sparsity=0.0,
+                final_sparsity=self.sparsity,
+                begin_step=0,
+                end_step=end_step,
+                frequency=frequency,
+            )
+            schedule_text = (
+                f"PolynomialDecay(0 -> {self.sparsity}, steps 0..{end_step} every {frequency}, "
+                f"of {total})"
+            )
+        wrapped = _wrap(
+            lambda: sparsity_api.prune_low_magnitude(
+                _clone(state.model), pruning_schedule=schedule
+            ),
+            "magnitude pruning",
+        )
+        seconds = _fine_tune(
+            wrapped, state, loss, self.learning_rate, [sparsity_api.UpdatePruningStep()]
+        )
+        model = _compiled(sparsity_api.strip_pruning(wrapped), loss)
+        notes = {
+            "target_sparsity": self.sparsity,
+            "kernel_sparsity": _kernel_sparsity(model),
+            "schedule": schedule_text,
+            "fine_tune_epochs": state.fine_tune_epochs,
+            "learning_rate": self.learning_rate,
+            "fine_tune_s": seconds,
+        }
+        return state.after(
+            self.name,
+            notes,
+            model=model,
+            pruned="magnitude",
+            fine_tune_s=state.fine_tune_s + seconds,
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class Prune2of4(TrainingTransform):
+    """Structured 2:4 sparsity: at least 2 zeros in every 4 consecutive input-channel weights.
+
+    tfmot groups along the last axis of the TFLite layout (input channels of a conv's
+    [out, h, w, in] filter and of a dense [out, in] matrix), the layout sparse kernels read.
+    """
+
+    rank: ClassVar[int] = RANK_PRUNE
+    learning_rate: ClassVar[float] = 1e-3
+    name: ClassVar[str] = "prune_2of4"  # type: ignore[misc]
+
+    def apply(self, state: OptimizationState) -> OptimizationState:
+        import tensorflow_model_optimization as tfmot
+
+        sparsity_api = tfmot.sparsity.keras
+        loss = _loss(state.model)
+        total = _steps_per_epoch(state) * state.fine_tune_epochs
+        # The 2:4 mask is recomputed at each pruning step (the sparsity number is not used).
+        frequency = max(1, total // 10)
+        schedule = sparsity_api.ConstantSparsity(0.5, begin_step=0, frequency=frequency)
+        wrapped = _wrap(
+            lambda: sparsity_api.prune_low_magnitude(
+                _clone(state.model), pruning_schedule=schedule, sparsity_m_by_n=(2, 4)
+            ),
+            "2:4 pruning",
+        )
+        seconds = _fine_tune(
+            wrapped, state, loss, self.learning_rate, [sparsity_api.UpdatePruningStep()]
+        )
+        model = _compiled(sparsity_api.strip_pruning(wrapped), loss)
+        notes = {
+            "pattern": "2:4 along input channels",
+            "kernel_sparsity": _kernel_sparsity(model),
+            "mask_update_every_steps": frequency,
+            "fine_tune_epochs": state.fine_tune_epochs,
+            "learning_rate": self.learning_rate,
+            "fine_tune_s": seconds,
+        }
+        return state.after(
+            self.name, notes, model=model, pruned="2of4", fine_tune_s=state.fine_tune_s + seconds
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class Cluster(TrainingTransform):
+    """Weight clustering: each kernel keeps ``clusters`` distinct values (k-means++ centroids).
+
+    After pruning, clustering keeps the zeros (tfmot's sparsity-preserving clustering).
+    """
+
+    clusters: int
+    rank: ClassVar[int] = RANK_CLUSTER
+
+    def __post_init__(self) -> None:
+        if isinstance(self.clusters, bool) or not isinstance(self.clusters, int):
+            raise UsageError(f"cluster count must be an integer such as 16, not {self.clusters!r}")
+        if not 2 <= self.clusters <= 256:
+            raise UsageError(
+                f"cluster count must be between 2 and 256 (cluster16 is 16), not {self.clusters}"
+            )
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"cluster{self.clusters}"
+
+    def apply(self, state: OptimizationState) -> OptimizationState:
+        import tensorflow_model_optimization as tfmot
+
+        clustering = tfmot.clustering.keras
+        loss = _loss(state.model)
+        preserve_sparsity = state.pruned is not None
+        wrapped = _wrap(
+            lambda: clustering.cluster_weights(
+                _clone(state.model),
+                number_of_clusters=self.clusters,
+                cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
+                preserve_sparsity=preserve_sparsity,
+            ),
+            "weight clustering",
+        )
+        seconds = _fine_tune(wrapped, state, loss, self.learning_rate)
+        model = _compiled(clustering.strip_clustering(wrapped), loss)
+        kernels = kernel_arrays(model)
+        notes = {
+            "clusters": self.clusters,
+            "preserve_sparsity": preserve_sparsity,
+            "max_unique_kernel_values": max(
+                (len(np.unique(k)) for k in kernels.values()), default=0
+            ),
+            "kernel_sparsity": _kernel_sparsity(model),
+            "fine_tune_epochs": state.fine_tune_epochs,
+            "learning_rate": self.learning_rate,
+            "fine_tune_s": seconds,
+        }
+        return state.after(
+            self.name,
+            notes,
+            model=model,
+            clusters=self.clusters,
+            fine_tune_s=state.fine_tune_s + seconds,
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class QAT(TrainingTransform):
+    """Quantization-aware training for int8, preserving earlier pruning and clustering.
+
+    The scheme follows what came before: plain ``quantize_model``; after pruning,
+    ``Default8BitPrunePreserveQuantizeScheme`` (zeros stay zero); after clustering,
+    ``Default8BitClusterPreserveQuantizeScheme`` (centroids stay shared, zeros too if pruned).
+    """
+
+    rank: ClassVar[int] = RANK_QAT
+    name: ClassVar[str] = "qat"  # type: ignore[misc]
+
+    def apply(self, state: OptimizationState) -> OptimizationState:
+        import tensorflow_model_optimization as tfmot
+
+        quantization = tfmot.quantization.keras
+        loss = _loss(state.model)
+        scheme, scheme_name = _qat_scheme(tfmot, state)
+        model = _clone(state.model)
+        if scheme is None:
+            wrapped = _wrap(
+                lambda: quantization.quantize_model(model), "quantization-aware training"
+            )
+        else:
+            wrapped = _wrap(
+                lambda: quantization.quantize_apply(
+                    quantization.quantize_annotate_model(model), scheme
+                ),
+                "quantization-aware training",
+            )
+        seconds = _fine_tune(wrapped, state, loss, self.learning_rate)
+        notes = {
+            "scheme": scheme_name,
+            "fine_tune_epochs": state.fine_tune_epochs,
+            "learning_rate": self.learning_rate,
+            "fine_tune_s": seconds,
+        }
+        return state.after(
+            self.name,
+            notes,
+            model=wrapped,
+            quantization_aware=True,
+            fine_tune_s=state.fine_tune_s + seconds,
+        )
+
+
+def _qat_scheme(tfmot: Any, state: OptimizationState) -> tuple[Any, str]:
+    combine = getattr(getattr(tfmot, "experimental", None), "combine", None)
+    if state.clusters is not None:
+        cluster_scheme = getattr(combine, "Default8BitClusterPreserveQuantizeScheme", None)
+        if cluster_scheme is not None:
+            preserve = state.pruned is not None
+            name = "Default8BitClusterPreserveQuantizeScheme"
+            return cluster_scheme(preserve_sparsity=preserve), (
+                f"{name}(preserve_sparsity={preserve})"
+            )
+        # Older tfmot: no cluster-preserving QAT; plain QAT may split the clusters.
+    if state.pruned is not None:
+        prune_scheme = tfmot.quantization.keras.collab_opts.Default8BitPrunePreserveQuantizeScheme
+        return prune_scheme(), "Default8BitPrunePreserveQuantizeScheme"
+    return None, "default 8-bit (quantize_model)"
+
+
+def prune(sparsity: float) -> Prune:
+    """Magnitude pruning to ``sparsity`` (0.5 -> ``prune50``) with fine-tuning."""
+    return Prune(sparsity)
+
+
+prune_2of4 = Prune2of4()
+qat = QAT()
+
+
+def cluster(clusters: int) -> Cluster:
+    """Weight clustering to ``clusters`` shared values per kernel (16 -> ``cluster16``)."""
+    return Cluster(clusters)

@@ -1,0 +1,173 @@
+"""A user's own model (.keras, .h5, SavedModel) and data (.npz), loaded safely for `optimize`."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accelbench.errors import UsageError
+
+MODEL_FORMATS = "a .keras or .h5 file or a SavedModel directory"
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_user_model(path: str | Path) -> Any:
+    """Load a user's Keras model with tf_keras (Keras 2), which tensorflow-model-optimization needs.
+
+    ``.keras`` files load in safe mode (no arbitrary code, so no Lambda layers). A ``.keras``
+    file that only Keras 3 can read is loaded with Keras 3, also in safe mode: the post-training
+    optimizations work on it, and the training ones say why they cannot (see ``supports``).
+    ``.h5`` files with Lambda layers are refused, since loading them runs stored bytecode.
+    """
+    from accelbench.keras_compat import legacy_keras
+
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"model '{path}' does not exist; give {MODEL_FORMATS}")
+    keras = legacy_keras()
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise UsageError(f"directory '{path}' has no saved_model.pb; give {MODEL_FORMATS}")
+        if not (path / "keras_metadata.pb").is_file():
+            raise UsageError(
+                f"SavedModel '{path}' was not saved from a Keras 2 model (no keras_metadata.pb); "
+                "save it with tf_keras model.save(directory) or as a .keras file"
+            )
+        return _load(lambda: keras.models.load_model(path), path)
+    suffix = path.suffix.lower()
+    if suffix == ".keras":
+        try:
+            return keras.models.load_model(path, safe_mode=True)
+        except Exception as keras2_error:  # any failure: try Keras 3 next
+            return _load_keras3(path, keras2_error)
+    if suffix in (".h5", ".hdf5"):
+        _refuse_lambda_layers(path)
+        return _load(lambda: keras.models.load_model(path), path)
+    raise UsageError(f"model '{path}' is not {MODEL_FORMATS}; re-save it in one of those")
+
+
+def _load(load: Any, path: Path) -> Any:
+    try:
+        return load()
+    except Exception as err:  # every loader failure is the user's file
+        message = f"cannot load model '{path}' ({_first_line(err)}); {_HOW_TO_SAVE}"
+        raise UsageError(message) from None
+
+
+_HOW_TO_SAVE = (
+    "save it with tf_keras from Sequential or functional layers, registering any custom layers"
+)
+
+
+def _load_keras3(path: Path, keras2_error: Exception) -> Any:
+    """Keras 3 reads its own .keras files; only the post-training optimizations apply to them."""
+    try:
+        import keras as keras3
+    except ImportError:
+        raise UsageError(
+            f"cannot load model '{path}' with tf_keras ({_first_line(keras2_error)}); "
+            f"{_HOW_TO_SAVE}"
+        ) from None
+    try:
+        return keras3.saving.load_model(path, safe_mode=True)
+    except Exception:  # report the Keras 2 reason: that is the loader we need
+        raise UsageError(
+            f"cannot load model '{path}' ({_first_line(keras2_error)}); {_HOW_TO_SAVE}"
+        ) from None
+
+
+def _refuse_lambda_layers(path: Path) -> None:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            config = h5.attrs.get("model_config")
+    except OSError as err:
+        raise UsageError(f"'{path}' is not a readable HDF5 model ({_first_line(err)})") from None
+    if config is None:
+        raise UsageError(
+            f"'{path}' holds weights but no model architecture; save the whole model with "
+            "model.save('model.h5') or as .keras"
+        )
+    text = config.decode() if isinstance(config, bytes) else str(config)
+    if "Lambda" in _class_names(json.loads(text)):
+        raise UsageError(
+            f"'{path}' has a Lambda layer, and loading it would run the Python bytecode stored in "
+            "the file; replace the Lambda with a built-in or registered layer and save as .keras"
+        )
+
+
+def _class_names(config: Any) -> set[str]:
+    if isinstance(config, dict):
+        found = {config["class_name"]} if isinstance(config.get("class_name"), str) else set()
+        for value in config.values():
+            found |= _class_names(value)
+        return found
+    if isinstance(config, list):
+        return set().union(*(_class_names(v) for v in config)) if config else set()
+    return set()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__
+
+
+def load_npz_data(
+    path: str | Path, *, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_test, y_test) from a .npz with those keys, or with x and y.
+
+    With only ``x`` and ``y``, a seeded random ``test_fraction`` (20%) of the rows becomes the
+    test set. Pickled (object) arrays are refused.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"data file '{path}' does not exist; give a .npz made with numpy.savez")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise UsageError(
+            f"'{path}' is not a readable .npz of plain arrays ({_first_line(err)}); "
+            "save numeric arrays with numpy.savez"
+        ) from None
+    if all(key in arrays for key in NPZ_KEYS):
+        x_train, y_train, x_test, y_test = (arrays[key] for key in NPZ_KEYS)
+    elif "x" in arrays and "y" in arrays:
+        x, y = arrays["x"], arrays["y"]
+        _check_pair(path, "x", x, "y", y)
+        if len(x) < 2:
+            raise UsageError(f"'{path}' has {len(x)} sample in x; a train/test split needs two")
+        order = np.random.default_rng(seed).permutation(len(x))
+        test_count = min(len(x) - 1, max(1, round(len(x) * test_fraction)))
+        test, train = order[:test_count], order[test_count:]
+        x_train, y_train, x_test, y_test = x[train], y[train], x[test], y[test]
+    else:
+        raise UsageError(
+            f"'{path}' must hold arrays {', '.join(NPZ_KEYS)} (or x and y, split "
+            f"{round((1 - test_fraction) * 100)}/{round(test_fraction * 100)}); "
+            f"it holds {', '.join(sorted(arrays)) or 'nothing'}"
+        )
+    _check_pair(path, "x_train", x_train, "y_train", y_train)
+    _check_pair(path, "x_test", x_test, "y_test", y_test)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise UsageError(
+            f"'{path}': x_train samples have shape {list(x_train.shape[1:])} but x_test samples "
+            f"{list(x_test.shape[1:])}; both must match the model input"
+        )
+    return x_train, y_train, x_test, y_test
+
+
+def _check_pair(path: Path, x_name: str, x: np.ndarray, y_name: str, y: np.ndarray) -> None:
+    if x.ndim == 0 or y.ndim == 0 or len(x) == 0:
+        raise UsageError(f"'{path}': {x_name} and {y_name} must be non-empty arrays of samples")
+    if len(x) != len(y):
+        raise UsageError(
+            f"'{path}': {x_name} has {len(x)} samples but {y_name} has {len(y)}; "
+            "they must have one label per sample"
+        )
