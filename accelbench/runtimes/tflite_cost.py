@@ -19,7 +19,8 @@ except ImportError:  # pragma: no cover - only on a device without accelbench
 
 _FLOAT_DTYPES = {"float16", "float32", "float64", "bfloat16"}
 _QUANTIZED_DTYPES = {"int8", "uint8", "int16", "int4"}
-_CONVERT_OPS = {"QUANTIZE", "DEQUANTIZE"}
+# DENSIFY expands sparse-encoded constant weights once at load, like DEQUANTIZE of float16.
+_CONVERT_OPS = {"QUANTIZE", "DEQUANTIZE", "DENSIFY"}
 
 # FLOPs = one per output element.
 _ELEMENTWISE_OPS = {
@@ -109,7 +110,7 @@ def analyze_tflite(path: str | Path) -> GraphCost:
     dequantized = {
         int(i)
         for op in ops
-        if op["op_name"] == "DEQUANTIZE"
+        if op["op_name"] in ("DEQUANTIZE", "DENSIFY")
         and all(int(j) in constants for j in op["inputs"] if j >= 0)
         for i in op["outputs"]
     }
