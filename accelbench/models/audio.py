@@ -33,7 +33,9 @@ AD_MIN_SAMPLES = AD_WINDOW_SAMPLES + (AD_FRAMES - 1) * AD_STRIDE_SAMPLES
 def _batched(audio: np.ndarray, what: str) -> tuple[np.ndarray, bool]:
     array = np.asarray(audio, dtype=np.float32)
     if array.ndim not in (1, 2):
-        raise ValueError(f"{what} takes one clip (samples,) or a batch (n, samples), got {array.shape}")
+        raise ValueError(
+            f"{what} takes one clip (samples,) or a batch (n, samples), got {array.shape}"
+        )
     return (array[None, :], True) if array.ndim == 1 else (array, False)
 
 

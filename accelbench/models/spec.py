@@ -60,6 +60,12 @@ class ModelSpec:
     learning_rate: float
     build: Callable[[int], Any] = field(repr=False, compare=False)
     load_data: Callable[..., Dataset] = field(repr=False, compare=False)
+    # "image", "audio" or "tabular": which on-disk layouts the data loaders accept for it.
+    modality: str = "tabular"
+    # For audio models: the data-side front end, 16 kHz audio (n, samples) -> model features.
+    front_end: Callable[[np.ndarray], np.ndarray] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def is_autoencoder(self) -> bool:

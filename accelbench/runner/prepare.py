@@ -63,10 +63,13 @@ class _Data:
             )  # fmt: skip
             self.class_names = list(d.class_names)
             self.metric = self.spec.metric
+            # An autoencoder learns to reproduce its input: fine-tuning targets are the inputs.
+            self.fine_tune_targets = d.x_train if self.spec.is_autoencoder else d.y_train
         else:
             from accelbench.optimizers.user_models import load_npz_data
 
             self.x_train, self.y_train, self.x_test, self.y_test = load_npz_data(job["data"])
+            self.fine_tune_targets = self.y_train
             n = int(max(self.y_train.max(), self.y_test.max())) + 1
             self.class_names = [str(i) for i in range(n)]
             self.metric = "accuracy"
@@ -130,7 +133,7 @@ def prepare(job: dict[str, Any]) -> dict[str, Any]:
         try:
             started = time.perf_counter()
             made = optimize(
-                model, name, (data.x_train, data.y_train), out_dir,
+                model, name, (data.x_train, data.fine_tune_targets), out_dir,
                 fine_tune_epochs=int(job["fine_tune_epochs"]), seed=int(job["seed"]),
             )  # fmt: skip
             entry["optimize_s"] = time.perf_counter() - started

@@ -1,0 +1,435 @@
+"""Loaders for users' own data: NumPy, CSV, Parquet, TFRecord, image and audio folders -> Dataset.
+
+``load_dataset(path, spec)`` picks the loader from the path and checks the result against the
+model: feature count or shape, number of classes, label range. Any problem (missing or empty
+file, unknown format, a schema that does not fit the model) is a UsageError naming the file and
+the mismatch. A reference spec's ``load_data(path)`` calls it.
+
+Layouts
+-------
+Features are float32 and are used as they are (no scaling), except 8-bit images (uint8 arrays,
+image files), which are scaled to [0, 1] like the built-in data. Labels are integer class ids
+``0 .. num_classes-1`` in the spec's class order. For ``ad_autoencoder`` labels are 0 (normal) /
+1 (anomaly), and anomalies found in a training split are left out of it, because an anomaly
+detector learns from normal data only. Where a file holds no train/test split, a deterministic
+stratified 80/20 split (seeded by ``seed``) is made.
+
+``.npz`` (NumPy)
+    Keys ``x_train, y_train, x_test, y_test``, or ``x, y`` (split 80/20). ``x`` is
+    ``(n, *input_shape)`` or ``(n, prod(input_shape))`` (reshaped). For ``kws_dscnn``, ``x`` may
+    instead be raw 16 kHz audio ``(n, samples)`` (padded or cut to 1 s), and for
+    ``ad_autoencoder`` ``(n, samples)`` with at least 3072 samples; the model's front end turns
+    it into features.
+``.csv`` / ``.parquet``
+    One row per sample: a ``label`` column (integer ids, or names from the spec's class names),
+    an optional ``split`` column (``train`` / ``test``), and ``prod(input_shape)`` numeric feature
+    columns in the model's input order (row-major for images).
+``.tfrecord`` / ``.tfrecords``
+    ``tf.train.Example`` records with ``features`` (float_list, ``prod(input_shape)`` values,
+    row-major), ``label`` (int64_list, one value) and optionally ``split`` (bytes_list,
+    ``train`` or ``test``). `save_tfrecord` writes this layout.
+Image folder (image models)
+    ``root/<class>/*.png|jpg|jpeg|bmp|gif`` (split 80/20), or ``root/train/<class>/...`` and
+    ``root/test/<class>/...``. Folder names are the class names: the spec's own names map to
+    its class order, other names are sorted; their number must equal the model's classes.
+    Images are decoded to the model's channels (grey or RGB), resized (bilinear) to its input
+    height and width, and scaled to [0, 1].
+Audio folder (``kws_dscnn``, ``ad_autoencoder``)
+    ``root/<class>/*.wav`` or ``root/train/<class>/``, ``root/test/<class>/``: 16 kHz, mono,
+    16-bit PCM WAV (no resampling is done; convert other rates first, e.g. ``sox in.wav -r 16000
+    -c 1 -b 16 out.wav``). Keyword clips are padded or cut to 1 s and turned into MFCCs;
+    anomaly-detection clips (classes ``normal`` and ``anomaly``) need at least 3072 samples and
+    give their 5 centre log-mel frames.
+"""
+
+from __future__ import annotations
+
+import os
+import wave
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accelbench.errors import UsageError
+from accelbench.models.spec import Dataset, ModelSpec
+from accelbench.models.training import check_dataset
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords")
+SUPPORTED = ".npz, .csv, .parquet, .tfrecord, an image folder or a folder of .wav files"
+TEST_FRACTION = 0.2
+
+
+def load_dataset(path: str | os.PathLike, spec: ModelSpec, *, seed: int = 0) -> Dataset:
+    """Read the user's data at ``path`` for ``spec``'s model; see the module docstring."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UsageError(f"{p}: no such file or folder; give the path to {SUPPORTED}")
+    if p.is_dir():
+        return _load_folder(p, spec, seed)
+    if p.stat().st_size == 0:
+        raise UsageError(f"{p}: the file is empty; give a file with data in it")
+    suffix = p.suffix.lower()
+    if suffix == ".npz":
+        return _load_npz(p, spec, seed)
+    if suffix in TABLE_SUFFIXES:
+        return _load_table(p, spec, seed)
+    if suffix in TFRECORD_SUFFIXES:
+        return _load_tfrecord(p, spec, seed)
+    raise UsageError(f"{p}: unsupported data format '{suffix or p.name}'; give {SUPPORTED}")
+
+
+def stratified_split(
+    y: np.ndarray, seed: int = 0, test_fraction: float = TEST_FRACTION
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices: ``test_fraction`` of each class (at least one if it has two)."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        n_test = int(round(len(members) * test_fraction))
+        if len(members) >= 2:
+            n_test = min(max(n_test, 1), len(members) - 1)
+        test.append(members[:n_test])
+        train.append(members[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def save_tfrecord(
+    path: str | os.PathLike, x: np.ndarray, y: np.ndarray, split: Sequence[str] | None = None
+) -> None:
+    """Write ``x`` (flattened row-major), ``y`` and an optional split per sample as TFRecord."""
+    import tensorflow as tf
+
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for i in range(len(x)):
+            feature = {
+                "features": tf.train.Feature(float_list=tf.train.FloatList(value=x[i])),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y[i])])),
+            }
+            if split is not None:
+                value = [split[i].encode()]
+                feature["split"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=value))
+            example = tf.train.Example(features=tf.train.Features(feature=feature))
+            writer.write(example.SerializeToString())
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared: from arrays to a checked Dataset
+# ---------------------------------------------------------------------------------------------
+
+
+def _features(x: np.ndarray, spec: ModelSpec, origin: str, *, raw_audio_ok: bool) -> np.ndarray:
+    """Cast, scale 8-bit images, reshape flat rows, or run raw audio through the front end."""
+    x = np.asarray(x)
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise UsageError(f"{origin}: features have dtype {x.dtype}; give numeric arrays")
+    if x.ndim == 0 or len(x) == 0:
+        raise UsageError(f"{origin}: no samples found; give at least one")
+    scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
+    expected = tuple(spec.input_shape)
+    per_sample = tuple(x.shape[1:])
+    if per_sample == expected:
+        return x.astype(np.float32) * scale
+    if int(np.prod(per_sample)) == int(np.prod(expected)):
+        return x.reshape((len(x), *expected)).astype(np.float32) * scale
+    if raw_audio_ok and spec.front_end is not None and x.ndim == 2:
+        try:
+            return spec.front_end(x.astype(np.float32))
+        except ValueError as exc:
+            raise UsageError(f"{origin}: {exc}; give features {expected} or 16 kHz audio") from None
+    raise UsageError(
+        f"{origin}: each sample has shape {per_sample} ({int(np.prod(per_sample))} values) but "
+        f"{spec.name} takes {expected} ({int(np.prod(expected))} values); give data that matches"
+    )
+
+
+def _labels(y: np.ndarray, spec: ModelSpec, origin: str) -> np.ndarray:
+    y = np.asarray(y).reshape(-1)
+    if y.dtype.kind in "OUS":
+        names = {name: i for i, name in enumerate(spec.class_names)}
+        unknown = sorted({str(v) for v in y} - set(names))
+        if unknown:
+            raise UsageError(
+                f"{origin}: labels {unknown[:5]} are not {spec.name} classes "
+                f"{list(spec.class_names)}; use those names or integer ids"
+            )
+        return np.array([names[str(v)] for v in y], dtype=np.int64)
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise UsageError(f"{origin}: labels must be whole class ids, found fractional values")
+    elif y.dtype.kind not in "iub":
+        raise UsageError(f"{origin}: labels have dtype {y.dtype}; give integer class ids")
+    return y.astype(np.int64)
+
+
+def _finish(
+    spec: ModelSpec,
+    origin: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    class_names: Sequence[str] | None = None,
+) -> Dataset:
+    if spec.is_autoencoder:
+        normal = y_train == 0
+        x_train, y_train = x_train[normal], y_train[normal]
+    data = Dataset(
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=tuple(class_names or spec.class_names),
+        source=f"user data: {origin}",
+    )
+    check_dataset(spec, data, origin)
+    return data
+
+
+def _split_and_finish(
+    spec: ModelSpec,
+    origin: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    class_names: Sequence[str] | None = None,
+) -> Dataset:
+    if len(x) != len(y):
+        raise UsageError(f"{origin}: {len(x)} samples but {len(y)} labels; give one label each")
+    if len(x) < 2:
+        raise UsageError(f"{origin}: {len(x)} sample(s) cannot be split 80/20; give at least 2")
+    train, test = stratified_split(y, seed)
+    if spec.is_autoencoder:
+        # Anomalies are never trained on, so all of them go to the test split.
+        test = np.sort(np.concatenate([test, train[y[train] != 0]]))
+        train = train[y[train] == 0]
+    return _finish(spec, origin, x[train], y[train], x[test], y[test], class_names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_npz(p: Path, spec: ModelSpec, seed: int) -> Dataset:
+    try:
+        with np.load(p, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except Exception as exc:  # a truncated or non-zip file: name it, hide the zipfile trace
+        raise UsageError(
+            f"{p}: not a readable .npz archive ({exc}); save it with numpy.savez"
+        ) from None
+    keys = set(arrays)
+    split_keys = {"x_train", "y_train", "x_test", "y_test"}
+    if split_keys <= keys:
+        return _finish(
+            spec,
+            str(p),
+            _features(arrays["x_train"], spec, f"{p} x_train", raw_audio_ok=True),
+            _labels(arrays["y_train"], spec, f"{p} y_train"),
+            _features(arrays["x_test"], spec, f"{p} x_test", raw_audio_ok=True),
+            _labels(arrays["y_test"], spec, f"{p} y_test"),
+        )
+    if {"x", "y"} <= keys:
+        x = _features(arrays["x"], spec, f"{p} x", raw_audio_ok=True)
+        return _split_and_finish(spec, str(p), x, _labels(arrays["y"], spec, f"{p} y"), seed)
+    raise UsageError(
+        f"{p}: has keys {sorted(keys)}; expected x_train, y_train, x_test, y_test (or x, y)"
+    )
+
+
+def _load_table(p: Path, spec: ModelSpec, seed: int) -> Dataset:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(p) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
+    except Exception as exc:
+        kind = "CSV" if p.suffix.lower() == ".csv" else "Parquet"
+        raise UsageError(f"{p}: not a readable {kind} file ({type(exc).__name__}: {exc})") from None
+    if frame.empty:
+        raise UsageError(f"{p}: the table has no rows; give one row per sample")
+    if "label" not in frame.columns:
+        raise UsageError(
+            f"{p}: no 'label' column (columns: {list(frame.columns)[:8]}); add one with class ids"
+        )
+    split = frame.pop("split").astype(str).str.lower() if "split" in frame.columns else None
+    y = _labels(frame.pop("label").to_numpy(), spec, str(p))
+    non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if non_numeric:
+        raise UsageError(
+            f"{p}: columns {non_numeric[:5]} are not numeric; features must be numbers"
+        )
+    x = _features(frame.to_numpy(dtype=np.float32), spec, str(p), raw_audio_ok=False)
+    return _with_split_column(spec, str(p), x, y, split, seed)
+
+
+def _with_split_column(
+    spec: ModelSpec, origin: str, x: np.ndarray, y: np.ndarray, split: Any, seed: int
+) -> Dataset:
+    if split is None:
+        return _split_and_finish(spec, origin, x, y, seed)
+    split = np.asarray(split)
+    bad = sorted(set(split) - {"train", "test"})
+    if bad:
+        raise UsageError(f"{origin}: split values {bad[:5]} are not 'train' or 'test'; fix them")
+    train, test = split == "train", split == "test"
+    return _finish(spec, origin, x[train], y[train], x[test], y[test])
+
+
+def _load_tfrecord(p: Path, spec: ModelSpec, seed: int) -> Dataset:
+    import tensorflow as tf
+
+    features, labels, splits = [], [], []
+    try:
+        for i, record in enumerate(tf.data.TFRecordDataset(str(p))):
+            example = tf.train.Example.FromString(record.numpy())
+            fields = example.features.feature
+            if "features" not in fields or "label" not in fields:
+                raise UsageError(
+                    f"{p}: record {i} has fields {sorted(fields)}; expected 'features' "
+                    "(float list) and 'label' (int64)"
+                )
+            features.append(np.asarray(fields["features"].float_list.value, dtype=np.float32))
+            labels.append(list(fields["label"].int64_list.value)[:1] or [-1])
+            if "split" in fields:
+                splits.append(fields["split"].bytes_list.value[0].decode().lower())
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise UsageError(f"{p}: not a readable TFRecord file ({type(exc).__name__})") from None
+    if not features:
+        raise UsageError(f"{p}: holds no records; write one tf.train.Example per sample")
+    sizes = {f.size for f in features}
+    if len(sizes) != 1:
+        raise UsageError(f"{p}: records hold different feature counts {sorted(sizes)[:5]}")
+    if splits and len(splits) != len(features):
+        raise UsageError(f"{p}: only some records have a 'split'; give it for all or none")
+    x = _features(np.stack(features), spec, str(p), raw_audio_ok=False)
+    y = np.asarray(labels, dtype=np.int64).reshape(-1)
+    return _with_split_column(spec, str(p), x, y, splits or None, seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Folders
+# ---------------------------------------------------------------------------------------------
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _load_folder(root: Path, spec: ModelSpec, seed: int) -> Dataset:
+    if spec.modality == "tabular":
+        raise UsageError(
+            f"{root}: is a folder, but {spec.name} takes a table; give .npz, .csv, .parquet "
+            "or .tfrecord"
+        )
+    suffixes = (".wav",) if spec.modality == "audio" else IMAGE_SUFFIXES
+    kind = "audio (.wav)" if spec.modality == "audio" else "image"
+    subdirs = {d.name: d for d in _class_dirs(root)}
+    if {"train", "test"} <= set(subdirs):
+        train_dirs, test_dirs = _class_dirs(subdirs["train"]), _class_dirs(subdirs["test"])
+        names = _folder_class_names(root, spec, [d.name for d in train_dirs])
+        if sorted(d.name for d in test_dirs) != sorted(names):
+            raise UsageError(
+                f"{root}: train has classes {sorted(names)} but test has "
+                f"{sorted(d.name for d in test_dirs)}; use the same class folders in both"
+            )
+        x_train, y_train = _read_class_dirs(root, train_dirs, names, suffixes, kind, spec)
+        x_test, y_test = _read_class_dirs(root, test_dirs, names, suffixes, kind, spec)
+        return _finish(spec, str(root), x_train, y_train, x_test, y_test, names)
+    dirs = list(subdirs.values())
+    names = _folder_class_names(root, spec, [d.name for d in dirs])
+    x, y = _read_class_dirs(root, dirs, names, suffixes, kind, spec)
+    return _split_and_finish(spec, str(root), x, y, seed, names)
+
+
+def _folder_class_names(root: Path, spec: ModelSpec, found: list[str]) -> list[str]:
+    if len(found) != spec.num_classes:
+        raise UsageError(
+            f"{root}: has {len(found)} class folders {found[:12]} but {spec.name} has "
+            f"{spec.num_classes} classes; make one folder per class"
+        )
+    if set(found) == set(spec.class_names):
+        return list(spec.class_names)
+    return sorted(found)
+
+
+def _read_class_dirs(
+    root: Path,
+    dirs: list[Path],
+    names: list[str],
+    suffixes: tuple[str, ...],
+    kind: str,
+    spec: ModelSpec,
+) -> tuple[np.ndarray, np.ndarray]:
+    samples, labels = [], []
+    for d in dirs:
+        files = sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
+        for f in files:
+            samples.append(_read_wav(f) if spec.modality == "audio" else _read_image(f, spec))
+            labels.append(names.index(d.name))
+    if not samples:
+        raise UsageError(
+            f"{root}: no {kind} files ({', '.join(suffixes)}) in its class folders; "
+            f"lay it out as {root}/<class>/<file>"
+        )
+    y = np.asarray(labels, dtype=np.int64)
+    if spec.modality == "image":
+        return np.stack(samples), y
+    return _audio_features(root, samples, spec), y
+
+
+def _read_image(f: Path, spec: ModelSpec) -> np.ndarray:
+    import tensorflow as tf
+
+    height, width, channels = spec.input_shape
+    try:
+        image = tf.io.decode_image(
+            tf.io.read_file(str(f)), channels=channels, expand_animations=False
+        )
+    except Exception:
+        raise UsageError(f"{f}: not a readable image; give PNG, JPEG, BMP or GIF files") from None
+    image = tf.image.resize(tf.cast(image, tf.float32), (height, width), method="bilinear")
+    return (image.numpy() / 255.0).astype(np.float32)
+
+
+def _read_wav(f: Path) -> np.ndarray:
+    from accelbench.models.audio import SAMPLE_RATE_HZ
+
+    try:
+        with wave.open(str(f), "rb") as w:
+            rate, channels, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
+            frames = w.readframes(w.getnframes())
+    except (wave.Error, EOFError, OSError) as exc:
+        raise UsageError(f"{f}: not a readable WAV file ({exc}); give 16-bit PCM WAV") from None
+    if rate != SAMPLE_RATE_HZ or channels != 1 or width != 2:
+        raise UsageError(
+            f"{f}: is {rate} Hz, {channels} channel(s), {8 * width}-bit; accelbench needs 16000 Hz "
+            "mono 16-bit PCM (convert with: sox in.wav -r 16000 -c 1 -b 16 out.wav)"
+        )
+    return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def _audio_features(root: Path, clips: list[np.ndarray], spec: ModelSpec) -> np.ndarray:
+    assert spec.front_end is not None
+    # Clips of one length go through the front end together; each keeps its own centre/padding.
+    by_length: dict[int, list[int]] = {}
+    for i, clip in enumerate(clips):
+        by_length.setdefault(len(clip), []).append(i)
+    out: np.ndarray | None = None
+    for indices in by_length.values():
+        try:
+            features = spec.front_end(np.stack([clips[i] for i in indices]))
+        except ValueError as exc:
+            raise UsageError(f"{root}: {exc}; give longer clips") from None
+        if out is None:
+            out = np.empty((len(clips), *features.shape[1:]), dtype=np.float32)
+        out[indices] = features
+    assert out is not None
+    return out
