@@ -1,6 +1,6 @@
 """Start-up time of `accelbench --help` (target: under 0.5 s; no framework imported at start-up).
 
-    python scripts/bench_startup.py [--runs 15]
+python scripts/bench_startup.py [--runs 15]
 """
 
 from __future__ import annotations
