@@ -57,13 +57,28 @@ class ModelEntry(BaseModel):
         return self.name or (Path(self.path).stem if self.path else "model")
 
 
+class ProfileEntry(BaseModel):
+    """A profile with thread counts of its own, overriding the suite's ``threads``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    threads: list[int]
+
+    @field_validator("threads")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if not v or any(t < 1 for t in v):
+            raise ValueError("threads must be positive integers, for example [1, 2]")
+        return v
+
+
 class Suite(BaseModel):
     """A suite file: the matrix of models x profiles x threads x scenarios, and how to measure."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = "suite"
     models: list[ModelEntry]
-    profiles: list[str] = ["host"]
+    profiles: list[str | ProfileEntry] = ["host"]
     threads: list[int] | None = None
     scenarios: list[str] = ["single-stream"]
     preset: str = "quick"
@@ -103,7 +118,7 @@ class Suite(BaseModel):
 
     @field_validator("profiles")
     @classmethod
-    def _some_profiles(cls, v: list[str]) -> list[str]:
+    def _some_profiles(cls, v: list[str | ProfileEntry]) -> list[str | ProfileEntry]:
         if not v:
             raise ValueError("list at least one profile, for example [host]")
         return v
@@ -290,7 +305,12 @@ def expand(suite: Suite) -> list[Cell]:
     """Expand a suite into cells, local cells first so projections can use their measurements."""
     from accelbench.hardware_profiles import execution_mode, load_profile
 
-    profiles = [load_profile(name) for name in suite.profiles]
+    profiles = []
+    for item in suite.profiles:
+        name, threads = (
+            (item, suite.threads) if isinstance(item, str) else (item.name, item.threads)
+        )
+        profiles.append((load_profile(name), threads))
     names = [e.display_name for e in suite.models]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
@@ -306,9 +326,9 @@ def expand(suite: Suite) -> list[Cell]:
         else:
             variants = [(o, "", entry.display_name) for o in suite.optimizations]
         for optimization, model_path, prepared_by in variants:
-            for profile in profiles:
+            for profile, wanted_threads in profiles:
                 execution = execution_mode(profile)
-                threads_list, scenarios = _threads_for(profile, suite.threads), suite.scenarios
+                threads_list, scenarios = _threads_for(profile, wanted_threads), suite.scenarios
                 if execution == "projected":
                     # A roofline projection estimates one inference: it has no thread count of
                     # this host and no traffic pattern, so one single-stream cell stands for all.

@@ -29,7 +29,8 @@ def builtin_suite(name: str, host_cores: int) -> dict[str, Any]:
                 {"name": "ic_resnet8"},
             ],
             "optimizations": DEFAULT_OPTIMIZATIONS,
-            "profiles": ["host", "rpi4", "coral-edgetpu"],
+            # The Pi runs at its own 4 threads (capped to this host's cores), not the host's sweep.
+            "profiles": ["host", {"name": "rpi4", "threads": [4]}, "coral-edgetpu"],
             "threads": threads,
             "scenarios": ["single-stream", "offline"],
             "preset": "quick",
@@ -46,7 +47,14 @@ def builtin_suite(name: str, host_cores: int) -> dict[str, Any]:
                 "prune_2of4+int8",
                 "prune50+qat_int8",
             ],  # fmt: skip
-            "profiles": ["host", "rpi4", "rpi5", "coral-edgetpu", "jetson-orin-nano", "nvidia-t4"],
+            "profiles": [
+                "host",
+                {"name": "rpi4", "threads": [4]},
+                {"name": "rpi5", "threads": [4]},
+                "coral-edgetpu",
+                "jetson-orin-nano",
+                "nvidia-t4",
+            ],
             "threads": threads,
             "scenarios": ["single-stream", "offline", "server"],
             "preset": "standard",
