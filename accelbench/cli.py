@@ -360,7 +360,15 @@ def _finish(run_dir: Path, go) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    print_table(records, title=f"run {run_dir}")
+    if any(r.get("scenario") == "accuracy" for r in records):
+        # Optimized models: the answer is the recommendations; the full table is one command away.
+        from accelbench.report.report import print_recommendations
+
+        print_recommendations(records)
+        print(f"full table: accelbench results show {run_dir}")
+        print(f"report: {run_dir / 'report.md'}  {run_dir / 'report.html'}")
+    else:
+        print_table(records, title=f"run {run_dir}")
     print(f"records: {run_dir / 'records.jsonl'}  table: {run_dir / 'results.parquet'}")
     failed = [r for r in records if r["status"] == "failed"]
     return EXIT_FAILED_CELLS if failed else EXIT_OK

@@ -38,6 +38,7 @@ def tradeoff_rows(pts: list[Point]) -> tuple[list[str], list[list[str]]]:
         "Δ points",
         "worst class Δ",
         "flagged",
+        "IQR/p50",
     ]
     rows = []
     for p in sorted(pts, key=lambda p: (p.label, p.threads, p.latency_ms or 0)):
@@ -56,9 +57,16 @@ def tradeoff_rows(pts: list[Point]) -> tuple[list[str], list[list[str]]]:
                 _fmt_points(p.quality_delta),
                 _fmt_points(p.worst_class_delta),
                 ", ".join(p.flagged_classes) or "-",
+                _spread(p),
             ]
         )
     return header, rows
+
+
+def _spread(p: Point) -> str:
+    if p.spread is None:
+        return "-"
+    return f"{p.spread:.0%}" + (" unstable: busy machine, rerun" if p.unstable else "")
 
 
 def pareto_png(pts: list[Point], model: str) -> bytes | None:
@@ -152,6 +160,44 @@ def int8_note(pts: list[Point], records: list[dict[str, Any]], model: str) -> st
     return text + " Below the 2× target: " + "; ".join(reasons) + "."
 
 
+def recommendations(pts: list[Point]) -> list[tuple[str, str, str]]:
+    """(model, where, sentence) for every model, profile and thread count in the points."""
+    out = []
+    for model in dict.fromkeys(p.model for p in pts):
+        model_pts = [p for p in pts if p.model == model]
+        for label in dict.fromkeys(p.label for p in model_pts):
+            for threads in sorted({p.threads for p in model_pts if p.label == label}):
+                group = [p for p in model_pts if p.label == label and p.threads == threads]
+                if "projected" in label:
+                    where = label
+                elif label.endswith(")"):
+                    where = f"{label[:-1]}, {threads} thr)"
+                else:
+                    where = f"{label} ({threads} thr)"
+                sentence = recommendation(group, model, label).replace(label, where, 1)
+                out.append((model, where, sentence[0].upper() + sentence[1:]))
+    return out
+
+
+def print_recommendations(records: list[dict[str, Any]]) -> None:
+    """The recommendation table `accelbench run` ends with."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = recommendations(points(records))
+    if not rows:
+        return
+    table = Table(title="Recommendations (single-stream; full table: accelbench results show)")
+    for column in ("model", "where", "recommendation"):
+        table.add_column(column, overflow="fold")
+    for model, where, sentence in rows:
+        table.add_row(model, where, sentence)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(table)
+
+
 def _models(records: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(r["model"] for r in records))
 
@@ -202,13 +248,9 @@ def write_report(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
             )
         md += ["Recommendations:", ""]
         body.append("<ul>")
-        for label in dict.fromkeys(p.label for p in model_pts):
-            for threads in sorted({p.threads for p in model_pts if p.label == label}):
-                group = [p for p in model_pts if p.label == label and p.threads == threads]
-                sentence = recommendation(group, model, label)
-                where = f" ({threads} thr)" if "projected" not in label else ""
-                md.append(f"- {sentence[:3]}{sentence[3:].replace(label, label + where, 1)}")
-                body.append(f"<li>{html.escape(md[-1][2:])}</li>")
+        for _, _, sentence in recommendations(model_pts):
+            md.append(f"- {sentence}")
+            body.append(f"<li>{html.escape(sentence)}</li>")
         body.append("</ul>")
         note = int8_note(pts, records, model)
         if note:

@@ -13,6 +13,13 @@ from typing import Any
 from accelbench.errors import UsageError
 
 QUALITY_METRICS = ("accuracy", "auc")
+# A speed-up is claimed only when it is at least this large AND the two medians' 95% confidence
+# intervals do not overlap: smaller or overlapping differences are noise on a shared machine.
+MIN_SPEEDUP = 1.10
+# A cell whose interquartile range exceeds this share of its median ran on a busy machine.
+UNSTABLE_SPREAD = 0.30
+# A recommendation prefers optimizations that lose at most this much quality (1 point).
+MAX_LOSS = 0.01
 
 
 @dataclass
@@ -35,6 +42,12 @@ class Point:
     model_gzip_bytes: int | None = None
     speedup_vs_fp32: float | None = None
     size_ratio_vs_fp32: float | None = None
+    latency_ci: tuple[float, float] | None = None  # 95% CI of the median (measured cells)
+    spread: float | None = None  # interquartile range / median
+
+    @property
+    def unstable(self) -> bool:
+        return self.spread is not None and self.spread > UNSTABLE_SPREAD
 
     @property
     def label(self) -> str:
@@ -44,6 +57,29 @@ class Point:
 def _value(record: dict[str, Any], name: str) -> Any:
     m = (record.get("metrics") or {}).get(name)
     return m.get("value") if isinstance(m, dict) else None
+
+
+def _latency_stats(record: dict[str, Any]) -> tuple[tuple[float, float] | None, float | None]:
+    import numpy as np
+
+    from accelbench.stats import median_ci
+
+    raw = record.get("raw_latencies_ms") or []
+    if len(raw) < 10:
+        return None, None
+    q1, q2, q3 = np.percentile(raw, [25, 50, 75])
+    return median_ci(raw), float((q3 - q1) / q2) if q2 > 0 else None
+
+
+def clearly_faster(fast: Point, slow: Point) -> bool:
+    """Faster by at least MIN_SPEEDUP, with non-overlapping median CIs where both are measured."""
+    if not (fast.latency_ms and slow.latency_ms):
+        return False
+    if slow.latency_ms / fast.latency_ms < MIN_SPEEDUP:
+        return False
+    if fast.latency_ci and slow.latency_ci:
+        return fast.latency_ci[1] < slow.latency_ci[0]
+    return True
 
 
 def points(records: list[dict[str, Any]]) -> list[Point]:
@@ -77,6 +113,7 @@ def points(records: list[dict[str, Any]]) -> list[Point]:
                 model_gzip_bytes=_value(r, "model_gzip_bytes"),
             )
         )
+        out[-1].latency_ci, out[-1].spread = _latency_stats(r)
     _relative_to_fp32(out)
     return out
 
@@ -131,14 +168,34 @@ def recommendation(pts: list[Point], model: str, label: str) -> str:
             return f"on {label}, no latency was obtained for {model}."
         return (
             f"on {label}, {fastest.optimization} is the fastest at "
-            f"{fastest.latency_ms:.3g} ms ({fastest.latency_kind}); fp32 did not run there."
+            f"{fastest.latency_ms:.3g} ms ({fastest.latency_kind}); fp32 was refused or "
+            "failed there."
         )
     front = pareto_front(group)
-    faster = [p for p in front if p is not base and p.latency_ms and p.latency_ms < base.latency_ms]
+    faster = [p for p in front if p is not base and clearly_faster(p, base)]
     if not faster:
-        return f"on {label}, fp32 ({base.latency_ms:.3g} ms, {base.latency_kind}) is not beaten."
-    pick = max(faster, key=lambda p: (p.quality or 0) - 0.01 * (p.latency_ms or 0))
-    # The pick: the most accurate of the faster Pareto points (ties go to the faster one).
+        text = (
+            f"on {label}, nothing is clearly faster than fp32 ({base.latency_ms:.3g} ms, "
+            f"{base.latency_kind}; 'clearly' = at least {MIN_SPEEDUP:.2f}× with non-overlapping "
+            "95% intervals of the median)"
+        )
+        smaller = [p for p in group if p.size_ratio_vs_fp32 and p.size_ratio_vs_fp32 > 1.2
+                   and p.quality_delta is not None and p.quality_delta > -MAX_LOSS
+        and not p.flagged_classes]  # fmt: skip
+        if smaller:
+            s = max(smaller, key=lambda p: p.size_ratio_vs_fp32 or 0)
+            text += f"; {s.optimization} is {s.size_ratio_vs_fp32:.1f}× smaller"
+            text += f" for {_points_delta(s)}" if _points_delta(s) else ""
+        return text + "."
+    # The pick: the fastest that loses at most a point and no class, else the most accurate.
+    harmless = [
+        p for p in faster
+        if (p.quality_delta or 0) >= -MAX_LOSS and not p.flagged_classes
+    ]  # fmt: skip
+    if harmless:
+        pick = min(harmless, key=lambda p: p.latency_ms or math.inf)
+    else:
+        pick = max(faster, key=lambda p: (p.quality or 0, -(p.latency_ms or 0)))
     sentence = (
         f"on {label}, {pick.optimization} is {pick.speedup_vs_fp32:.1f}× faster than fp32 "
         f"({pick.latency_kind})"
@@ -152,7 +209,8 @@ def recommendation(pts: list[Point], model: str, label: str) -> str:
         for p in group
         if p.size_ratio_vs_fp32 and pick.size_ratio_vs_fp32
         and p.size_ratio_vs_fp32 > pick.size_ratio_vs_fp32 * 1.2
-        and p.quality_delta is not None and p.quality_delta > -0.01
+        and p.quality_delta is not None and p.quality_delta > -MAX_LOSS
+        and not p.flagged_classes
     ]  # fmt: skip
     if smaller:
         s = max(smaller, key=lambda p: p.size_ratio_vs_fp32 or 0)

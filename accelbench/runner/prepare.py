@@ -16,6 +16,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from accelbench.runner.worker import failure_reason, write_result
+
 FLAG_THRESHOLD_POINTS = 2.0
 
 
@@ -26,25 +28,11 @@ def main(argv: list[str]) -> int:
         result = prepare(job)
         code = 0
     except Exception as exc:  # noqa: BLE001 - the model's failure becomes every artifact's reason
-        from accelbench.errors import UsageError
-
         traceback.print_exc()
-        text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
-        reason = text if isinstance(exc, UsageError) else f"{type(exc).__name__}: {text}"
-        result = {"status": "failed", "error": reason, "artifacts": {}}
+        result = {"status": "failed", "error": failure_reason(exc), "artifacts": {}}
         code = 1
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, default=_plain), encoding="utf-8")
-    tmp.replace(result_path)
+    write_result(result_path, result)
     return code
-
-
-def _plain(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)
 
 
 class _Data:
@@ -156,12 +144,7 @@ def prepare(job: dict[str, Any]) -> dict[str, Any]:
             entry["stats"] = artifact_stats(made.path)
         except Exception as exc:  # noqa: BLE001 - one optimization failing must not stop the rest
             traceback.print_exc()
-            text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
-            entry = {"status": "failed", "error": f"{type(exc).__name__}: {text}"}
-            from accelbench.errors import UsageError
-
-            if isinstance(exc, UsageError):
-                entry["error"] = text
+            entry = {"status": "failed", "error": failure_reason(exc)}
         artifacts[name] = entry
     result["artifacts"] = {k: v for k, v in artifacts.items() if k in job["optimizations"]}
     return result

@@ -195,14 +195,8 @@ def run_one(cell: Cell, run_dir: Path, run_id: str, environment: dict[str, Any])
         "accelbench.runner.worker", [cell_file, result_file], cell.timeout_s, log_file
     )
     wall_s = time.time() - started
-    result: dict[str, Any] = {}
-    if result_file.is_file():
-        result = json.loads(result_file.read_text(encoding="utf-8"))
-    if timed_out:
-        result = {"status": "failed", "error": f"timed out after {cell.timeout_s:g} s"}
-    elif not result:
-        cap = (cell.profile_data.get("emulation") or {}).get("memory_mb")
-        result = {"status": "failed", "error": _death_reason(code, cap, log_file)}
+    cap = (cell.profile_data.get("emulation") or {}).get("memory_mb")
+    result = _worker_result(result_file, code, timed_out, cell.timeout_s, cap, log_file)
     if result.get("status") == "failed":
         result["error"] = _explain_memory(result.get("error") or "", cell, log_file)
     record = _record(cell, run_id, environment, result, wall_s, log_file)
@@ -289,13 +283,7 @@ def run_prepare(
         "accelbench.runner.prepare", [job_file, result_file], job.timeout_s, log_file
     )
     wall_s = time.time() - started
-    result: dict[str, Any] = {}
-    if result_file.is_file():
-        result = json.loads(result_file.read_text(encoding="utf-8"))
-    if timed_out:
-        result = {"status": "failed", "error": f"timed out after {job.timeout_s:g} s"}
-    elif not result:
-        result = {"status": "failed", "error": _death_reason(code, None, log_file)}
+    result = _worker_result(result_file, code, timed_out, job.timeout_s, None, log_file)
     result.setdefault("artifacts", {})
     tmp = _prepared_path(run_dir, job.model).with_suffix(".tmp")
     tmp.write_text(json.dumps(result), encoding="utf-8")
@@ -366,6 +354,22 @@ def _prepare_records(
             record["quality"] = _quality_section(made)
         records.append(record)
     return records
+
+
+def _worker_result(
+    result_file: Path,
+    code: int | None,
+    timed_out: bool,
+    timeout_s: float,
+    memory_cap_mb: int | None,
+    log_file: Path,
+) -> dict[str, Any]:
+    """What a worker wrote, or why it wrote nothing (a timeout, a signal, an early exit)."""
+    if timed_out:
+        return {"status": "failed", "error": f"timed out after {timeout_s:g} s"}
+    if result_file.is_file():
+        return json.loads(result_file.read_text(encoding="utf-8"))
+    return {"status": "failed", "error": _death_reason(code, memory_cap_mb, log_file)}
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -28,21 +28,32 @@ def main(argv: list[str]) -> int:
         result = run_cell(cell, log_dir=result_path.parent / (result_path.stem + "-loadgen"))
         code = 0
     except Exception as exc:  # noqa: BLE001 - a worker reports every failure as the cell's reason
-        from accelbench.errors import CellSkipped, UsageError
+        from accelbench.errors import CellSkipped
 
         traceback.print_exc()
         if isinstance(exc, CellSkipped):
             result, code = {"status": "skipped", "error": str(exc)}, 0
         else:
-            # The first non-blank line: some messages (numpy's ImportError) start with blank lines.
-            text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
-            reason = text if isinstance(exc, UsageError) else f"{type(exc).__name__}: {text}"
-            result, code = {"status": "failed", "error": reason}, 1
+            result, code = {"status": "failed", "error": failure_reason(exc)}, 1
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, default=_plain), encoding="utf-8")
-    tmp.replace(result_path)
+    write_result(result_path, result)
     return code
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line: a UsageError's own message, else the type and the first non-blank line."""
+    from accelbench.errors import UsageError
+
+    # The first non-blank line: some messages (numpy's ImportError) start with blank lines.
+    text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    return text if isinstance(exc, UsageError) else f"{type(exc).__name__}: {text}"
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """Write a worker's result atomically: the sweep sees all of it or nothing."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, default=_plain), encoding="utf-8")
+    tmp.replace(path)
 
 
 def _plain(obj: Any) -> Any:

@@ -12,7 +12,7 @@ import numpy as np
 
 from accelbench.runtimes.edge import TensorSpec, check_inputs
 
-__all__ = ["Runtime", "TensorSpec", "check_inputs"]
+__all__ = ["FixedSpecsRuntime", "Runtime", "TensorSpec", "check_inputs"]
 
 
 @runtime_checkable
@@ -42,3 +42,26 @@ class Runtime(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class FixedSpecsRuntime:
+    """Shared parts of runtimes whose input/output specs are fixed when the artifact loads."""
+
+    artifact: Any
+    max_batch_size: int | None
+    _inputs: list[TensorSpec]
+    _outputs: list[TensorSpec]
+
+    def inputs(self) -> list[TensorSpec]:
+        return list(self._inputs)
+
+    def outputs(self) -> list[TensorSpec]:
+        return list(self._outputs)
+
+    def _check_batch_size(self, n: int, fix: str) -> None:
+        """ValueError when a fixed batch dimension rules out batch size n; `fix` says what to do."""
+        if self.max_batch_size is not None and n != self.max_batch_size:
+            raise ValueError(
+                f"{self.artifact.name} has a fixed batch dimension of {self.max_batch_size}, so "
+                f"batch size {n} is impossible; {fix}"
+            )

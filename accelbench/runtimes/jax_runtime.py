@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from accelbench.errors import UsageError
+from accelbench.runtimes.base import FixedSpecsRuntime
 from accelbench.runtimes.edge import TensorSpec, check_inputs
 
 SINGLE_THREAD_FLAG = "--xla_cpu_multi_thread_eigen=false"
@@ -40,7 +41,7 @@ def _limit_threads(threads: int | None) -> str:
     )
 
 
-class JaxRuntime:
+class JaxRuntime(FixedSpecsRuntime):
     """A .jaxexport file (``jax.export`` serialized), called through one jitted function."""
 
     name = "jax"
@@ -66,19 +67,8 @@ class JaxRuntime:
         self.max_batch_size = None if not batch_dims or -1 in batch_dims else min(batch_dims)
         self._call = jax.jit(exported.call)
 
-    def inputs(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    def outputs(self) -> list[TensorSpec]:
-        return list(self._outputs)
-
     def set_batch_size(self, n: int) -> None:
-        if self.max_batch_size is not None and n != self.max_batch_size:
-            raise ValueError(
-                f"{self.artifact.name} was exported with a fixed batch dimension of "
-                f"{self.max_batch_size}, so batch size {n} is impossible; export it with "
-                "save_jax_export(..., dynamic_batch=True)"
-            )
+        self._check_batch_size(n, "export it with save_jax_export(..., dynamic_batch=True)")
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         check_inputs(self._inputs, inputs, self.artifact.name)

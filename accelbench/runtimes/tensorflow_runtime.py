@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from accelbench.errors import UsageError
+from accelbench.runtimes.base import FixedSpecsRuntime
 from accelbench.runtimes.edge import TensorSpec, check_inputs
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -51,7 +52,7 @@ def _spec(name: str, shape: Any, dtype: Any) -> TensorSpec:
     return TensorSpec(name=name, shape=dims, dtype=np.dtype(getattr(dtype, "name", dtype)).name)
 
 
-class TensorFlowRuntime:
+class TensorFlowRuntime(FixedSpecsRuntime):
     """A SavedModel directory or a Keras .keras/.h5 file, run with TensorFlow."""
 
     name = "tensorflow"
@@ -130,18 +131,8 @@ class TensorFlowRuntime:
         self._model = model
         self._call = lambda arrays: forward(*arrays)
 
-    def inputs(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    def outputs(self) -> list[TensorSpec]:
-        return list(self._outputs)
-
     def set_batch_size(self, n: int) -> None:
-        if self.max_batch_size is not None and n != self.max_batch_size:
-            raise ValueError(
-                f"{self.artifact.name} has a fixed batch dimension of {self.max_batch_size}, so "
-                f"batch size {n} is impossible; use batch size {self.max_batch_size}"
-            )
+        self._check_batch_size(n, f"use batch size {self.max_batch_size}")
         self._batch_size = n
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
