@@ -143,6 +143,12 @@ def int8_note(pts: list[Point], records: list[dict[str, Any]], model: str) -> st
     )
     float_ops = ((rec or {}).get("quality") or {}).get("float_ops") or []
     reasons = []
+    for p in (fp32, int8):
+        if p.unstable:
+            reasons.append(
+                f"the {p.optimization} measurement is unstable (interquartile range "
+                f"{p.spread:.0%} of its median: the machine was busy), so rerun before trusting it"
+            )
     if float_ops:
         reasons.append(
             f"{len(float_ops)} ops stayed in float ({', '.join(sorted(set(float_ops)))})"

@@ -171,8 +171,8 @@ def recommendation(pts: list[Point], model: str, label: str) -> str:
             f"{fastest.latency_ms:.3g} ms ({fastest.latency_kind}); fp32 was refused or "
             "failed there."
         )
-    front = pareto_front(group)
-    faster = [p for p in front if p is not base and clearly_faster(p, base)]
+    # Dominated points count too: one that hurts no class can be worth a little speed.
+    faster = [p for p in group if p is not base and clearly_faster(p, base)]
     if not faster:
         text = (
             f"on {label}, nothing is clearly faster than fp32 ({base.latency_ms:.3g} ms, "

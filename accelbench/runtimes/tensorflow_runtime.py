@@ -165,32 +165,50 @@ def _max_batch_size(specs: list[TensorSpec]) -> int | None:
 
 
 def _load_keras_model(path: Path) -> tuple[Any, str]:
-    """Load with Keras 3, or with tf_keras (Keras 2) when asked for or when Keras 3 cannot."""
-    legacy = os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true", "yes")
-    failures = []
-    if not legacy:
-        try:
-            import keras
+    """Load with Keras 3 or tf_keras (Keras 2), whichever reads the file.
 
-            if keras.backend.backend() != "tensorflow":
-                raise UsageError(
-                    f"Keras runs on the {keras.backend.backend()!r} backend; set "
-                    "KERAS_BACKEND=tensorflow to run a Keras model with runtime 'tensorflow'"
-                )
-            model = keras.models.load_model(path, compile=False, safe_mode=True)
-            return model, f"keras {keras.__version__}"
+    tf_keras goes first when TF_USE_LEGACY_KERAS is set (the process already chose Keras 2), but
+    a file that only Keras 3 can read still loads: the variable says which to try first, not
+    which file formats exist.
+    """
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true", "yes")
+    loaders = [_load_with_tf_keras, _load_with_keras3]
+    failures = []
+    for load in loaders if legacy else reversed(loaders):
+        try:
+            return load(path)
         except UsageError:
             raise
-        except Exception as err:  # a tf_keras .h5 fails in many ways in Keras 3
-            failures.append(f"keras: {_one_line(err)}")
-    try:
-        import tf_keras
-
-        model = tf_keras.models.load_model(path, compile=False, safe_mode=True)
-        return model, f"tf_keras {tf_keras.__version__}"
-    except Exception as err:  # reported with the Keras 3 failure below
-        failures.append(f"tf_keras: {_one_line(err)}")
+        except Exception as err:  # a file of the other Keras fails in many ways: try the next
+            failures.append(str(err))
     raise UsageError(f"{path} does not load as a Keras model ({'; '.join(failures)})")
+
+
+def _load_with_keras3(path: Path) -> tuple[Any, str]:
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise UsageError(
+            f"Keras runs on the {keras.backend.backend()!r} backend; set "
+            "KERAS_BACKEND=tensorflow to run a Keras model with runtime 'tensorflow'"
+        )
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True), (
+            f"keras {keras.__version__}"
+        )
+    except Exception as err:
+        raise RuntimeError(f"keras: {_one_line(err)}") from err
+
+
+def _load_with_tf_keras(path: Path) -> tuple[Any, str]:
+    import tf_keras
+
+    try:
+        return tf_keras.models.load_model(path, compile=False, safe_mode=True), (
+            f"tf_keras {tf_keras.__version__}"
+        )
+    except Exception as err:
+        raise RuntimeError(f"tf_keras: {_one_line(err)}") from err
 
 
 def _one_line(err: BaseException) -> str:

@@ -1,0 +1,88 @@
+"""Trade-off logic on hand-made records: Pareto fronts, noise-proof speed-ups, budget answers."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from accelbench.errors import UsageError
+from accelbench.records import metric
+from accelbench.report.tradeoffs import (
+    Budget,
+    answer_budget,
+    clearly_faster,
+    pareto_front,
+    points,
+    recommendation,
+)
+
+
+def _record(
+    opt: str, p50: float, acc: float, *, size: int = 1000, flagged=(), spread=0.02, n: int = 400
+):
+    rng = np.random.default_rng(zlib.crc32(opt.encode()))
+    raw = (p50 * (1 + spread * rng.standard_normal(n))).tolist()
+    return {
+        "model": "m", "optimization": opt, "profile": "host", "execution": "local",
+        "threads": 1, "scenario": "single-stream", "status": "ok",
+        "metrics": {
+            "latency_p50_ms": metric(p50, "ms", "lower"),
+            "accuracy": metric(acc, "fraction", "higher"),
+            "accuracy_delta": metric(acc - 0.95, "fraction", "higher"),
+            "model_bytes": metric(size, "bytes", "lower"),
+        },
+        "quality": {"flagged_classes": list(flagged), "worst_class_delta": -0.05 if flagged else 0},
+        "raw_latencies_ms": raw,
+    }  # fmt: skip
+
+
+def test_pareto_front_keeps_only_undominated_points() -> None:
+    pts = points([
+        _record("fp32", 1.0, 0.95), _record("int8", 0.5, 0.94),
+        _record("slow_bad", 1.2, 0.90), _record("fast_bad", 0.4, 0.80),
+    ])  # fmt: skip
+    front = [p.optimization for p in pareto_front(pts)]
+    assert front == ["fast_bad", "int8", "fp32"]
+
+
+def test_a_small_or_noisy_difference_is_not_a_speed_up() -> None:
+    base, close, far = points([
+        _record("fp32", 1.00, 0.95), _record("close", 0.97, 0.95), _record("far", 0.5, 0.95),
+    ])  # fmt: skip
+    assert not clearly_faster(close, base)  # 3%: below the 10% floor
+    assert clearly_faster(far, base)
+    noisy_base, noisy = points([
+        _record("fp32", 1.0, 0.95, spread=0.6, n=30),
+        _record("noisy", 0.85, 0.95, spread=0.6, n=30),
+    ])  # fmt: skip
+    assert not clearly_faster(noisy, noisy_base)  # 15% but the medians' intervals overlap
+    assert noisy.unstable
+    sentence = recommendation(points([_record("fp32", 1.0, 0.95), _record("q", 0.97, 0.95)]),
+                              "m", "host")  # fmt: skip
+    assert "nothing is clearly faster" in sentence
+
+
+def test_recommendation_prefers_an_optimization_that_hurts_no_class() -> None:
+    pts = points([
+        _record("fp32", 1.0, 0.95, size=4000),
+        _record("prune", 0.4, 0.96, size=1000, flagged=["cat"]),
+        _record("int8", 0.5, 0.95, size=1000),
+    ])  # fmt: skip
+    sentence = recommendation(pts, "m", "host")
+    assert sentence.startswith("on host, int8 is 2.0× faster")
+    flagged_only = points([_record("fp32", 1.0, 0.95), _record("p", 0.5, 0.95, flagged=["cat"])])
+    assert "cat lose more than 2 points" in recommendation(flagged_only, "m", "host")
+
+
+def test_budget_answers_and_names_the_closest_miss() -> None:
+    pts = points([_record("fp32", 4.0, 0.95, size=2_000_000), _record("int8", 1.0, 0.93)])
+    lines = answer_budget(pts, Budget(max_latency_ms=5, min_quality=0.9, max_size_mb=1))
+    assert lines[0].startswith("1 of 2 results meet the budget")
+    assert "int8" in lines[1]
+    lines = answer_budget(pts, Budget(max_latency_ms=0.5, min_quality=0.94))
+    assert lines[0].startswith("nothing in this run meets the budget")
+    assert "latency" in lines[1]
+    with pytest.raises(UsageError, match="rpi4"):
+        answer_budget(pts, Budget(max_latency_ms=1), profile="rpi4")
