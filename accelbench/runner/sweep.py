@@ -77,7 +77,8 @@ def run_suite(
     cells = expand(suite)
     jobs = prepare_jobs(suite)
     prepare_run_dir(run_dir, suite, resume)
-    done = {r["cell_id"] for r in read_records(run_dir)}
+    records = read_records(run_dir)  # kept in memory and extended: the file is read once
+    done = {r["cell_id"] for r in records}
     todo = [c for c in cells if c.cell_id not in done]
     jobs = [j for j in jobs if not _prepared_path(run_dir, j.model).is_file()]
     run_id = run_dir.name
@@ -90,6 +91,7 @@ def run_suite(
 
     def emit(record: dict[str, Any]) -> None:
         append_record(run_dir, record)
+        records.append(record)
         if on_record:
             on_record(record)
         bar.advance(record)
@@ -102,12 +104,12 @@ def run_suite(
             bar.advance_job()
         for cell in todo:
             bar.start(cell)
-            _attach_host_measurement(cell, read_records(run_dir))
+            _attach_host_measurement(cell, records)
             emit(run_one(cell, run_dir, run_id, environment))
     finally:
         bar.stop()
         write_derived(run_dir)
-    return read_records(run_dir)
+    return records
 
 
 def _ensure_calibration(verbose: bool) -> None:
