@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +66,6 @@ def run_suite(
     *,
     resume: bool = False,
     progress: bool = True,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every cell of the suite not yet recorded in run_dir; return all the run's records.
 
@@ -92,8 +90,6 @@ def run_suite(
     def emit(record: dict[str, Any]) -> None:
         append_record(run_dir, record)
         records.append(record)
-        if on_record:
-            on_record(record)
         bar.advance(record)
 
     try:
