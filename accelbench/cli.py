@@ -127,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--max-size-mb", type=float, default=None)
     rec.add_argument("--profile", default=None, help="only this profile")
 
+    cmp_ = sub.add_parser("compare", help="compare two runs metric by metric; exit 1 on regression")
+    cmp_.add_argument("base", help="baseline run folder")
+    cmp_.add_argument("new", help="new run folder")
+    cmp_.add_argument("--threshold", default="5%", help="smallest relative change that counts")
+    cmp_.add_argument("--alpha", type=float, default=0.01, help="significance level (after FDR)")
+    cmp_.add_argument("--fail-on", default="regressed", help="verdicts that make the exit 1")
+    cmp_.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    cmp_.add_argument("--allow-different-hardware", action="store_true")
+
     m = sub.add_parser("models", help="the reference model zoo")
     msub = m.add_subparsers(dest="models_command", metavar="ACTION", parser_class=_Parser)
     msub.add_parser("list", help="list the reference models")
@@ -178,6 +187,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _recommend(args)
     if args.command == "models":
         return _models(args)
+    if args.command == "compare":
+        return _compare(args)
     if args.command == "results":
         if args.results_command != "show":
             raise UsageError("say 'accelbench results show RUN_DIR'")
@@ -298,6 +309,24 @@ def _recommend(args: argparse.Namespace) -> int:
     lines = answer_budget(pts, budget, profile=args.profile)
     print("\n".join(lines))
     return EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from accelbench.report.compare import compare_runs, exit_code, parse_threshold
+
+    comparison = compare_runs(
+        Path(args.base),
+        Path(args.new),
+        threshold=parse_threshold(args.threshold),
+        alpha=args.alpha,
+        allow_different_hardware=args.allow_different_hardware,
+    )
+    for warning in comparison.warnings:
+        print(f"accelbench: warning: {warning}", file=sys.stderr)
+    output = {"table": comparison.to_table, "markdown": comparison.to_markdown,
+              "json": comparison.to_json}[args.format]  # fmt: skip
+    print(output())
+    return exit_code(comparison, fail_on=tuple(args.fail_on.split(",")))
 
 
 def _models(args: argparse.Namespace) -> int:

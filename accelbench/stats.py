@@ -1,7 +1,8 @@
-"""Statistics on measurements: percentiles, latency summaries, confidence intervals (numpy only)."""
+"""Statistics on measurements: percentiles, summaries, confidence intervals, significance tests."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -130,3 +131,133 @@ def _binomial_half_cdf(n: int) -> np.ndarray:
 def _check_confidence(confidence: float) -> None:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
+
+
+def _normal_sf(z: float) -> float:
+    """P(Z > z) for a standard normal Z."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def _normal_ppf(p: float) -> float:
+    """The z with P(Z <= z) = p, by bisection on erfc (exact to ~1e-12, no scipy needed)."""
+    low, high = -40.0, 40.0
+    for _ in range(200):
+        mid = (low + high) / 2.0
+        if 1.0 - _normal_sf(mid) < p:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2.0
+
+
+def _average_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """1-based ranks with ties given their average rank, and the size of each tie group."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    # The tied group occupying ranks s+1..s+t gets the average s + (t + 1) / 2.
+    group_rank = np.cumsum(counts) - (counts - 1) / 2.0
+    return group_rank[inverse], counts
+
+
+def mann_whitney_u(
+    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray
+) -> tuple[float, float]:
+    """Mann–Whitney U statistic of a against b and its two-sided p-value.
+
+    The p-value is the normal approximation with tie correction and continuity correction, the
+    same as scipy's ``mannwhitneyu(a, b, method="asymptotic")``; it is what latency series of
+    hundreds or thousands of queries need (the exact distribution is for tiny samples).
+    """
+    x = _as_values(a, "a")
+    y = _as_values(b, "b")
+    n1, n2 = x.size, y.size
+    ranks, ties = _average_ranks(np.concatenate((x, y)))
+    u1 = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2.0)
+    u = max(u1, n1 * n2 - u1)
+    n = n1 + n2
+    tie_term = float(((ties.astype(np.float64) ** 3) - ties).sum()) / (n * (n - 1))
+    variance = n1 * n2 / 12.0 * ((n + 1) - tie_term)
+    if variance <= 0.0:  # every value is the same: no evidence of any difference
+        return u1, 1.0
+    z = (u - n1 * n2 / 2.0 - 0.5) / math.sqrt(variance)
+    return u1, float(min(1.0, 2.0 * _normal_sf(z)))
+
+
+def hodges_lehmann_ratio_ci(
+    base: Sequence[float] | np.ndarray,
+    new: Sequence[float] | np.ndarray,
+    confidence: float = 0.95,
+    max_values: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Ratio new/base (estimate, low, high) from the Hodges–Lehmann shift of log values.
+
+    The estimate is exp(median of all log(new_j) - log(base_i)); the interval is the Moses
+    (Mann–Whitney inversion) interval on those differences, with the normal approximation for its
+    ranks. A series longer than max_values is first subsampled without replacement (seeded), since
+    the pairwise differences grow as the product of the lengths.
+    """
+    _check_confidence(confidence)
+    rng = np.random.default_rng(seed)
+    logs = []
+    for name, values in (("base", base), ("new", new)):
+        array = _as_values(values, name)
+        if np.any(array <= 0.0):
+            raise ValueError(f"{name} has values <= 0; a ratio needs positive measurements")
+        if array.size > max_values:
+            array = rng.choice(array, size=max_values, replace=False)
+        logs.append(np.log(array))
+    log_base, log_new = logs
+    m, n = log_base.size, log_new.size
+    differences = (log_new[:, None] - log_base[None, :]).reshape(-1)
+    total = differences.size
+    z = _normal_ppf(1.0 - (1.0 - confidence) / 2.0)
+    # Rank (1-based) of the lower bound: mn/2 - z * sd(U), the Moses interval.
+    rank = int(np.floor(total / 2.0 - z * math.sqrt(m * n * (m + n + 1) / 12.0)))
+    if rank < 1:
+        raise ValueError(
+            f"a {confidence:.0%} interval for the ratio needs more values, got {m} and {n}"
+        )
+    mid = [(total - 1) // 2, total // 2]
+    picks = sorted({rank - 1, total - rank, *mid})
+    ordered = np.partition(differences, picks)
+    estimate = (ordered[mid[0]] + ordered[mid[1]]) / 2.0
+    return (
+        float(np.exp(estimate)),
+        float(np.exp(ordered[rank - 1])),
+        float(np.exp(ordered[total - rank])),
+    )
+
+
+def benjamini_hochberg(pvalues: Sequence[float] | np.ndarray, alpha: float) -> list[bool]:
+    """Which hypotheses to reject so the false discovery rate stays at most alpha (BH 1995).
+
+    Sorts the m p-values, finds the largest k with p_(k) <= k * alpha / m and rejects the k
+    smallest. An empty list gives an empty list.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1 (exclusive), got {alpha}")
+    p = np.asarray(pvalues, dtype=np.float64).reshape(-1)
+    if p.size == 0:
+        return []
+    if np.any(~np.isfinite(p)) or np.any((p < 0.0) | (p > 1.0)):
+        raise ValueError("p-values must lie between 0 and 1")
+    order = np.argsort(p, kind="stable")
+    passing = np.nonzero(p[order] <= alpha * np.arange(1, p.size + 1) / p.size)[0]
+    rejected = np.zeros(p.size, dtype=bool)
+    if passing.size:
+        rejected[order[: passing[-1] + 1]] = True
+    return rejected.tolist()
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts b and c.
+
+    Under the null each discordant pair is equally likely to go either way, so min(b, c) is
+    Binomial(b + c, 1/2); the p-value doubles its tail (the distribution is symmetric), capped at 1.
+    """
+    if int(b) != b or int(c) != c or b < 0 or c < 0:
+        raise ValueError(f"discordant counts must be non-negative integers, got {b} and {c}")
+    b, c = int(b), int(c)
+    if b + c == 0:
+        return 1.0
+    return float(min(1.0, 2.0 * _binomial_half_cdf(b + c)[min(b, c)]))

@@ -252,3 +252,21 @@ def test_profiles_calibrate_measures_and_caches(tmp_path: Path) -> None:
     assert list(tmp_path.glob("calibration*.json"))
     detected = run_cli("profiles", "detect", env=env)
     assert "fp32:" in detected.stdout  # the calibrated peak now fills the host profile
+
+
+def test_compare_cli(bench_run: Path, tmp_path: Path) -> None:
+    same = run_cli("compare", str(bench_run), str(bench_run), "--format", "markdown")
+    assert same.returncode == 0, same.stderr
+    assert "0 regressed" in same.stdout
+    # A copy whose records claim a bigger artifact: size is exact, one byte is a regression.
+    worse = tmp_path / "worse"
+    shutil.copytree(bench_run, worse)
+    lines = []
+    for line in (worse / "records.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        record["metrics"]["model_bytes"]["value"] += 1
+        lines.append(json.dumps(record))
+    (worse / "records.jsonl").write_text("\n".join(lines) + "\n")
+    regressed = run_cli("compare", str(bench_run), str(worse))
+    assert regressed.returncode == 1 and "model_bytes" in regressed.stdout
+    _one_line_error(run_cli("compare", str(bench_run), str(tmp_path / "none")), "does not exist")
