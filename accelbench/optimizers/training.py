@@ -51,6 +51,24 @@ class TrainingTransform(Transform):
     def supports(self, model: Any) -> str | None:
         return tfmot_problem(model)
 
+    def _wrap_and_fine_tune(
+        self,
+        state: OptimizationState,
+        make: Callable[[], Any],
+        what: str,
+        callbacks: list[Any] | None = None,
+    ) -> tuple[Any, Any, float, dict[str, Any]]:
+        """Wrap a clone of the model with tfmot, fine-tune it; (wrapped, loss, seconds, notes)."""
+        loss = _loss(state.model)
+        wrapped = _wrap(make, what)
+        seconds = _fine_tune(wrapped, state, loss, self.learning_rate, callbacks)
+        notes = {
+            "fine_tune_epochs": state.fine_tune_epochs,
+            "learning_rate": self.learning_rate,
+            "fine_tune_s": seconds,
+        }
+        return wrapped, loss, seconds, notes
+
 
 def _clone(model: Any) -> Any:
     """A copy with the same weights: tfmot wrappers share layers, so would edit the caller's."""
@@ -167,7 +185,6 @@ class Prune(TrainingTransform):
         import tensorflow_model_optimization as tfmot
 
         sparsity_api = tfmot.sparsity.keras
-        loss = _loss(state.model)
         total = _steps_per_epoch(state) * state.fine_tune_epochs
         frequency = max(1, total // 10)
         # Reach the target two thirds of the way through, so the rest of the fine-tuning
@@ -188,24 +205,20 @@ class Prune(TrainingTransform):
                 f"PolynomialDecay(0 -> {self.sparsity}, steps 0..{end_step} every {frequency}, "
                 f"of {total})"
             )
-        wrapped = _wrap(
+        wrapped, loss, seconds, notes = self._wrap_and_fine_tune(
+            state,
             lambda: sparsity_api.prune_low_magnitude(
                 _clone(state.model), pruning_schedule=schedule
             ),
             "magnitude pruning",
-        )
-        seconds = _fine_tune(
-            wrapped, state, loss, self.learning_rate, [sparsity_api.UpdatePruningStep()]
+            [sparsity_api.UpdatePruningStep()],
         )
         model = _compiled(sparsity_api.strip_pruning(wrapped), loss)
-        notes = {
-            "target_sparsity": self.sparsity,
-            "kernel_sparsity": _kernel_sparsity(model),
-            "schedule": schedule_text,
-            "fine_tune_epochs": state.fine_tune_epochs,
-            "learning_rate": self.learning_rate,
-            "fine_tune_s": seconds,
-        }
+        notes.update(
+            target_sparsity=self.sparsity,
+            kernel_sparsity=_kernel_sparsity(model),
+            schedule=schedule_text,
+        )
         return state.after(
             self.name,
             notes,
@@ -231,29 +244,24 @@ class Prune2of4(TrainingTransform):
         import tensorflow_model_optimization as tfmot
 
         sparsity_api = tfmot.sparsity.keras
-        loss = _loss(state.model)
         total = _steps_per_epoch(state) * state.fine_tune_epochs
         # The 2:4 mask is recomputed at each pruning step (the sparsity number is not used).
         frequency = max(1, total // 10)
         schedule = sparsity_api.ConstantSparsity(0.5, begin_step=0, frequency=frequency)
-        wrapped = _wrap(
+        wrapped, loss, seconds, notes = self._wrap_and_fine_tune(
+            state,
             lambda: sparsity_api.prune_low_magnitude(
                 _clone(state.model), pruning_schedule=schedule, sparsity_m_by_n=(2, 4)
             ),
             "2:4 pruning",
-        )
-        seconds = _fine_tune(
-            wrapped, state, loss, self.learning_rate, [sparsity_api.UpdatePruningStep()]
+            [sparsity_api.UpdatePruningStep()],
         )
         model = _compiled(sparsity_api.strip_pruning(wrapped), loss)
-        notes = {
-            "pattern": "2:4 along input channels",
-            "kernel_sparsity": _kernel_sparsity(model),
-            "mask_update_every_steps": frequency,
-            "fine_tune_epochs": state.fine_tune_epochs,
-            "learning_rate": self.learning_rate,
-            "fine_tune_s": seconds,
-        }
+        notes.update(
+            pattern="2:4 along input channels",
+            kernel_sparsity=_kernel_sparsity(model),
+            mask_update_every_steps=frequency,
+        )
         return state.after(
             self.name, notes, model=model, pruned="2of4", fine_tune_s=state.fine_tune_s + seconds
         )
@@ -285,9 +293,9 @@ class Cluster(TrainingTransform):
         import tensorflow_model_optimization as tfmot
 
         clustering = tfmot.clustering.keras
-        loss = _loss(state.model)
         preserve_sparsity = state.pruned is not None
-        wrapped = _wrap(
+        wrapped, loss, seconds, notes = self._wrap_and_fine_tune(
+            state,
             lambda: clustering.cluster_weights(
                 _clone(state.model),
                 number_of_clusters=self.clusters,
@@ -296,20 +304,14 @@ class Cluster(TrainingTransform):
             ),
             "weight clustering",
         )
-        seconds = _fine_tune(wrapped, state, loss, self.learning_rate)
         model = _compiled(clustering.strip_clustering(wrapped), loss)
         kernels = kernel_arrays(model)
-        notes = {
-            "clusters": self.clusters,
-            "preserve_sparsity": preserve_sparsity,
-            "max_unique_kernel_values": max(
-                (len(np.unique(k)) for k in kernels.values()), default=0
-            ),
-            "kernel_sparsity": _kernel_sparsity(model),
-            "fine_tune_epochs": state.fine_tune_epochs,
-            "learning_rate": self.learning_rate,
-            "fine_tune_s": seconds,
-        }
+        notes.update(
+            clusters=self.clusters,
+            preserve_sparsity=preserve_sparsity,
+            max_unique_kernel_values=max((len(np.unique(k)) for k in kernels.values()), default=0),
+            kernel_sparsity=_kernel_sparsity(model),
+        )
         return state.after(
             self.name,
             notes,
@@ -335,27 +337,18 @@ class QAT(TrainingTransform):
         import tensorflow_model_optimization as tfmot
 
         quantization = tfmot.quantization.keras
-        loss = _loss(state.model)
         scheme, scheme_name = _qat_scheme(tfmot, state)
         model = _clone(state.model)
         if scheme is None:
-            wrapped = _wrap(
-                lambda: quantization.quantize_model(model), "quantization-aware training"
-            )
+            make = lambda: quantization.quantize_model(model)  # noqa: E731
         else:
-            wrapped = _wrap(
-                lambda: quantization.quantize_apply(
-                    quantization.quantize_annotate_model(model), scheme
-                ),
-                "quantization-aware training",
+            make = lambda: quantization.quantize_apply(  # noqa: E731
+                quantization.quantize_annotate_model(model), scheme
             )
-        seconds = _fine_tune(wrapped, state, loss, self.learning_rate)
-        notes = {
-            "scheme": scheme_name,
-            "fine_tune_epochs": state.fine_tune_epochs,
-            "learning_rate": self.learning_rate,
-            "fine_tune_s": seconds,
-        }
+        wrapped, _, seconds, notes = self._wrap_and_fine_tune(
+            state, make, "quantization-aware training"
+        )
+        notes["scheme"] = scheme_name
         return state.after(
             self.name,
             notes,
