@@ -149,3 +149,26 @@ def test_optimize_bad_input(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "accelbench bench" in proc.stderr
     proc = run_cli("run", "--suite", "fastest")
     assert proc.returncode == 2 and "default" in proc.stderr
+
+
+def test_autoencoder_records_carry_auc_not_accuracy(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "models": [{"name": "ad_autoencoder"}],
+                "optimizations": ["fp32"],
+                "epochs": 2,
+                "threads": [1],
+                "scenarios": ["single-stream"],
+            }
+        )
+    )
+    out = tmp_path / "run"
+    proc = run_cli("run", str(suite), "--out", str(out), "--no-progress", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for r in _records(out):
+        assert "accuracy" not in r["metrics"], r["scenario"]
+        assert 0 <= r["metrics"]["auc"]["value"] <= 1, r["scenario"]
+    (bench,) = [r for r in _records(out) if r["scenario"] == "single-stream"]
+    assert bench["metrics"]["auc_delta"]["value"] == 0

@@ -6,6 +6,9 @@ the feature tensor, so every runtime and every optimization sees the same featur
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any, Literal
+
 import numpy as np
 
 SAMPLE_RATE_HZ = 16000
@@ -57,15 +60,8 @@ def mfcc(audio: np.ndarray, batch_size: int = 512) -> np.ndarray:
         upper_edge_hertz=4000.0,
     )
     out = []
-    # Batches bound the memory of the complex STFT for large folders.
-    for start in range(0, len(clips), batch_size):
-        stft = tf.signal.stft(
-            clips[start : start + batch_size],
-            frame_length=KWS_WINDOW_SAMPLES,
-            frame_step=KWS_STRIDE_SAMPLES,
-            fft_length=512,
-        )
-        mel = tf.tensordot(tf.abs(stft), mel_matrix, 1)
+    for mel in _mel_batches(clips, mel_matrix, KWS_WINDOW_SAMPLES, KWS_STRIDE_SAMPLES, 512,
+                            power=1, batch_size=batch_size):  # fmt: skip
         log_mel = tf.math.log(mel + 1e-6)
         coefficients = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)
         out.append(coefficients[..., :KWS_MFCC_COEFFICIENTS].numpy())
@@ -97,20 +93,41 @@ def machine_logmel(audio: np.ndarray, batch_size: int = 512) -> np.ndarray:
         upper_edge_hertz=SAMPLE_RATE_HZ / 2,
     )
     out = []
-    for start in range(0, len(clips), batch_size):
-        stft = tf.signal.stft(
-            clips[start : start + batch_size],
-            frame_length=AD_WINDOW_SAMPLES,
-            frame_step=AD_STRIDE_SAMPLES,
-            fft_length=AD_WINDOW_SAMPLES,
-        )
-        power = tf.math.square(tf.abs(stft))
-        mel = tf.tensordot(power, mel_matrix, 1)
+    for mel in _mel_batches(clips, mel_matrix, AD_WINDOW_SAMPLES, AD_STRIDE_SAMPLES,
+                            AD_WINDOW_SAMPLES, power=2, batch_size=batch_size):  # fmt: skip
         # The epsilon keeps silent bands finite: 10 log10(1e-10) = -100 dB.
         db = 10.0 * tf.math.log(mel + 1e-10) / tf.math.log(10.0)
         out.append(tf.reshape(db, (-1, AD_FEATURES)).numpy())
     features = np.concatenate(out).astype(np.float32)
     return features[0] if single else features
+
+
+def _mel_batches(
+    clips: np.ndarray,
+    mel_matrix: Any,
+    frame_length: int,
+    frame_step: int,
+    fft_length: int,
+    *,
+    power: Literal[1, 2],
+    batch_size: int,
+) -> Iterator[Any]:
+    """Mel spectrograms (|STFT| ** power onto the mel matrix), a batch of clips at a time.
+
+    Batches bound the memory of the complex STFT for large folders.
+    """
+    import tensorflow as tf
+
+    for start in range(0, len(clips), batch_size):
+        stft = tf.signal.stft(
+            clips[start : start + batch_size],
+            frame_length=frame_length,
+            frame_step=frame_step,
+            fft_length=fft_length,
+        )
+        magnitude = tf.abs(stft)
+        spectrum = magnitude if power == 1 else tf.math.square(magnitude)
+        yield tf.tensordot(spectrum, mel_matrix, 1)
 
 
 def _fit_length(clips: np.ndarray, samples: int) -> np.ndarray:

@@ -129,7 +129,7 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 def summary_markdown(records: list[dict[str, Any]], run_dir: Path) -> str:
     header, rows = display_rows(records)
     env = records[0].get("environment", {}) if records else {}
-    cpu = env.get("cpu_model") or env.get("cpu", {}).get("model") if isinstance(env, dict) else None
+    cpu = env.get("cpu_model")
     counts: dict[str, int] = {}
     for r in records:
         counts[r["status"]] = counts.get(r["status"], 0) + 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import secrets
@@ -207,17 +208,24 @@ def _prepared_path(run_dir: Path, model: str) -> Path:
     return run_dir / "artifacts" / model / "prepared.json"
 
 
+@functools.lru_cache(maxsize=32)
+def _read_prepared(path: str, _mtime_ns: int) -> dict[str, Any]:
+    """prepared.json, read once per model rather than once per cell (the mtime keys a rewrite)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def _prepared_artifact(run_dir: Path, cell: Cell) -> dict[str, Any]:
     path = _prepared_path(run_dir, cell.prepared_by or cell.model)
     if not path.is_file():
         return {"status": "failed", "error": "the model was not prepared"}
-    prepared = json.loads(path.read_text(encoding="utf-8"))
+    prepared = _read_prepared(str(path), path.stat().st_mtime_ns)
     if prepared.get("status") != "ok":
         return {"status": "failed", "error": prepared.get("error")}
-    return prepared["artifacts"].get(cell.optimization) or {
-        "status": "failed",
-        "error": "not among the prepared optimizations",
-    }
+    made = prepared["artifacts"].get(cell.optimization)
+    if made is None:
+        return {"status": "failed", "error": "not among the prepared optimizations"}
+    # The quality metric (accuracy, or auc for the autoencoder) is the model's, stored once.
+    return {**made, "metric": prepared.get("metric", "accuracy")}
 
 
 def quality_metrics(made: dict[str, Any], metric_name: str) -> dict[str, dict[str, Any]]:
