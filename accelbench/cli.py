@@ -155,7 +155,31 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = res.add_subparsers(dest="results_command", metavar="ACTION", parser_class=_Parser)
     rs = rsub.add_parser("show", help="print the table of a run folder")
     rs.add_argument("run_dir")
+    for module in _COMMAND_MODULES:
+        _load_commands(module, sub)
     return p
+
+
+# Commands that live in their own modules: each has ``register(sub)``, which adds its parsers
+# and sets ``handler`` (a function of the parsed arguments returning the exit status) on them.
+# These modules import no framework at top level, so --help stays fast.
+_COMMAND_MODULES = (
+    "accelbench.cli_serving",
+    "accelbench.cli_training",
+    "accelbench.cli_history",
+)
+
+
+def _load_commands(module: str, sub: Any) -> None:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return  # not built yet
+        raise
+    mod.register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return handler(args)
     if args.command == "bench":
         return _bench(args)
     if args.command == "run":
@@ -231,7 +258,7 @@ def _bench(args: argparse.Namespace) -> int:
         },
         "command line",
     )
-    return _execute(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
+    return execute_suite(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -254,7 +281,7 @@ def _run(args: argparse.Namespace) -> int:
         suite = suite_from_mapping(builtin_suite(name, host_cores()), f"built-in suite {name}")
     for entry in suite.models:
         check_entry(entry)
-    return _execute(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
+    return execute_suite(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
 
 
 def _optimize(args: argparse.Namespace) -> int:
@@ -287,7 +314,7 @@ def _optimize(args: argparse.Namespace) -> int:
         },
         "command line",
     )
-    return _execute(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
+    return execute_suite(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
 
 
 def _recommend(args: argparse.Namespace) -> int:
@@ -361,7 +388,7 @@ def check_artifact(path: Path) -> None:
         validate_tflite(path)
 
 
-def _execute(suite: Any, out: Path | None, progress: bool) -> int:
+def execute_suite(suite: Any, out: Path | None, progress: bool) -> int:
     from accelbench.runner.suite import expand
     from accelbench.runner.sweep import new_run_dir, run_suite
 

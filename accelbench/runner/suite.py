@@ -14,7 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from accelbench.errors import UsageError
 
-SCENARIOS = ("single-stream", "multi-stream", "offline", "server")
+LOADGEN_SCENARIOS = ("single-stream", "multi-stream", "offline", "server")
+# Scenarios measured by a module of their own (``run_cell(cell, log_dir) -> result``), each with
+# an options mapping in the suite under the same name with '_' for '-'.
+MODULE_SCENARIOS = {
+    "input-pipeline": "accelbench.benchmarks.input_pipeline",
+    "training": "accelbench.benchmarks.training",
+    "serving": "accelbench.benchmarks.serving",
+}
+# Scenarios about a model's data or training: one cell per model, not per optimization.
+MODEL_SCENARIOS = ("input-pipeline", "training")
+SCENARIOS = (*LOADGEN_SCENARIOS, *MODULE_SCENARIOS)
 PRESETS = ("quick", "standard", "mlperf")
 RUNTIMES = ("litert", "tflite-runtime", "tensorflow", "jax")
 
@@ -90,6 +100,9 @@ class Suite(BaseModel):
     epochs: int | None = None
     fine_tune_epochs: int = 2
     prepare_timeout_s: float = 1800.0
+    input_pipeline: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+    serving: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("optimizations")
     @classmethod
@@ -189,7 +202,21 @@ def suite_from_mapping(data: Any, source: str) -> Suite:
                 f"{source}: models.{i} has neither 'path' nor 'name'; give a model file's path "
                 "or a reference model's name (see accelbench models list)"
             )
+    for scenario in suite.scenarios:
+        if scenario in MODULE_SCENARIOS:
+            key = scenario.replace("-", "_")
+            try:
+                checked = _scenario_module(scenario).check_options(getattr(suite, key))
+            except UsageError as exc:
+                raise UsageError(f"{source}: field '{key}': {exc}") from None
+            setattr(suite, key, checked)
     return suite
+
+
+def _scenario_module(scenario: str) -> Any:
+    import importlib
+
+    return importlib.import_module(MODULE_SCENARIOS[scenario])
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -236,7 +263,7 @@ class Cell:
     @property
     def logical_key(self) -> dict[str, Any]:
         """What identifies the cell across runs: names and settings, never the artifact's hash."""
-        return {
+        key = {
             "model": self.model,
             "optimization": self.optimization,
             "profile": self.profile,
@@ -246,6 +273,9 @@ class Cell:
             "runtime": self.runtime or "auto",
             "xnnpack": self.xnnpack,
         }
+        if self.scenario in MODULE_SCENARIOS:
+            key["options"] = self.settings.get(self.scenario.replace("-", "_"))
+        return key
 
     @property
     def cell_id(self) -> str:
@@ -328,7 +358,8 @@ def expand(suite: Suite) -> list[Cell]:
         for optimization, model_path, prepared_by in variants:
             for profile, wanted_threads in profiles:
                 execution = execution_mode(profile)
-                threads_list, scenarios = _threads_for(profile, wanted_threads), suite.scenarios
+                threads_list = _threads_for(profile, wanted_threads)
+                scenarios = [s for s in suite.scenarios if s not in MODEL_SCENARIOS]
                 if execution == "projected":
                     # A roofline projection estimates one inference: it has no thread count of
                     # this host and no traffic pattern, so one single-stream cell stands for all.
@@ -351,11 +382,59 @@ def expand(suite: Suite) -> list[Cell]:
                                 inputs_path=entry.inputs,
                                 seed=suite.seed,
                                 timeout_s=suite.timeout_s,
+                                settings=_scenario_settings(suite, scenario, entry),
                                 prepared_by=prepared_by,
                             )
                         )
+        cells.extend(_model_cells(suite, entry, profiles))
     order = {"local": 0, "remote": 1, "emulated": 2, "projected": 3}
     cells.sort(key=lambda c: order.get(c.execution, 9))
+    return cells
+
+
+def _scenario_settings(suite: Suite, scenario: str, entry: ModelEntry) -> dict[str, Any]:
+    if scenario not in MODULE_SCENARIOS:
+        return {}
+    key = scenario.replace("-", "_")
+    return {key: dict(getattr(suite, key)), "data": entry.data}
+
+
+def _model_cells(suite: Suite, entry: ModelEntry, profiles: list[tuple[Any, Any]]) -> list[Cell]:
+    """Cells of the scenarios about a model's data or training: one per model, profile, threads.
+
+    They run where this host runs (local or emulated); a projected device cannot train here.
+    """
+    from accelbench.hardware_profiles import execution_mode
+
+    wanted = [s for s in suite.scenarios if s in MODEL_SCENARIOS]
+    if not wanted or (entry.kind == "artifact" and not entry.data):
+        return []
+    cells = []
+    for profile, wanted_threads in profiles:
+        execution = execution_mode(profile)
+        if execution == "projected":
+            continue
+        for threads in _threads_for(profile, wanted_threads):
+            for scenario in wanted:
+                cells.append(
+                    Cell(
+                        model=entry.display_name,
+                        model_path=entry.path or "",
+                        optimization="fp32" if scenario == "training" else "none",
+                        profile=profile.name,
+                        profile_data=profile.model_dump(mode="json"),
+                        execution=execution,
+                        threads=threads,
+                        scenario=scenario,
+                        preset=suite.preset,
+                        runtime=suite.runtime,
+                        xnnpack=suite.xnnpack,
+                        inputs_path=entry.inputs,
+                        seed=suite.seed,
+                        timeout_s=suite.timeout_s,
+                        settings=_scenario_settings(suite, scenario, entry),
+                    )
+                )
     return cells
 
 

@@ -77,7 +77,7 @@ def run_suite(
     jobs = prepare_jobs(suite)
     prepare_run_dir(run_dir, suite, resume)
     records = read_records(run_dir)  # kept in memory and extended: the file is read once
-    done = {r["cell_id"] for r in records}
+    done = {r.get("parent_cell_id") or r["cell_id"] for r in records}
     todo = [c for c in cells if c.cell_id not in done]
     jobs = [j for j in jobs if not _prepared_path(run_dir, j.model).is_file()]
     run_id = run_dir.name
@@ -102,7 +102,8 @@ def run_suite(
         for cell in todo:
             bar.start(cell)
             _attach_host_measurement(cell, records)
-            emit(run_one(cell, run_dir, run_id, environment))
+            for record in run_one(cell, run_dir, run_id, environment):
+                emit(record)
     finally:
         bar.stop()
         write_derived(run_dir)
@@ -170,8 +171,15 @@ def _spawn(
             raise
 
 
-def run_one(cell: Cell, run_dir: Path, run_id: str, environment: dict[str, Any]) -> dict[str, Any]:
-    """Run one cell in a fresh worker process and turn whatever happened into one record."""
+def run_one(
+    cell: Cell, run_dir: Path, run_id: str, environment: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Run one cell in a fresh worker process and turn whatever happened into its records.
+
+    A cell is one record, except when its worker measured several configurations (an input
+    pipeline's formats and settings, a server's batching modes): then each is a record of its
+    own, with ``cell_id`` = the cell's id + '.' + the configuration's key, and ``parent_cell_id``.
+    """
     cells_dir = run_dir / "cells"
     cells_dir.mkdir(exist_ok=True)
     log_file = cells_dir / f"{cell.cell_id}.log"
@@ -181,8 +189,8 @@ def run_one(cell: Cell, run_dir: Path, run_id: str, environment: dict[str, Any])
         if made.get("status") != "ok":
             reason = f"no artifact: {cell.optimization} failed ({made.get('error')})"
             log_file.write_text(reason + "\n", encoding="utf-8")
-            return _record(cell, run_id, environment, {"status": "failed", "error": reason}, 0.0,
-                           log_file)  # fmt: skip
+            return [_record(cell, run_id, environment, {"status": "failed", "error": reason},
+                            0.0, log_file)]  # fmt: skip
         cell.model_path = made["artifact"]["path"]
         quality = made
     cell_file = cells_dir / f"{cell.cell_id}.cell.json"
@@ -198,10 +206,24 @@ def run_one(cell: Cell, run_dir: Path, run_id: str, environment: dict[str, Any])
     result = _worker_result(result_file, code, timed_out, cell.timeout_s, cap, log_file)
     if result.get("status") == "failed":
         result["error"] = _explain_memory(result.get("error") or "", cell, log_file)
-    record = _record(cell, run_id, environment, result, wall_s, log_file)
-    if quality:
-        _merge_quality(record, quality)
-    return record
+    parts = result.pop("records", None) or []
+    if not parts:
+        record = _record(cell, run_id, environment, result, wall_s, log_file)
+        if quality:
+            _merge_quality(record, quality)
+        return [record]
+    records = []
+    for part in parts:
+        merged = {**result, **part, "settings": {**(result.get("settings") or {}),
+                                                 **(part.get("settings") or {})}}  # fmt: skip
+        merged["metrics"] = {**(result.get("metrics") or {}), **(part.get("metrics") or {})}
+        record = _record(cell, run_id, environment, merged, wall_s, log_file)
+        record["cell_id"] = f"{cell.cell_id}.{part['key']}"
+        record["parent_cell_id"] = cell.cell_id
+        if quality:
+            _merge_quality(record, quality)
+        records.append(record)
+    return records
 
 
 def _prepared_path(run_dir: Path, model: str) -> Path:
@@ -439,6 +461,7 @@ def _record(
         "loadgen": loadgen.get("settings"),
         "comparable_to_mlperf": loadgen.get("comparable_to_mlperf"),
         **cell.settings,
+        **(result.get("settings") or {}),
     }
     return {
         "schema_version": SCHEMA_VERSION,

@@ -95,6 +95,15 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
         # Before any interpreter import: thread pools and affinity are fixed at first use.
         applied = apply_emulation(profile, threads) if execution == "emulated" else {}
     _injected_fault(cell)
+    from accelbench.runner.suite import MODULE_SCENARIOS
+
+    if cell["scenario"] in MODULE_SCENARIOS:
+        import importlib
+
+        module = importlib.import_module(MODULE_SCENARIOS[cell["scenario"]])
+        measured = module.run_cell(cell, log_dir)
+        measured.setdefault("emulation", applied)
+        return measured
     model_path = Path(cell["model_path"])
     result: dict[str, Any] = {"status": "ok", "error": None, "emulation": applied, "metrics": {}}
     result["artifact"] = artifact_info(model_path)
