@@ -164,8 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
 # and sets ``handler`` (a function of the parsed arguments returning the exit status) on them.
 # These modules import no framework at top level, so --help stays fast.
 _COMMAND_MODULES = (
-    "accelbench.cli_serving",
+    "accelbench.cli_pipeline",
     "accelbench.cli_training",
+    "accelbench.cli_serving",
+    "accelbench.cli_load",
     "accelbench.cli_history",
 )
 

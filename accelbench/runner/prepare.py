@@ -140,6 +140,11 @@ def prepare(job: dict[str, Any]) -> dict[str, Any]:
                 data.class_names, threshold_points=FLAG_THRESHOLD_POINTS,
             )  # fmt: skip
             entry["quality_delta"] = entry["quality"] - baseline["quality"]
+            if len(predictions) == len(data.y_test):
+                # Which test examples this artifact gets right, in order: what a paired test
+                # (McNemar) between two runs of the same evaluation set needs.
+                hits = predictions == np.asarray(data.y_test)
+                entry["correct_bits"] = "".join("1" if h else "0" for h in hits)
             entry["comparison"] = comparison
             entry["stats"] = artifact_stats(made.path)
         except Exception as exc:  # noqa: BLE001 - one optimization failing must not stop the rest

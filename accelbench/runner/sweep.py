@@ -276,6 +276,7 @@ def _quality_section(made: dict[str, Any]) -> dict[str, Any]:
         "worst_class_delta": comparison.get("worst_class_delta"),
         "agreement": comparison.get("agreement"),
         "flag_threshold_points": comparison.get("threshold_points", 2.0),
+        "correct_bits": made.get("correct_bits"),
         "unique_weights_per_layer": stats.get("unique_weights_per_layer"),
         "sparsity_per_layer": stats.get("sparsity_per_layer"),
         "weight_dtypes": stats.get("weight_dtypes"),
