@@ -23,7 +23,18 @@ HEADLINE_METRICS = (
     "first_inference_ms",
     "peak_rss_mb",
     "model_bytes",
+    "examples_per_s",
+    "mb_per_s",
+    "speedup_vs_naive",
+    "step_time_ms",
+    "time_to_target_s",
+    "scaling_efficiency",
+    "server_peak_qps",
 )
+# Settings that tell apart the configurations of one cell (pipeline, training, serving).
+SETTING_COLUMNS = (
+    "format", "pipeline", "framework", "strategy", "precision", "xla", "devices", "mode",
+)  # fmt: skip
 ID_COLUMNS = ("model", "optimization", "profile", "execution", "threads", "scenario", "status")
 
 
@@ -31,6 +42,10 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
     """One row per record: identity columns, then one column per metric value, then the error."""
     row: dict[str, Any] = {k: record.get(k) for k in ("cell_id", *ID_COLUMNS, "runtime")}
     row["valid"] = (record.get("validity") or {}).get("result")
+    settings = record.get("settings") or {}
+    for key in SETTING_COLUMNS:
+        if key in settings and not isinstance(settings[key], dict | list):
+            row[key] = settings[key]
     for name, m in sorted((record.get("metrics") or {}).items()):
         row[name] = m.get("value") if isinstance(m, dict) else m
     row["artifact_sha256"] = (record.get("artifact") or {}).get("sha256")
@@ -73,6 +88,13 @@ SHORT_NAMES = {
     "first_inference_ms": "1st inf ms",
     "peak_rss_mb": "RSS MB",
     "model_bytes": "size",
+    "examples_per_s": "ex/s",
+    "mb_per_s": "MB/s",
+    "speedup_vs_naive": "× naive",
+    "step_time_ms": "step ms",
+    "time_to_target_s": "to target s",
+    "scaling_efficiency": "scaling eff",
+    "server_peak_qps": "peak QPS",
 }
 LEGEND = (
     "(emulated) = measured on this host under the device's threads, affinity and memory cap, "
@@ -84,6 +106,9 @@ def display_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[st
     """Header and string cells for printing: profile labelled with how it ran, headline metrics."""
     present = [m for m in HEADLINE_METRICS if any(m in (r.get("metrics") or {}) for r in records)]
     header = ["model", "opt", "profile", "thr", "scenario", "status"]
+    configured = any(_configuration(r) for r in records)
+    if configured:
+        header.append("config")
     header += [SHORT_NAMES[m] for m in present] + ["error"]
     rows = []
     for r in records:
@@ -97,10 +122,23 @@ def display_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[st
             r["scenario"],
             r["status"],
         ]
+        if configured:
+            cells.append(_configuration(r))
         cells += [_fmt(metrics.get(m, {}).get("value"), m) for m in present]
         cells.append(str(r.get("error") or ""))
         rows.append(cells)
     return header, rows
+
+
+def _configuration(record: dict[str, Any]) -> str:
+    """The settings that tell a cell's configurations apart, e.g. 'png/parallel'."""
+    settings = record.get("settings") or {}
+    values = [
+        f"{k}={settings[k]}" if isinstance(settings[k], bool) else str(settings[k])
+        for k in SETTING_COLUMNS
+        if k in settings and not isinstance(settings[k], dict | list)
+    ]
+    return "/".join(values)
 
 
 def _fmt(value: Any, name: str) -> str:
