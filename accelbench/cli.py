@@ -127,14 +127,30 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--max-size-mb", type=float, default=None)
     rec.add_argument("--profile", default=None, help="only this profile")
 
-    cmp_ = sub.add_parser("compare", help="compare two runs metric by metric; exit 1 on regression")
-    cmp_.add_argument("base", help="baseline run folder")
-    cmp_.add_argument("new", help="new run folder")
+    cmp_ = sub.add_parser(
+        "compare",
+        help="compare two runs, baselines or pytest-benchmark files; exit 1 on regression",
+        description="BASE and NEW are each a run folder, baseline:NAME (or a baseline .jsonl "
+        "file), a pytest-benchmark JSON file, or a pytest-benchmark storage folder (its latest "
+        "file; given alone, its two latest files are compared). Exit 0: no regression, 1: a "
+        "regression, 2: usage or input error.",
+    )
+    cmp_.add_argument("base", help="run folder, baseline:NAME, baseline file or pytest-benchmark")
+    cmp_.add_argument("new", nargs="?", default=None, help="the same kinds as BASE")
     cmp_.add_argument("--threshold", default="5%", help="smallest relative change that counts")
     cmp_.add_argument("--alpha", type=float, default=0.01, help="significance level (after FDR)")
     cmp_.add_argument("--fail-on", default="regressed", help="verdicts that make the exit 1")
     cmp_.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     cmp_.add_argument("--allow-different-hardware", action="store_true")
+    cmp_.add_argument(
+        "--size-policy",
+        choices=("exact", "threshold"),
+        default="exact",
+        help="exact: one byte larger is regressed (default); threshold: only past --threshold",
+    )
+    cmp_.add_argument(
+        "--store", default=None, help="baseline store for baseline:NAME (default: see baseline)"
+    )
 
     m = sub.add_parser("models", help="the reference model zoo")
     msub = m.add_subparsers(dest="models_command", metavar="ACTION", parser_class=_Parser)
@@ -341,14 +357,17 @@ def _recommend(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from accelbench.report.compare import compare_runs, exit_code, parse_threshold
+    from accelbench.report.compare import compare_runs, exit_code, latest_pair, parse_threshold
 
+    base, new = (args.base, args.new) if args.new is not None else latest_pair(args.base)
     comparison = compare_runs(
-        Path(args.base),
-        Path(args.new),
+        base,
+        new,
         threshold=parse_threshold(args.threshold),
         alpha=args.alpha,
         allow_different_hardware=args.allow_different_hardware,
+        size_policy=args.size_policy,
+        store=args.store,
     )
     for warning in comparison.warnings:
         print(f"accelbench: warning: {warning}", file=sys.stderr)

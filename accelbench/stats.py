@@ -261,3 +261,147 @@ def mcnemar_exact(b: int, c: int) -> float:
     if b + c == 0:
         return 1.0
     return float(min(1.0, 2.0 * _binomial_half_cdf(b + c)[min(b, c)]))
+
+
+def benchmark_stats(data_s: Sequence[float] | np.ndarray) -> dict[str, Any]:
+    """pytest-benchmark's statistics of raw timings in seconds, field for field (its 5.x schema).
+
+    min, max, mean, stddev (sample, 0 for one value), median, q1 and q3 (Wikipedia's "method 2"
+    for an even count, "method 3" for an odd one, as pytest-benchmark computes them), iqr,
+    iqr_outliers (beyond 1.5 IQR of the quartiles), stddev_outliers (beyond one stddev of the
+    mean), outliers ("stddev;iqr"), ld15iqr/hd15iqr (the lowest/highest datum within 1.5 IQR),
+    ops (rounds / total), total and rounds. Written this way so a file accelbench writes reads
+    the same in pytest-benchmark's own compare.
+    """
+    import bisect
+    import statistics
+
+    data = [float(x) for x in _as_values(data_s, "data_s")]
+    ordered = sorted(data)
+    n = len(data)
+    mean = statistics.mean(data)
+    stddev = statistics.stdev(data) if n > 1 else 0.0
+    if n == 1:
+        q1 = q3 = ordered[0]
+    elif n % 2:
+        k, r = n // 4, n % 4
+        if r == 1:
+            q1 = 0.25 * ordered[k - 1] + 0.75 * ordered[k]
+            q3 = 0.75 * ordered[3 * k] + 0.25 * ordered[3 * k + 1]
+        else:
+            q1 = 0.75 * ordered[k] + 0.25 * ordered[k + 1]
+            q3 = 0.25 * ordered[3 * k + 1] + 0.75 * ordered[3 * k + 2]
+    else:
+        q1 = statistics.median(ordered[: n // 2])
+        q3 = statistics.median(ordered[n // 2 :])
+    iqr = q3 - q1
+    low_fence, high_fence = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+    iqr_outliers = sum(x < low_fence or x > high_fence for x in data)
+    stddev_outliers = sum(x < mean - stddev or x > mean + stddev for x in data)
+    if n == 1:
+        ld15iqr = hd15iqr = data[0]
+    else:
+        ld15iqr = ordered[bisect.bisect_left(ordered, low_fence)]
+        position = bisect.bisect_right(ordered, high_fence)
+        hd15iqr = ordered[-1] if position == n else ordered[position]
+    total = sum(data)
+    return {
+        "min": ordered[0],
+        "max": ordered[-1],
+        "mean": mean,
+        "stddev": stddev,
+        "rounds": n,
+        "median": statistics.median(ordered),
+        "iqr": iqr,
+        "q1": q1,
+        "q3": q3,
+        "iqr_outliers": iqr_outliers,
+        "stddev_outliers": stddev_outliers,
+        "outliers": f"{stddev_outliers};{iqr_outliers}",
+        "ld15iqr": ld15iqr,
+        "hd15iqr": hd15iqr,
+        "ops": n / total if total else 0.0,
+        "total": total,
+    }
+
+
+def _e_divisive_best(
+    series: np.ndarray, exponent: float, min_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The largest Q(tau, kappa) of E-divisive, and its tau, for each row of `series` (R x n).
+
+    Left segment [0, tau), right segment [tau, kappa), both at least min_size long. A 2-D prefix
+    sum of the distance matrix makes each block sum O(1), so the whole grid costs O(R n^2).
+    """
+    rows, n = series.shape
+    distances = np.abs(series[:, :, None] - series[:, None, :]) ** exponent
+    prefix = np.zeros((rows, n + 1, n + 1))
+    prefix[:, 1:, 1:] = distances.cumsum(axis=1).cumsum(axis=2)
+    tau, kappa = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    m = tau.astype(np.float64)
+    k = (kappa - tau).astype(np.float64)
+    allowed = (m >= min_size) & (k >= min_size)
+    m, k = np.where(allowed, m, 2.0), np.where(allowed, k, 2.0)  # placeholders, masked below
+    diagonal = prefix[:, np.arange(n + 1), np.arange(n + 1)]
+    left = diagonal[:, :, None]  # both orders of every pair left of tau
+    between = prefix - left
+    right = diagonal[:, None, :] - 2.0 * prefix + left
+    e_hat = 2.0 * between / (m * k) - left / (m * (m - 1.0)) - right / (k * (k - 1.0))
+    q = np.where(allowed, (m * k / (m + k)) * e_hat, -np.inf).reshape(rows, -1)
+    best = q.argmax(axis=1)
+    return q[np.arange(rows), best], best // (n + 1)
+
+
+def e_divisive(
+    values: Sequence[float] | np.ndarray,
+    *,
+    sig_level: float = 0.01,
+    permutations: int = 199,
+    min_size: int = 3,
+    exponent: float = 1.0,
+    seed: int = 0,
+) -> list[int]:
+    """Change points of a series by E-divisive means with a permutation test.
+
+    Matteson & James, "A Nonparametric Approach for Multiple Change Point Analysis of
+    Multivariate Data", JASA 109(505), 2014 -- the method MongoDB uses on its performance history
+    (Daly et al., "The Use of Change Point Detection to Identify Software Performance Regressions
+    in a Continuous Integration System", ICPE 2020). Hierarchical: the split tau that maximises
+    the energy divergence Q = mk/(m+k) * E(left, right; exponent) over all current segments is
+    kept when a permutation test (values shuffled within each current segment, `permutations`
+    times, seeded) gives p = (1 + #{Q_perm >= Q}) / (permutations + 1) <= sig_level; then the
+    search repeats on the new segments. As in the paper, the search also picks the end kappa of
+    the right-hand sample (so two shifts in one segment do not hide each other). Segments are at
+    least `min_size` long.
+
+    Returns the indices where a new segment starts, ascending (empty for a flat series).
+    """
+    x = _as_values(values)
+    if min_size < 2:
+        raise ValueError(f"min_size must be at least 2, got {min_size}")
+    if not 0.0 < exponent < 2.0:
+        raise ValueError(f"exponent must be in (0, 2), got {exponent}")
+    if not 0.0 < sig_level < 1.0:
+        raise ValueError(f"sig_level must be between 0 and 1, got {sig_level}")
+    rng = np.random.default_rng(seed)
+    bounds = [0, x.size]
+    while True:
+        segments = [
+            (a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b - a >= 2 * min_size
+        ]
+        best: tuple[float, int] | None = None
+        for a, b in segments:
+            q, tau = _e_divisive_best(x[None, a:b], exponent, min_size)
+            if best is None or q[0] > best[0]:
+                best = (float(q[0]), a + int(tau[0]))
+        if best is None or best[0] <= 0.0:
+            return bounds[1:-1]
+        # The null distribution of the largest Q, with every current segment shuffled in place.
+        largest = np.full(permutations, -np.inf)
+        for a, b in segments:
+            shuffled = rng.permuted(np.broadcast_to(x[a:b], (permutations, b - a)), axis=1)
+            largest = np.maximum(largest, _e_divisive_best(shuffled, exponent, min_size)[0])
+        p_value = (1 + int(np.sum(largest >= best[0] - 1e-12))) / (permutations + 1)
+        if p_value > sig_level:
+            return bounds[1:-1]
+        bounds = sorted([*bounds, best[1]])

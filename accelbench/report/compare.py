@@ -1,4 +1,9 @@
-"""Compare two runs cell by cell: a direction-aware verdict per metric, for people and CI gates."""
+"""Compare two runs cell by cell: a direction-aware verdict per metric, for people and CI gates.
+
+Either side is a run folder, a stored baseline (``baseline:NAME`` or its .jsonl file) or a
+pytest-benchmark JSON file (or a pytest-benchmark storage folder: its latest file); the kind is
+found from the content, not the name.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
+from accelbench.records import RECORDS_FILE
+from accelbench.report import baselines, pytest_benchmark
 from accelbench.report.tables import load_run, markdown_table
-from accelbench.stats import benjamini_hochberg, hodges_lehmann_ratio_ci, mann_whitney_u
+from accelbench.stats import (
+    benjamini_hochberg,
+    hodges_lehmann_ratio_ci,
+    mann_whitney_u,
+    mcnemar_exact,
+)
 
 VERDICTS = ("regressed", "improved", "unchanged", "inconclusive")
 # Rows shown with their ratio but never judged (and never counted or gating): see compare_runs.
@@ -18,12 +30,29 @@ INFO = "info"
 TESTED_TIME_METRIC = "latency_p50_ms"
 SIZE_METRICS = ("model_bytes", "model_gzip_bytes")
 QUALITY_METRICS = ("accuracy", "auc")
+# The quality metric whose per-example outcomes (quality.correct_bits) a McNemar test can pair.
+PAIRED_QUALITY_METRIC = "accuracy"
+SIZE_POLICIES = ("exact", "threshold")
 THROUGHPUT_METRICS = ("qps", "qps_without_loadgen_overhead")
 MIN_RAW_SAMPLES = 20
 # Deterministic evaluation gives bit-identical quality; this only absorbs float round-off.
 QUALITY_TOLERANCE = 1e-9
 # Pairwise log differences grow as n*m; 1000 per side keeps a cell's interval near 50 ms.
 CI_MAX_VALUES = 1000
+
+
+@dataclass
+class Source:
+    """One side of a comparison: what it is, how to name it, and its records by cell_id."""
+
+    kind: str  # "run", "baseline" or "pytest-benchmark"
+    path: str
+    label: str
+    cells: dict[str, dict[str, Any]]
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": self.path, "label": self.label, **self.detail}
 
 
 @dataclass(frozen=True)
@@ -56,6 +85,8 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     only_in_base: list[str] = field(default_factory=list)
     only_in_new: list[str] = field(default_factory=list)
+    base_source: dict[str, Any] = field(default_factory=dict)
+    new_source: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """Number of rows per verdict (info rows are not counted)."""
@@ -104,12 +135,7 @@ class Comparison:
     def to_table(self) -> str:
         """Plain-text table for a terminal, aligned columns, summary line last."""
         header, rows = self.to_table_rows()
-        widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-        lines = [
-            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            for row in [header, *rows]
-        ]
-        return "\n".join([*lines, "", *self._notes(), self.summary_line()])
+        return "\n".join([text_table(header, rows), "", *self._notes(), self.summary_line()])
 
     def to_markdown(self) -> str:
         """A pull-request comment: the summary line, then the table of rows that changed."""
@@ -118,11 +144,15 @@ class Comparison:
         parts += [f"> ⚠️ {w}" for w in self.warnings]
         if rows:
             parts.append(markdown_table(header, rows))
+        base = self.base_source.get("label") or f"`{self.base_dir}`"
+        new = self.new_source.get("label") or f"`{self.new_dir}`"
         parts.append(
-            f"base `{self.base_dir}`, new `{self.new_dir}`; threshold "
-            f"{self.settings['threshold']:.1%}, alpha {self.settings['alpha']} (Benjamini–Hochberg"
-            f" over {self.settings['time_tests']} latency tests), floor {self.settings['floor_ms']}"
-            " ms."
+            f"base {base}, new {new}; threshold {self.settings['threshold']:.1%}, alpha "
+            f"{self.settings['alpha']} (Benjamini–Hochberg over "
+            f"{self.settings['time_tests']} latency Mann–Whitney tests and "
+            f"{self.settings.get('accuracy_tests', 0)} accuracy McNemar tests; p is the raw p of "
+            f"the row's test), floor {self.settings['floor_ms']} ms, size policy "
+            f"{self.settings.get('size_policy', 'exact')}."
         )
         return "\n\n".join(parts) + "\n"
 
@@ -131,6 +161,8 @@ class Comparison:
         payload = {
             "base": self.base_dir,
             "new": self.new_dir,
+            "base_source": self.base_source,
+            "new_source": self.new_source,
             "settings": self.settings,
             "counts": self.counts(),
             "warnings": self.warnings,
@@ -142,19 +174,38 @@ class Comparison:
 
     def _notes(self) -> list[str]:
         notes = [f"warning: {w}" for w in self.warnings]
-        return notes + ([""] if notes else [])
+        sources = [
+            f"{side}: {source['label']}"
+            for side, source in (("base", self.base_source), ("new", self.new_source))
+            if source.get("label")
+        ]
+        return sources + notes + ([""] if notes or sources else [])
+
+
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    """Columns aligned with two spaces between them, for a terminal."""
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    )
 
 
 def compare_runs(
-    base_dir: str | Path,
-    new_dir: str | Path,
+    base_dir: str | Path | Source,
+    new_dir: str | Path | Source,
     *,
     threshold: float = 0.05,
     alpha: float = 0.01,
     floor_ms: float = 0.005,
     allow_different_hardware: bool = False,
+    size_policy: str = "exact",
+    store: str | Path | None = None,
 ) -> Comparison:
-    """Compare the records of run `new_dir` with those of run `base_dir`, cell by cell.
+    """Compare the records of `new_dir` with those of `base_dir`, cell by cell.
+
+    Each side is anything `load_source` reads (a run folder, ``baseline:NAME`` looked up in
+    `store`, a baseline file, a pytest-benchmark JSON file or storage folder) or a Source.
 
     Cells are matched by `cell_id` (logical identity), never by artifact hash; a changed sha256
     is flagged on every row of that cell. Per metric that has a direction:
@@ -166,10 +217,18 @@ def compare_runs(
       Hodges–Lehmann shift ratio of the raw latencies (the typical pairwise ratio, which differs
       from the p50 ratio for multimodal latencies). `p_value` is the uncorrected p. Under 20 raw
       latencies on either side, or a different
-      `host_fingerprint_id` without `allow_different_hardware`, it is inconclusive. The ratio
-      carries a Hodges–Lehmann 95% interval.
-    - `model_bytes`, `model_gzip_bytes`: exact; any growth is regressed, any shrink improved.
-    - `accuracy`, `auc`: exact (evaluation is deterministic); a change over 1e-9 is a verdict.
+      `host_fingerprint_id` without `allow_different_hardware`, it is inconclusive (the note
+      says "no raw timings" when a side has none at all, as in a pytest-benchmark file saved
+      without ``--benchmark-save-data``). The ratio carries a Hodges–Lehmann 95% interval.
+    - `model_bytes`, `model_gzip_bytes`: with `size_policy` "exact" (the default) any growth is
+      regressed and any shrink improved, one byte included; with "threshold" only a relative
+      change over `threshold` counts.
+    - `accuracy`: when both records carry ``quality.correct_bits`` of the same length (the same
+      evaluation set, example by example), identical bits are unchanged (deterministic
+      evaluation, exact) and different bits get the exact McNemar test on the discordant pairs;
+      its p joins the latency p-values in one Benjamini–Hochberg family, and a rejection is
+      regressed (improved) by the direction of the change. Without the bits, exact: a change
+      over 1e-9 is a verdict. `auc` is always exact (a per-example hit says nothing of AUC).
     - `qps`, `qps_without_loadgen_overhead` (higher is better): one number per run, so no test of
       its own. A change over `threshold` is regressed (improved) only when the same cell's latency
       verdict is regressed (improved), since throughput comes from the same queries; without that
@@ -181,24 +240,33 @@ def compare_runs(
       reverse improved).
     """
     _check_settings(threshold, alpha, floor_ms)
-    base = _cells(base_dir)
-    new = _cells(new_dir)
+    if size_policy not in SIZE_POLICIES:
+        raise UsageError(
+            f"size policy {size_policy!r} is unknown; use {' or '.join(SIZE_POLICIES)}"
+        )
+    base_source = base_dir if isinstance(base_dir, Source) else load_source(base_dir, store)
+    new_source = new_dir if isinstance(new_dir, Source) else load_source(new_dir, store)
+    base, new = base_source.cells, new_source.cells
     common = [cell for cell in base if cell in new]
     if not common:
         raise UsageError(
-            f"{base_dir} and {new_dir} have no cells in common; compare two runs of the same suite"
+            f"{base_source.path} and {new_source.path} have no cells in common; compare two runs"
+            " of the same suite (or two results of the same tests)"
         )
     comparison = Comparison(
-        str(base_dir),
-        str(new_dir),
+        base_source.path,
+        new_source.path,
         {
             "threshold": threshold,
             "alpha": alpha,
             "floor_ms": floor_ms,
             "allow_different_hardware": allow_different_hardware,
+            "size_policy": size_policy,
         },
         only_in_base=sorted(set(base) - set(new)),
         only_in_new=sorted(set(new) - set(base)),
+        base_source=base_source.describe(),
+        new_source=new_source.describe(),
     )
     if comparison.only_in_base or comparison.only_in_new:
         comparison.warnings.append(
@@ -217,15 +285,101 @@ def compare_runs(
         comparison.warnings.append("the runs come from different hosts; times judged anyway")
 
     pending: list[tuple[int, float]] = []  # (row index, raw p) for the BH correction
+    judge_time = same_hardware or allow_different_hardware
     for cell in common:
-        rows = _compare_cell(base[cell], new[cell], same_hardware or allow_different_hardware)
+        rows = _compare_cell(base[cell], new[cell], judge_time, size_policy, threshold)
         for row, raw_p in rows:
             if raw_p is not None:
                 pending.append((len(comparison.rows), raw_p))
             comparison.rows.append(row)
-    comparison.settings["time_tests"] = len(pending)
+    mcnemar = sum(comparison.rows[i].metric == PAIRED_QUALITY_METRIC for i, _ in pending)
+    comparison.settings["time_tests"] = len(pending) - mcnemar
+    comparison.settings["accuracy_tests"] = mcnemar
     _apply_time_verdicts(comparison.rows, pending, threshold, alpha, floor_ms)
     return comparison
+
+
+def load_source(spec: str | Path, store: str | Path | None = None) -> Source:
+    """Read one side of a comparison, its kind found from the content.
+
+    ``baseline:NAME`` is looked up in the baseline store; a folder with records.jsonl is a run;
+    a folder of pytest-benchmark ``NNNN_*.json`` files (or the storage above one machine's
+    folder) gives its latest file; a file is a baseline when its first line is a baseline header,
+    a pytest-benchmark file when it is a JSON object with a ``benchmarks`` list, and a run when it
+    is a run's records.jsonl. Anything else, missing or corrupt is a one-line UsageError.
+    """
+    text = str(spec)
+    if text.startswith(baselines.PREFIX):
+        return _baseline_source(baselines.resolve(text, store), text)
+    path = Path(spec)
+    if not path.exists():
+        raise UsageError(
+            f"{path} does not exist; pass a run folder, baseline:NAME, a baseline file or a "
+            "pytest-benchmark JSON file"
+        )
+    if path.is_dir():
+        if (path / RECORDS_FILE).is_file():
+            return _run_source(path)
+        history = pytest_benchmark.history_files(path)
+        if history:
+            return _pytest_benchmark_source(history[-1])
+        raise UsageError(
+            f"{path} has no {RECORDS_FILE} and no pytest-benchmark NNNN_*.json files; pass a run "
+            "folder written by accelbench bench or run"
+        )
+    if path.name == RECORDS_FILE:
+        return _run_source(path.parent)
+    if baselines.is_baseline_file(path):
+        return _baseline_source(path, str(path))
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        payload = None
+    if pytest_benchmark.looks_like_pytest_benchmark(payload):
+        return _pytest_benchmark_source(path)
+    raise UsageError(
+        f"{path} is neither a run's {RECORDS_FILE}, an accelbench baseline nor a pytest-benchmark"
+        " JSON file (or it is corrupt); pass one of those"
+    )
+
+
+def latest_pair(folder: str | Path) -> tuple[Source, Source]:
+    """The two latest files of a pytest-benchmark storage folder, as (base, new)."""
+    path = Path(folder)
+    history = pytest_benchmark.history_files(path) if path.is_dir() else []
+    if len(history) < 2:
+        raise UsageError(
+            f"{path} is not a pytest-benchmark storage folder with two or more runs; give both "
+            "BASE and NEW"
+        )
+    return _pytest_benchmark_source(history[-2]), _pytest_benchmark_source(history[-1])
+
+
+def _run_source(path: Path) -> Source:
+    return Source("run", str(path), f"run `{path}`", _cells(path))
+
+
+def _baseline_source(path: Path, spec: str) -> Source:
+    header, records = baselines.read_baseline(path)
+    label = (
+        f"baseline `{header.get('name')}` (run {header.get('run_id')}, saved "
+        f"{header.get('saved_at')})"
+    )
+    detail = {k: header.get(k) for k in ("name", "run_id", "saved_at", "source")}
+    return Source("baseline", spec, label, cells_by_id(records, str(path)), detail)
+
+
+def _pytest_benchmark_source(path: Path) -> Source:
+    payload = pytest_benchmark.read_file(path)
+    records = pytest_benchmark.to_records(payload, path)
+    version, when = payload.get("version"), payload.get("datetime")
+    label = f"pytest-benchmark `{path}` (version {version}, {when})"
+    detail = {
+        "version": version,
+        "datetime": when,
+        "commit": (payload.get("commit_info") or {}).get("id"),
+    }
+    return Source("pytest-benchmark", str(path), label, cells_by_id(records, str(path)), detail)
 
 
 def exit_code(comparison: Comparison, fail_on: tuple[str, ...] | list[str] = ("regressed",)) -> int:
@@ -260,8 +414,11 @@ def _check_settings(threshold: float, alpha: float, floor_ms: float) -> None:
 
 
 def _cells(run_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """The run's records by cell_id; a resumed cell's later record replaces the earlier one."""
-    records = load_run(run_dir)
+    return cells_by_id(load_run(run_dir), str(run_dir))
+
+
+def cells_by_id(records: list[Any], run_dir: str) -> dict[str, dict[str, Any]]:
+    """Records by cell_id; a resumed cell's later record replaces the earlier one."""
     cells: dict[str, dict[str, Any]] = {}
     for number, record in enumerate(records, start=1):
         if not isinstance(record, dict) or not isinstance(record.get("cell_id"), str):
@@ -286,9 +443,13 @@ def _sha(record: dict[str, Any]) -> str | None:
 
 
 def _compare_cell(
-    base: dict[str, Any], new: dict[str, Any], judge_time: bool
+    base: dict[str, Any],
+    new: dict[str, Any],
+    judge_time: bool,
+    size_policy: str = "exact",
+    threshold: float = 0.05,
 ) -> list[tuple[MetricComparison, float | None]]:
-    """Rows of one cell, each with the raw Mann–Whitney p when it awaits the BH correction."""
+    """Rows of one cell, each with its raw Mann–Whitney or McNemar p when it awaits BH."""
     sha_changed = _sha(base) != _sha(new)
     cell = base["cell_id"]
     out: list[tuple[MetricComparison, float | None]] = []
@@ -320,8 +481,23 @@ def _compare_cell(
         raw_p = None
         better = (nv < bv) if direction == "lower" else (nv > bv)
         worse = (nv > bv) if direction == "lower" else (nv < bv)
+        bits = _paired_bits(base, new) if name == PAIRED_QUALITY_METRIC else None
         if name in SIZE_METRICS:
-            row["verdict"] = "regressed" if worse else "improved" if better else "unchanged"
+            counts = size_policy == "exact" or (ratio is not None and abs(ratio - 1) > threshold)
+            row["verdict"] = (
+                "regressed"
+                if worse and counts
+                else "improved"
+                if better and counts
+                else "unchanged"
+            )
+        elif bits is not None:
+            b, c = bits
+            if b == c == 0:
+                row.update(verdict="unchanged", note="identical predictions")
+            else:
+                raw_p = mcnemar_exact(b, c)
+                row.update(verdict="pending", note=f"McNemar b={b} c={c}")
         elif name in QUALITY_METRICS:
             changed = abs(nv - bv) > QUALITY_TOLERANCE
             row["verdict"] = "unchanged" if not changed else "regressed" if worse else "improved"
@@ -330,6 +506,8 @@ def _compare_cell(
             raw_n = new.get("raw_latencies_ms") or []
             if not judge_time:
                 row.update(verdict="inconclusive", note="different hardware")
+            elif not raw_b or not raw_n:
+                row.update(verdict="inconclusive", note="no raw timings")
             elif min(len(raw_b), len(raw_n)) < MIN_RAW_SAMPLES:
                 row.update(verdict="inconclusive", note=f"< {MIN_RAW_SAMPLES} raw latencies")
             else:
@@ -344,6 +522,19 @@ def _compare_cell(
     return out
 
 
+def _paired_bits(base: dict[str, Any], new: dict[str, Any]) -> tuple[int, int] | None:
+    """McNemar's discordant counts (b: only base right, c: only new right), or None when the
+    two records do not both carry per-example outcomes of one evaluation set."""
+    bits = [(r.get("quality") or {}).get("correct_bits") for r in (base, new)]
+    if not all(isinstance(x, str) and x for x in bits) or len(bits[0]) != len(bits[1]):
+        return None
+    if set(bits[0] + bits[1]) - {"0", "1"}:
+        return None
+    b = sum(x == "1" and y == "0" for x, y in zip(bits[0], bits[1], strict=True))
+    c = sum(x == "0" and y == "1" for x, y in zip(bits[0], bits[1], strict=True))
+    return b, c
+
+
 def _apply_time_verdicts(
     rows: list[MetricComparison],
     pending: list[tuple[int, float]],
@@ -351,12 +542,19 @@ def _apply_time_verdicts(
     alpha: float,
     floor_ms: float,
 ) -> None:
-    """Latency verdicts after the BH correction, then throughput verdicts that lean on them."""
+    """Latency and McNemar verdicts after one BH correction, then throughput verdicts."""
     rejected = benjamini_hochberg([p for _, p in pending], alpha)
     # cell_id -> +1 slower, -1 faster, for latency verdicts that passed test, threshold and floor.
     judged: dict[str, int] = {}
     for (index, p), reject in zip(pending, rejected, strict=True):
         r = rows[index]
+        if r.metric == PAIRED_QUALITY_METRIC:
+            # A significant paired difference is the verdict: accuracy has no noise floor.
+            worse = r.new < r.base if r.direction == "higher" else r.new > r.base
+            verdict = ("regressed" if worse else "improved") if reject else "unchanged"
+            note = r.note + ("" if reject else f", not significant at alpha {alpha} after BH")
+            rows[index] = _replace(r, p_value=p, verdict=verdict, note=note)
+            continue
         change = r.new - r.base
         big = r.ratio is not None and abs(r.ratio - 1.0) > threshold and abs(change) > floor_ms
         verdict = "unchanged"
