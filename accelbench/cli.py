@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SUITE.yaml",
         help="suite YAML (default: the built-in default suite)",
     )
-    r.add_argument("--suite", default=None, help="a built-in suite: default or full")
+    r.add_argument("--suite", default=None, help="a built-in suite: default, full or ci")
     r.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
     r.add_argument("--resume", default=None, metavar="RUN_DIR")
     r.add_argument("--no-progress", action="store_true")

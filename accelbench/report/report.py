@@ -1,11 +1,19 @@
-"""The run report: report.md and a self-contained report.html, per model a Pareto plot, a
-trade-off table across optimizations and profiles, and one recommendation per profile."""
+"""The run report: report.md and a self-contained report.html with the same content.
+
+Sections, each computed from the run's records only: per model the trade-offs (Pareto plot,
+recommendations, table); latency distributions (CDFs of the raw per-query latencies); a roofline
+per profile; the hardware comparison (throughput per watt and per dollar); the input-pipeline,
+training and serving scenarios; and the environment the run was measured in. Every figure says
+whether it was measured here, emulated here, or projected.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
-import io
+import json
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,51 +75,6 @@ def _spread(p: Point) -> str:
     if p.spread is None:
         return "-"
     return f"{p.spread:.0%}" + (" unstable: busy machine, rerun" if p.unstable else "")
-
-
-def pareto_png(pts: list[Point], model: str) -> bytes | None:
-    """Accuracy against latency, one series per profile, each profile's Pareto front joined."""
-    usable = [p for p in pts if p.latency_ms and p.quality is not None]
-    if not usable:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
-    labels = sorted({(p.label, p.threads) for p in usable})
-    for label, threads in labels:
-        group = [p for p in usable if p.label == label and p.threads == threads]
-        name = f"{label}, {threads} thr" if "projected" not in label else label
-        dots = ax.scatter([p.latency_ms for p in group], [p.quality for p in group], label=name)
-        front = pareto_front(group)
-        ax.plot(
-            [p.latency_ms for p in front],
-            [p.quality for p in front],
-            "--",
-            color=dots.get_facecolor()[0],
-            linewidth=1,
-        )
-        for p in front:
-            ax.annotate(
-                p.optimization,
-                (p.latency_ms, p.quality),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
-    ax.set_xscale("log")
-    ax.set_xlabel("single-stream latency, ms (p50 measured or emulated; projected where marked)")
-    ax.set_ylabel(usable[0].quality_metric or "quality")
-    ax.set_title(f"{model}: quality vs latency (dashed: Pareto front per profile)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def int8_note(pts: list[Point], records: list[dict[str, Any]], model: str) -> str | None:
@@ -217,92 +180,825 @@ def print_recommendations(records: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
+# ---------------------------------------------------------------------------------------------
+# The document: every block is written to report.md and report.html together, so they agree.
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+
+
+@dataclass
+class _Doc:
+    """report.md and report.html built block by block; PNGs go beside the Markdown."""
+
+    files_dir: Path
+    md: list[str] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)
+    contents: list[tuple[str, str]] = field(default_factory=list)
+
+    def heading(self, level: int, text: str) -> None:
+        anchor = _slug(text)
+        if any(a == anchor for a, _ in self.contents):
+            anchor += f"-{len(self.contents)}"
+        if level == 2:
+            self.contents.append((anchor, text))
+        self.md += ["#" * level + " " + text, ""]
+        self.body.append(f'<h{level} id="{anchor}">{html.escape(text)}</h{level}>')
+
+    def para(self, text: str, css: str = "") -> None:
+        self.md += [text, ""]
+        cls = f' class="{css}"' if css else ""
+        self.body.append(f"<p{cls}>{html.escape(text)}</p>")
+
+    def bullets(self, items: list[str]) -> None:
+        if not items:
+            return
+        self.md += [f"- {item}" for item in items] + [""]
+        self.body.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
+
+    def table(self, header: list[str], rows: list[list[str]]) -> None:
+        self.md += [markdown_table(header, rows), ""]
+        self.body.append(_html_table(header, rows))
+
+    def image(self, stem: str, png: bytes | None, alt: str) -> None:
+        if not png:
+            return
+        self.files_dir.mkdir(exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) + ".png"
+        (self.files_dir / name).write_bytes(png)
+        self.md += [f"![{alt}]({self.files_dir.name}/{name})", ""]
+        b64 = base64.b64encode(png).decode()
+        self.body.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">')
+
+    def section_fragment(self, title: str, markdown: str, html_text: str) -> None:
+        """A whole section another module renders in both forms, headings included."""
+        anchor = _slug(title)
+        self.contents.append((anchor, title))
+        if markdown:
+            self.md += [markdown.rstrip(), ""]
+        if html_text:
+            self.body.append(f'<div id="{anchor}">{html_text}</div>')
+
+
+_NUMBER = re.compile(r"^[-+]?[\d,.]+(e[-+]?\d+)?\s*(×|%|[a-zA-Z/]{1,4})?$")
+
+
+def _html_cell(text: str) -> str:
+    """A table cell; figures align right so their digits line up, words align left."""
+    css = ' class="num"' if _NUMBER.match(text) else ""
+    return f"<td{css}>{html.escape(text)}</td>"
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_html_cell(c) for c in row) + "</tr>" for row in rows)
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers over records.
+
+
+def _value(record: dict[str, Any], name: str) -> Any:
+    m = (record.get("metrics") or {}).get(name)
+    return m.get("value") if isinstance(m, dict) else None
+
+
+def _label(record: dict[str, Any]) -> str:
+    """Profile and thread count, with how the figures were obtained."""
+    how = {
+        "local": "measured on this host",
+        "emulated": "emulated on this host",
+        "projected": "projected",
+        "remote": "measured remotely",
+    }.get(record.get("execution", ""), record.get("execution", ""))
+    return f"{record['profile']}, {record.get('threads')} thr — {how}"
+
+
+def _num(x: float | None, unit: str = "") -> str:
+    if x is None:
+        return "-"
+    text = f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+    return f"{text} {unit}".rstrip()
+
+
+def _config_key(record: dict[str, Any]) -> str:
+    """A sub-record's configuration key (the part of its cell id after its parent's)."""
+    parent = record.get("parent_cell_id")
+    cell_id = record.get("cell_id", "")
+    if parent and cell_id.startswith(parent + "."):
+        return cell_id[len(parent) + 1 :]
+    return cell_id
+
+
 def _models(records: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(r["model"] for r in records))
 
 
-def write_report(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
-    """Write report.md and report.html (plots embedded in the HTML, PNGs beside the Markdown)."""
-    pts = points(records)
-    if not pts:
-        return []
-    files_dir = run_dir / "report_files"
-    md = [f"# accelbench report — run {run_dir.name}", "", LEGEND, ""]
-    body = [
-        f"<h1>accelbench report — run {html.escape(run_dir.name)}</h1>",
-        f"<p>{html.escape(LEGEND)}</p>",
+# ---------------------------------------------------------------------------------------------
+# Hardware profiles as the run used them.
+
+
+@dataclass
+class RunProfile:
+    """A profile's figures as the run used them, or why they are unknown."""
+
+    name: str
+    data: dict[str, Any] | None
+    origin: str  # where the figures were read from, or why there are none
+
+
+def run_profiles(run_dir: Path, records: list[dict[str, Any]]) -> dict[str, RunProfile]:
+    """Each profile of the run: from the record, else the cell file the worker got (the exact
+    figures of that run, a calibrated host's included), else the built-in profile of that name.
+    """
+    from accelbench.hardware_profiles import builtin_names, load_profile
+
+    found: dict[str, RunProfile] = {}
+    for r in records:
+        name = r.get("profile")
+        if not name or name in found:
+            continue
+        if isinstance(r.get("profile_data"), dict):
+            found[name] = RunProfile(name, r["profile_data"], "the record")
+            continue
+        cell_file = run_dir / "cells" / f"{r.get('parent_cell_id') or r['cell_id']}.cell.json"
+        if cell_file.is_file():
+            try:
+                data = json.loads(cell_file.read_text(encoding="utf-8")).get("profile_data")
+            except (OSError, ValueError):
+                data = None
+            if isinstance(data, dict):
+                found[name] = RunProfile(name, data, f"the run's cell file {cell_file.name}")
+                continue
+    for r in records:
+        name = r.get("profile")
+        if not name or name in found:
+            continue
+        if name in builtin_names():
+            data = load_profile(name).model_dump(mode="json")
+            found[name] = RunProfile(name, data, "the built-in profile of that name")
+        else:
+            found[name] = RunProfile(
+                name, None, "no cell file in the run folder and no built-in profile of that name"
+            )
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Latency distributions.
+
+
+def _cdf_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
+    from accelbench.benchmarks.presets import SCENARIOS as LOADGEN_SCENARIOS
+    from accelbench.report.plots import CdfPanel, CdfSeries, latency_cdf_png
+    from accelbench.stats import summarize_latencies
+
+    timed = [
+        r
+        for r in records
+        if r.get("scenario") in LOADGEN_SCENARIOS
+        and r.get("raw_latencies_ms")
+        and r.get("status") in ("ok", "invalid")
     ]
+    if not timed:
+        return
+    doc.heading(2, "Latency distributions")
+    doc.para(
+        "Empirical CDF of every query's latency as LoadGen timed it (its trace), one figure per "
+        "model and scenario, one panel per profile and thread count, one curve per optimization. "
+        "Percentiles below are computed from the same raw latencies (linear interpolation), so "
+        "they can differ slightly from LoadGen's nearest-rank summary."
+    )
+    header = ["optimization", "where", "status", "queries", "p50 ms", "p90 ms", "p99 ms",
+              "p99.9 ms", "max ms"]  # fmt: skip
+    for model in _models(timed):
+        for scenario in LOADGEN_SCENARIOS:
+            group = [r for r in timed if r["model"] == model and r["scenario"] == scenario]
+            if not group:
+                continue
+            panels: dict[str, CdfPanel] = {}
+            rows = []
+            for r in group:
+                panel = panels.setdefault(_label(r), CdfPanel(_label(r)))
+                panel.series.append(CdfSeries(r["optimization"], r["raw_latencies_ms"]))
+                s = summarize_latencies(r["raw_latencies_ms"])
+                figures = [f"{s[k]:.4g}" for k in ("p50", "p90", "p99", "p999", "max")]
+                rows.append([r["optimization"], _label(r), r["status"], str(s["count"]), *figures])
+            doc.heading(3, f"{model}, {scenario}")
+            png = latency_cdf_png(f"{model}, {scenario}: latency CDF", list(panels.values()))
+            doc.image(f"{model}_{scenario}_cdf", png, f"{model} {scenario} latency CDF")
+            if scenario == "offline":
+                doc.para(
+                    "Offline issues every sample at once, so these are completion times within "
+                    "the run (queueing included), not the latency one request would see."
+                )
+            doc.table(header, rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Roofline.
+
+
+def _roofline_points(records: list[dict[str, Any]], profile: str) -> list[Any]:
+    from accelbench.report.plots import RooflinePoint
+
+    out = []
+    for r in records:
+        if r.get("profile") != profile or r.get("scenario") != "single-stream":
+            continue
+        if r.get("status") != "ok":
+            continue
+        graph = r.get("graph") or {}
+        flops = graph.get("flops") or 0
+        memory = (graph.get("weight_bytes") or 0) + (graph.get("activation_bytes") or 0)
+        if not flops or not memory:
+            continue
+        if r.get("execution") == "local":
+            latency, kind = _value(r, "latency_p50_ms"), "measured"
+        else:
+            # An emulated cell ran at this host's speed, not the device's: on the device's roof
+            # only its projection belongs.
+            latency, kind = _value(r, "projected_latency_ms"), "projected"
+        if not latency:
+            continue
+        # The peak a projection used (an int8 model on a device with no int8 peak runs at fp32).
+        precision = (r.get("projection") or {}).get("precision") or graph.get("precision")
+        out.append(
+            RooflinePoint(
+                model=r["model"],
+                optimization=r["optimization"],
+                intensity=flops / memory,
+                gflops=flops / (latency / 1e3) / 1e9,
+                kind=kind,
+                precision=str(precision or ""),
+            )
+        )
+    return out
+
+
+def _roofline_section(
+    doc: _Doc, records: list[dict[str, Any]], profiles: dict[str, RunProfile]
+) -> None:
+    from accelbench.report.plots import roofline_png
+
+    names = [p for p in dict.fromkeys(r.get("profile") for r in records) if p]
+    plotted: list[tuple[str, Any, list[Any], dict[str, float], float]] = []
+    missing: list[str] = []
+    for name in names:
+        pts = _roofline_points(records, name)
+        if not pts:
+            continue
+        data = profiles[name].data if name in profiles else None
+        peaks = {k: v * 1e3 for k, v in ((data or {}).get("peak_compute") or {}).items()}
+        bandwidth = (data or {}).get("memory_bandwidth_gbps")
+        if not peaks or not bandwidth:
+            why = profiles[name].origin if data is None else (
+                "it states no peak_compute or no memory_bandwidth_gbps"
+                + (" (run accelbench profiles calibrate before the run)" if name == "host" else "")
+            )  # fmt: skip
+            missing.append(f"{name}: no roofline, {why}.")
+            continue
+        plotted.append((name, data, pts, peaks, bandwidth))
+    if not plotted and not missing:
+        return
+    doc.heading(2, "Roofline")
+    doc.para(
+        "Attainable performance = min(peak compute, arithmetic intensity × memory bandwidth), "
+        "from each profile's peak figures (a calibrated host: measured by accelbench "
+        "calibrate). Each artifact sits at its graph's FLOPs per byte of weights and "
+        "activations, at the FLOP rate its single-stream latency implies (graph FLOPs / "
+        "latency). Filled markers: measured p50 on this host; hollow: projected latency "
+        "(roofline estimate scaled by this host's efficiency), never measured."
+    )
+    for name, data, pts, peaks, bandwidth in plotted:
+        how = {"local": "measured", "emulated": "emulated here; points projected",
+               "projected": "projected"}.get(str(data.get("execution")), "")  # fmt: skip
+        device = str(data.get("model", ""))
+        device = device if len(device) <= 70 else device[:67] + "..."
+        title = f"{name}: roofline, {how}\n{device}"
+        doc.heading(3, f"{name} roofline")
+        doc.image(f"{name}_roofline", roofline_png(title, peaks, bandwidth, pts),
+                  f"{name} roofline")  # fmt: skip
+        rows = []
+        for p in pts:
+            roof = peaks.get(p.precision) or peaks.get("fp32") or max(peaks.values())
+            attainable = min(roof, p.intensity * bandwidth)
+            bound = "memory" if p.intensity * bandwidth < roof else "compute"
+            rows.append([p.model, p.optimization, p.precision, f"{p.intensity:.3g}",
+                         _num(p.gflops), _num(attainable), f"{p.gflops / attainable:.2%}",
+                         bound, p.kind])  # fmt: skip
+        doc.table(
+            ["model", "optimization", "precision", "FLOP/byte", "achieved GFLOP/s",
+             "attainable GFLOP/s", "of attainable", "bound", "latency"],
+            rows,
+        )  # fmt: skip
+    doc.bullets(missing)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hardware comparison: throughput, per watt and per dollar.
+
+
+_BASIS_RANK = {"Offline samples/s": 2, "Server completed samples/s": 1}
+
+
+def _throughput(record: dict[str, Any]) -> tuple[float, str, str] | None:
+    """(inferences/s, what it is, measured|emulated|projected) for one benchmark record."""
+    execution = record.get("execution")
+    scenario = record.get("scenario")
+    projected = _value(record, "projected_latency_ms")
+    if execution in ("projected", "emulated"):
+        # An emulated cell's own figures are this host's speed; the device's is the projection.
+        if scenario == "single-stream" and projected:
+            return 1e3 / projected, "1 / projected latency (batch 1)", "projected"
+        return None
+    if scenario == "offline" and _value(record, "qps"):
+        return _value(record, "qps"), "Offline samples/s", "measured"
+    if scenario == "server" and _value(record, "qps"):
+        return _value(record, "qps"), "Server completed samples/s", "measured"
+    p50 = _value(record, "latency_p50_ms")
+    if scenario == "single-stream" and p50:
+        return 1e3 / p50, "1 / single-stream p50 (batch 1)", "measured"
+    return None
+
+
+def hardware_rows(
+    records: list[dict[str, Any]], profiles: dict[str, RunProfile]
+) -> tuple[list[str], list[list[str]]]:
+    """Per model and profile (and threads), the best throughput, per watt and per dollar."""
+    from accelbench.benchmarks.presets import SCENARIOS as LOADGEN_SCENARIOS
+
+    header = ["model", "profile", "thr", "figure", "best optimization", "inferences/s", "basis",
+              "TDP W", "inferences/J (per W)", "price $/h", "inferences per $"]  # fmt: skip
+    best: dict[tuple[str, str, int], tuple[float, str, str, dict[str, Any]]] = {}
+    for r in records:
+        if r.get("status") != "ok" or r.get("scenario") not in LOADGEN_SCENARIOS:
+            continue
+        got = _throughput(r)
+        if got is None:
+            continue
+        key = (r["model"], r["profile"], r.get("threads") or 0)
+        # Offline is the throughput scenario: where measured it is the figure, else the best of
+        # the others; a single-stream 1 / p50 never outranks a measured Offline rate.
+        rank = (_BASIS_RANK.get(got[1], 0), got[0])
+        if key not in best or rank > (_BASIS_RANK.get(best[key][1], 0), best[key][0]):
+            best[key] = (*got, r)
+    rows = []
+    for (model, name, threads), (rate, basis, kind, r) in best.items():
+        data = profiles[name].data if name in profiles else None
+        tdp = (data or {}).get("tdp_watts")
+        price = (data or {}).get("price_per_hour_usd")
+        unknown = None if data else f"n/a: profile figures unknown ({profiles[name].origin})"
+        if unknown:
+            per_watt = per_dollar = unknown
+        else:
+            per_watt = _num(rate / tdp) if tdp else f"n/a: profile {name} states no tdp_watts"
+            if price is None:
+                per_dollar = f"n/a: profile {name} states no price_per_hour_usd"
+            elif price == 0:
+                per_dollar = "n/a: price_per_hour_usd is 0 (owned hardware?)"
+            else:
+                per_dollar = _num(rate * 3600 / price)
+        rows.append([model, name, str(threads), kind, r["optimization"], _num(rate), basis,
+                     _num(tdp) if tdp else "n/a", per_watt,
+                     f"{price:g}" if price is not None else "n/a", per_dollar])  # fmt: skip
+    rows.sort(key=lambda row: (row[0], row[1], int(row[2])))
+    return header, rows
+
+
+def _hardware_section(
+    doc: _Doc, records: list[dict[str, Any]], profiles: dict[str, RunProfile]
+) -> None:
+    header, rows = hardware_rows(records, profiles)
+    if not rows:
+        return
+    doc.heading(2, "Hardware comparison")
+    doc.para(
+        "Per model and profile, the highest throughput in the run (Offline samples/s where "
+        "measured, else 1 / single-stream p50), divided by the profile's TDP (inferences per "
+        "joule at full rated power: an upper bound on energy, not a measurement of it) and "
+        "priced per hour (inferences per dollar). Emulated and projected devices use their "
+        "projected latency: an emulated cell's own figures are this host's speed, not the "
+        "device's. n/a says which figure a profile lacks; nothing is assumed in its place."
+    )
+    doc.table(header, rows)
+    notes = []
+    for name in dict.fromkeys(row[1] for row in rows):
+        data = profiles[name].data or {}
+        for source in data.get("sources") or []:
+            if source.get("figure") in ("tdp_watts", "price_per_hour_usd"):
+                cited = str(source.get("url_or_citation") or "")
+                cited = cited if len(cited) <= 160 else cited[:157] + "..."
+                notes.append(f"{name} {source['figure']}: {source.get('value')} ({cited})")
+        notes.append(f"{name}: figures from {profiles[name].origin}.")
+    doc.bullets(notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Input pipeline.
+
+
+def _is_input_bound_record(record: dict[str, Any]) -> bool:
+    return _config_key(record) == "input_bound" or "input_bound" in (record.get("settings") or {})
+
+
+def input_bound_sentences(record: dict[str, Any]) -> list[str]:
+    """The input-bound verdict of one input_bound record, then one line per format measured."""
+    settings = record.get("settings") or {}
+    verdict = settings.get("input_bound")
+    if record.get("status") != "ok" or verdict is None:
+        return [f"No input-bound verdict: {record.get('error') or 'the check did not run'}."]
+    step = _value(record, "train_step_examples_per_s")
+    factor = _value(record, "input_bound_factor")
+    figures = (
+        f"the training step consumes {_num(step)} examples/s; the naive {settings.get('format')} "
+        f"pipeline delivers {_num(_value(record, 'naive_pipeline_examples_per_s'))}"
+        + (f" (step / naive = {factor:.3g})" if factor is not None else "")
+        + f", the best ({settings.get('best_pipeline')}) "
+        f"{_num(_value(record, 'best_pipeline_examples_per_s'))}"
+    )
+    fixed_by = settings.get("fixed_by")
+    if not verdict:
+        lines = [f"Not input-bound: {figures}."]
+    elif fixed_by:
+        lines = [f"Input-bound: {figures}; the least change that removes it: {fixed_by}."]
+    else:
+        lines = [f"Input-bound: {figures}; no measured configuration keeps up with the step."]
+    for fmt, v in (settings.get("per_format") or {}).items():
+        if not isinstance(v, dict):
+            continue
+        state = "input-bound" if v.get("input_bound") else "not input-bound"
+        fix = v.get("fixed_by")
+        lines.append(
+            f"{fmt}: naive {_num(v.get('naive_pipeline_examples_per_s'))} examples/s → {state}"
+            + (f", removed by {fix}" if v.get("input_bound") and fix else "")
+            + (", no configuration keeps up" if v.get("input_bound") and not fix else "")
+        )
+    return lines
+
+
+def _pipeline_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
+    group_all = [r for r in records if r.get("scenario") == "input-pipeline"]
+    if not group_all:
+        return
+    doc.heading(2, "Input pipeline")
+    doc.para(
+        "tf.data pipelines reading the model's data from each storage format; examples/s and "
+        "MB/s (bytes read from storage) per configuration, warm-up excluded; speed-up against "
+        "the naive (sequential, unprefetched) pipeline of the same format."
+    )
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in group_all:
+        groups.setdefault((r["model"], _label(r)), []).append(r)
+    for (model, where), group in groups.items():
+        doc.heading(3, f"{model} ({where})")
+        verdicts = [r for r in group if _is_input_bound_record(r)]
+        configs = [
+            r for r in group if (r.get("settings") or {}).get("format") and r not in verdicts
+        ]
+        others = [r for r in group if r not in configs and r not in verdicts]
+        formats = list(dict.fromkeys(r["settings"]["format"] for r in configs))
+        summary = []
+        for fmt in formats:
+            rows = [r for r in configs if r["settings"]["format"] == fmt]
+            ok = [r for r in rows if r.get("status") == "ok" and _value(r, "examples_per_s")]
+            best = max(ok, key=lambda r: _value(r, "examples_per_s"), default=None)
+            naive = next((r for r in ok if r["settings"].get("pipeline") == "naive"), None)
+            if best is None:
+                reason = next((r.get("error") for r in rows if r.get("error")), "no result")
+                summary.append([fmt, "-", "-", "-", "-", reason or "-"])
+                continue
+            summary.append([
+                fmt, str(best["settings"].get("pipeline")), _num(_value(best, "examples_per_s")),
+                _num(_value(naive, "examples_per_s")) if naive else "-",
+                _ratio(_value(best, "speedup_vs_naive")), "",
+            ])  # fmt: skip
+        if summary:
+            doc.para("Best configuration per format:")
+            doc.table(["format", "best pipeline", "examples/s", "naive examples/s",
+                       "speed-up vs naive", "why none"], summary)  # fmt: skip
+        for r in verdicts:
+            first, *per_format = input_bound_sentences(r)
+            doc.para(first, css="verdict")
+            doc.bullets(per_format)
+        for fmt in formats:
+            rows = [r for r in configs if r["settings"]["format"] == fmt]
+            ok = [r for r in rows if r.get("status") == "ok" and _value(r, "examples_per_s")]
+            best = max(ok, key=lambda r: _value(r, "examples_per_s"), default=None)
+            table = []
+            for r in rows:
+                stages = r["settings"].get("stage_ms_per_example")
+                table.append([
+                    str(r["settings"].get("pipeline") or "-"), r.get("status", ""),
+                    _num(_value(r, "examples_per_s")), _num(_value(r, "mb_per_s")),
+                    _ratio(_value(r, "speedup_vs_naive")), "best" if r is best else "",
+                    _stages(stages),
+                    str(r.get("error") or ""),
+                ])  # fmt: skip
+            doc.heading(4, f"{model}: {fmt}")
+            doc.table(["pipeline", "status", "examples/s", "MB/s", "speed-up vs naive", "best",
+                       "ms per example by stage", "error"], table)  # fmt: skip
+        for r in others:
+            doc.para(f"{_config_key(r)}: {r.get('status')} {r.get('error') or ''}".strip())
+
+
+def _stages(stages: Any) -> str:
+    """Milliseconds per example by stage, in pipeline order (records store keys sorted)."""
+    if not isinstance(stages, dict):
+        return "-"
+    from accelbench.benchmarks.input_pipeline import STAGES
+
+    ordered = sorted(stages, key=lambda k: STAGES.index(k) if k in STAGES else len(STAGES))
+    return ", ".join(f"{k} {stages[k]:.3g}" for k in ordered)
+
+
+def _ratio(x: float | None) -> str:
+    return f"{x:.2f}×" if x is not None else "-"
+
+
+# ---------------------------------------------------------------------------------------------
+# Training benchmark.
+
+_TRAINING_METRICS = (
+    ("step_time_ms", "step ms"),
+    ("examples_per_s", "examples/s"),
+    ("compile_s", "compile s"),
+    ("time_to_target_s", "time to target s"),
+    ("failed_runs", "failed runs"),
+    ("scaling_efficiency", "scaling efficiency"),
+)
+
+
+def _is_training_benchmark(record: dict[str, Any]) -> bool:
+    # The preparation step's records are scenario 'training' too; the benchmark's carry a
+    # framework setting.
+    return record.get("scenario") == "training" and "framework" in (record.get("settings") or {})
+
+
+def _training_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
+    bench = [r for r in records if _is_training_benchmark(r)]
+    if not bench:
+        return
+    doc.heading(2, "Training")
+    doc.para(
+        "Training configurations in the MLPerf Training way: several seeds each, step time "
+        "without the first (compile) steps, time to the quality target averaged after dropping "
+        "the fastest and the slowest run. Scaling efficiency = throughput on N devices / "
+        "(N × throughput on 1); 1.0 is linear."
+    )
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in bench:
+        groups.setdefault((r["model"], _label(r)), []).append(r)
+    for (model, where), group in groups.items():
+        doc.heading(3, f"{model} ({where})")
+        present = [(m, h) for m, h in _TRAINING_METRICS
+                   if any(_value(r, m) is not None for r in group)]  # fmt: skip
+        header = ["configuration", "framework", "strategy", "precision", "XLA", "devices",
+                  "status", *(h for _, h in present), "error"]  # fmt: skip
+        rows = []
+        for r in group:
+            s = r.get("settings") or {}
+            rows.append([
+                _config_key(r), str(s.get("framework")), str(s.get("strategy")),
+                str(s.get("precision")), str(s.get("xla")), str(s.get("devices")),
+                r.get("status", ""), *(_num(_value(r, m)) for m, _ in present),
+                str(r.get("error") or ""),
+            ])  # fmt: skip
+        doc.table(header, rows)
+        scaling = []
+        for r in group:
+            eff = _value(r, "scaling_efficiency")
+            if eff is None:
+                continue
+            s = r.get("settings") or {}
+            line = (
+                f"{s.get('framework')} {s.get('strategy')} {s.get('precision')} on "
+                f"{s.get('devices')} devices: "
+                f"scaling efficiency {eff:.2f}"
+            )
+            note = s.get("notes") or r.get("notes")
+            scaling.append(line + (f" — {note}" if note else ""))
+        if scaling:
+            doc.para("Scaling:")
+            doc.bullets(scaling)
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving (rendered by the serving module, when it is installed).
+
+
+def _serving_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
+    try:
+        from accelbench.report import serving as serving_report
+    except ModuleNotFoundError as exc:
+        if exc.name != "accelbench.report.serving":
+            raise
+        count = sum(r.get("scenario") == "serving" for r in records)
+        if count:
+            doc.heading(2, "Serving")
+            doc.para(f"{count} serving records; this installation has no serving report.")
+        return
+    # The serving module picks its own records (those with a latency-throughput curve: the
+    # serving scenario's modes, and accelbench load's peak searches).
+    markdown = serving_report.serving_markdown(records)
+    fragment = serving_report.serving_html(records)
+    if markdown or fragment:
+        doc.section_fragment("Serving", markdown, fragment)
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment.
+
+
+def environment_rows(env: dict[str, Any]) -> list[list[str]]:
+    """The fingerprint of the machine and software a run was measured on, one row per fact."""
+    packages = env.get("packages") or {}
+    installed = ", ".join(f"{k} {v}" for k, v in sorted(packages.items()) if v)
+    absent = ", ".join(k for k, v in sorted(packages.items()) if not v)
+    cores = (
+        f"{env.get('logical_cores')} logical, {env.get('physical_cores')} physical, "
+        f"{env.get('available_cores')} available to the run"
+    )
+    memory = f"{env.get('memory_total_gb')} GB"
+    if env.get("memory_cgroup_limit_gb"):
+        memory += f" (cgroup limit {env['memory_cgroup_limit_gb']} GB)"
+    gpus = "; ".join(
+        f"{g.get('name')} (driver {g.get('driver')}, {g.get('memory_mib')} MiB)"
+        for g in env.get("gpus") or []
+    )
+    commit = env.get("git_commit")
+    if commit and env.get("git_dirty"):
+        commit += " (with uncommitted changes)"
+    rows = [
+        ["CPU", f"{env.get('cpu_model')} ({env.get('cpu_vendor')}, {env.get('machine')})"],
+        ["CPU flags", ", ".join(env.get("cpu_flags") or []) or "-"],
+        ["cores", cores],
+        ["memory", memory],
+        ["GPUs", gpus or "none"],
+        ["OS", f"{env.get('os_release') or env.get('os')}, kernel {env.get('kernel')}"],
+        ["Python", f"{env.get('python')} ({env.get('python_implementation')})"],
+        ["packages", installed or "-"],
+        ["not installed", absent or "-"],
+        ["git commit", commit or "not in a git checkout"],
+        ["host fingerprint", str(env.get("host_fingerprint_id"))],
+    ]
+    return rows
+
+
+def _environment_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
+    envs: dict[str, tuple[dict[str, Any], int]] = {}
+    for r in records:
+        env = r.get("environment") or {}
+        key = json.dumps(env, sort_keys=True)
+        envs[key] = (env, envs.get(key, (env, 0))[1] + 1)
+    envs = {k: v for k, v in envs.items() if v[0]}
+    if not envs:
+        return
+    doc.heading(2, "Environment")
+    if len(envs) > 1:
+        doc.para(
+            f"This run's records come from {len(envs)} different environments (a run resumed "
+            "elsewhere, or software changed between cells): compare figures only within one."
+        )
+    for env, count in envs.values():
+        if len(envs) > 1:
+            doc.heading(3, f"{env.get('host_fingerprint_id')}: {count} records")
+        doc.table(["", "value"], environment_rows(env))
+
+
+# ---------------------------------------------------------------------------------------------
+# The report.
+
+
+def _summary(doc: _Doc, records: list[dict[str, Any]]) -> None:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.get("status", "?")] = counts.get(r.get("status", "?"), 0) + 1
+    by_execution: dict[str, int] = {}
+    for r in records:
+        by_execution[r.get("execution", "?")] = by_execution.get(r.get("execution", "?"), 0) + 1
+    presets = sorted({str((r.get("settings") or {}).get("preset")) for r in records
+                      if (r.get("settings") or {}).get("preset")})  # fmt: skip
+    text = (
+        f"{len(records)} records ("
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        + "); "
+        + ", ".join(f"{n} {e}" for e, n in sorted(by_execution.items()))
+        + (f"; preset {', '.join(presets)}" if presets else "")
+        + "."
+    )
+    doc.para(text)
+    if any((r.get("settings") or {}).get("comparable_to_mlperf") is False for r in records):
+        doc.para("Preset quick or standard: not comparable with MLPerf submissions.")
+
+
+def _tradeoff_sections(doc: _Doc, records: list[dict[str, Any]], pts: list[Point]) -> None:
+    from accelbench.report.plots import ParetoPoint, pareto_png
+
     for model in _models(records):
         model_pts = [p for p in pts if p.model == model]
         if not model_pts:
             continue
-        md += [f"## {model}", ""]
-        body.append(f"<h2>{html.escape(model)}</h2>")
+        doc.heading(2, model)
         training = next(
             (
                 r
                 for r in records
-                if r["model"] == model and r.get("scenario") == "training" and r["status"] == "ok"
+                if r["model"] == model
+                and r.get("scenario") == "training"
+                and r["status"] == "ok"
+                and r.get("training")
             ),
             None,
         )
-        if training and training.get("training"):
+        if training:
             t = training["training"]
-            line = (
+            doc.para(
                 f"Trained {t['epochs']} epochs in {t['wall_s']:.1f} s to quality "
                 f"{t['quality']:.4f} (target {t['target']}); time to target: "
                 + (f"{t['time_to_target_s']:.1f} s" if t.get("time_to_target_s") else "not reached")
                 + f". Data: {t.get('data_source', '')}."
             )
-            md += [line, ""]
-            body.append(f"<p>{html.escape(line)}</p>")
-        png = pareto_png(model_pts, model)
-        if png:
-            files_dir.mkdir(exist_ok=True)
-            (files_dir / f"{model}_pareto.png").write_bytes(png)
-            md += [f"![{model} Pareto front](report_files/{model}_pareto.png)", ""]
-            b64 = base64.b64encode(png).decode()
-            body.append(
-                f'<img alt="{html.escape(model)} Pareto front" src="data:image/png;base64,{b64}">'
-            )
-        md += ["Recommendations:", ""]
-        body.append("<ul>")
-        for _, _, sentence in recommendations(model_pts):
-            md.append(f"- {sentence}")
-            body.append(f"<li>{html.escape(sentence)}</li>")
-        body.append("</ul>")
+        usable = [p for p in model_pts if p.latency_ms and p.quality is not None]
+        pareto = []
+        for label, threads in sorted({(p.label, p.threads) for p in usable}):
+            group = [p for p in usable if p.label == label and p.threads == threads]
+            front = pareto_front(group)
+            series = label if "projected" in label else f"{label}, {threads} thr"
+            pareto += [ParetoPoint(series, p.optimization, p.latency_ms or 0.0,
+                                   p.quality or 0.0, p in front) for p in group]  # fmt: skip
+        metric_name = usable[0].quality_metric if usable else None
+        doc.image(f"{model}_pareto", pareto_png(model, metric_name or "quality", pareto),
+                  f"{model} Pareto front")  # fmt: skip
+        doc.para("Recommendations:")
+        doc.bullets([sentence for _, _, sentence in recommendations(model_pts)])
         note = int8_note(pts, records, model)
         if note:
-            md += ["", note]
-            body.append(f"<p>{html.escape(note)}</p>")
-        header, rows = tradeoff_rows(model_pts)
-        md += ["", markdown_table(header, rows), ""]
-        body.append(_html_table(header, rows))
-    (run_dir / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
-    page = _HTML.format(
-        title=html.escape(f"accelbench report {run_dir.name}"), body="\n".join(body)
+            doc.para(note)
+        doc.table(*tradeoff_rows(model_pts))
+
+
+def write_report(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
+    """Write report.md and report.html (plots embedded in the HTML, PNGs beside the Markdown)."""
+    if not records:
+        return []
+    doc = _Doc(run_dir / "report_files")
+    _summary(doc, records)
+    doc.para(LEGEND, css="legend")
+    _tradeoff_sections(doc, records, points(records))
+    _cdf_section(doc, records)
+    profiles = run_profiles(run_dir, records)
+    _roofline_section(doc, records, profiles)
+    _hardware_section(doc, records, profiles)
+    _pipeline_section(doc, records)
+    _training_section(doc, records)
+    _serving_section(doc, records)
+    _environment_section(doc, records)
+
+    title = f"accelbench report — run {run_dir.name}"
+    contents_md = [f"- {text}" for _, text in doc.contents]
+    md = [f"# {title}", "", "Contents:", "", *contents_md, "", *doc.md]
+    contents_html = "".join(
+        f'<li><a href="#{anchor}">{html.escape(text)}</a></li>' for anchor, text in doc.contents
     )
-    (run_dir / "report.html").write_text(page, encoding="utf-8")
+    body = [f"<h1>{html.escape(title)}</h1>", f"<nav><ul>{contents_html}</ul></nav>", *doc.body]
+    _write(run_dir / "report.md", "\n".join(md).rstrip() + "\n")
+    page = _HTML.format(title=html.escape(title), body="\n".join(body))
+    _write(run_dir / "report.html", page)
     return [run_dir / "report.md", run_dir / "report.html"]
 
 
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _write(path: Path, text: str) -> None:
+    """Write through a temporary file, so a reader never sees half a report."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 _HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1400px; }}
-table {{ border-collapse: collapse; font-size: 13px; margin: 1em 0; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
+body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
+       max-width: 1400px; padding: 0 1.5em; color: #1d1d1f; line-height: 1.45; }}
+h1 {{ font-size: 1.6em; border-bottom: 2px solid #333; padding-bottom: .3em; }}
+h2 {{ font-size: 1.3em; margin-top: 2em; border-bottom: 1px solid #ccc; padding-bottom: .2em; }}
+h3 {{ font-size: 1.1em; margin-top: 1.5em; }}
+h4 {{ font-size: 1em; margin: 1em 0 .3em; }}
+nav ul {{ columns: 3; list-style: square; padding-left: 1.2em; }}
+.scroll {{ overflow-x: auto; }}
+table {{ border-collapse: collapse; font-size: 13px; margin: .6em 0 1.2em; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }}
 th {{ background: #f3f3f3; }}
-td:first-child, td:nth-child(2) {{ text-align: left; }}
-img {{ max-width: 100%; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
+tbody tr:nth-child(even) {{ background: #fafafa; }}
+img {{ max-width: 100%; display: block; margin: .6em 0; border: 1px solid #eee; }}
+.legend {{ background: #fff8e1; border-left: 4px solid #f0b400; padding: .5em .8em; }}
+.verdict {{ background: #eef5ff; border-left: 4px solid #3572c6; padding: .5em .8em; }}
 </style></head>
 <body>
 {body}

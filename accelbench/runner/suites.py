@@ -1,4 +1,5 @@
-"""The built-in suites: `default` (what `accelbench run` runs) and `full` (all reference models)."""
+"""The built-in suites: `default` (what `accelbench run` runs), `full` (all reference models) and
+`ci` (a pull request's quick regression check)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ DEFAULT_OPTIMIZATIONS = [
 
 
 def builtin_suite(name: str, host_cores: int) -> dict[str, Any]:
-    """The suite mapping for a built-in suite name (default or full)."""
+    """The suite mapping for a built-in suite name (default, full or ci)."""
     threads = sorted({1, host_cores})
     if name == "default":
         return {
@@ -59,7 +60,21 @@ def builtin_suite(name: str, host_cores: int) -> dict[str, Any]:
             "scenarios": ["single-stream", "offline", "server"],
             "preset": "standard",
         }
+    if name == "ci":
+        # A pull request's gate: two small real-data models, fp32 and int8, on this host at one
+        # thread (one thread is the least disturbed by a shared runner's other tenants), latency
+        # and throughput at the quick preset. Minutes, not the default suite's ten; compare it only
+        # against a baseline made by the same suite on the same kind of machine (docs/ci.md).
+        return {
+            "name": "ci",
+            "models": [{"name": "digits_cnn"}, {"name": "breast_cancer_mlp"}],
+            "optimizations": ["fp32", "int8"],
+            "profiles": ["host"],
+            "threads": [1],
+            "scenarios": ["single-stream", "offline"],
+            "preset": "quick",
+        }
     raise KeyError(name)
 
 
-BUILTIN_SUITES = ("default", "full")
+BUILTIN_SUITES = ("default", "full", "ci")

@@ -474,6 +474,7 @@ def _record(
         "optimization": cell.optimization,
         "profile": cell.profile,
         "profile_kind": cell.profile_data.get("kind"),
+        "profile_data": cell.profile_data,
         "execution": cell.execution,
         "scenario": cell.scenario,
         "runtime": (result.get("runtime") or {}).get("runtime") or cell.runtime or "auto",
