@@ -20,7 +20,7 @@ import math
 import queue
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -70,6 +70,20 @@ class SupportsRun(Protocol):
     max_batch_size (the model's fixed batch dimension; None or absent: one sample per call)."""
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
+
+
+class SupportsSubmit(Protocol):
+    """An asynchronous system under test (a remote endpoint): requests go out without waiting.
+
+    prepare(samples) is called before each LoadGen test with the QSL (the runtime may pre-encode
+    each sample once); submit(requests, done) takes (sample index, token) pairs, returns at once,
+    and calls done(token) exactly once per pair, from any thread, when that sample's answer (or
+    its error) is in. Such a runtime counts its own errors; LoadGen only sees completions.
+    """
+
+    def prepare(self, samples: list[list[np.ndarray]]) -> None: ...
+
+    def submit(self, requests: list[tuple[int, int]], done: Callable[[int], None]) -> None: ...
 
 
 @dataclass
@@ -202,6 +216,7 @@ def run_scenario(
             "sut": {
                 "batch_size": max_batch,
                 "worker_thread": threaded,
+                "asynchronous": _is_async(runtime),
                 "padded_rows": padded_rows,
             },
             "qsl": {"total_sample_count": len(samples), "performance_sample_count": len(samples)},
@@ -409,7 +424,11 @@ def _run_loadgen(
     log_settings.log_output = output
     log_settings.enable_trace = trace
 
-    system = _SystemUnderTest(runtime, samples, max_batch, threaded)
+    system: _SystemUnderTest | _AsyncSystemUnderTest
+    if _is_async(runtime):
+        system = _AsyncSystemUnderTest(runtime, samples)  # type: ignore[arg-type]
+    else:
+        system = _SystemUnderTest(runtime, samples, max_batch, threaded)
     sut = lg.ConstructSUT(system.issue_queries, system.flush_queries)
     # The samples are already in memory, so loading and unloading them is a no-op.
     qsl = lg.ConstructQSL(len(samples), len(samples), _no_op, _no_op)
@@ -430,6 +449,38 @@ def _run_loadgen(
 
 def _no_op(_sample_indices: list[int]) -> None:
     return None
+
+
+def _is_async(runtime: object) -> bool:
+    return callable(getattr(runtime, "submit", None))
+
+
+class _AsyncSystemUnderTest:
+    """Hands LoadGen's samples to an asynchronous runtime (SupportsSubmit) and returns at once.
+
+    Each sample completes when the runtime calls back with its token (LoadGen's query id), from
+    the runtime's own thread; the response carries no output bytes, which performance mode never
+    reads.
+    """
+
+    def __init__(self, runtime: SupportsSubmit, samples: list[list[np.ndarray]]) -> None:
+        self._runtime = runtime
+        runtime.prepare(samples)
+        self.padded_rows = 0
+        self.error: BaseException | None = None
+
+    def issue_queries(self, query_samples: list[Any]) -> None:
+        self._runtime.submit([(s.index, s.id) for s in query_samples], self._complete)
+
+    def flush_queries(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    @staticmethod
+    def _complete(query_id: int) -> None:
+        lg.QuerySamplesComplete([lg.QuerySampleResponse(query_id, 0, 0)])
 
 
 class _SystemUnderTest:

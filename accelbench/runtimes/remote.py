@@ -1,0 +1,429 @@
+"""The remote runtime: any TensorFlow Serving REST endpoint as a system under test, over HTTP.
+
+``probe_endpoint`` asks the endpoint about the model (status, then ``/metadata`` for the input
+names, dtypes and shapes, and accelbench's own ``/v1/accelbench/stats`` when it answers), and
+turns an endpoint that does not answer, or a model it does not know, into one UsageError line.
+
+``RemoteRuntime`` is an asynchronous SUT (``accelbench.benchmarks.loadgen.SupportsSubmit``): an
+aiohttp session with a connection pool runs on an asyncio event loop of its own thread, so
+LoadGen's issue call only hands requests to that loop and returns. Each sample's request body is
+JSON-encoded once (``prepare``), so the client's own cost per request is small. A request that
+fails (an HTTP error status, a refused or dropped connection, a timeout) completes all the same
+and is counted by kind; ``counters()`` gives the counts. Like every runtime it never reads a
+clock: LoadGen times the requests.
+
+aiohttp is imported when a RemoteRuntime opens; probing uses only the standard library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from accelbench.errors import UsageError
+from accelbench.runtimes.edge import TensorSpec
+
+DEFAULT_CONCURRENCY = 64
+PROBE_TIMEOUT_S = 5.0
+REQUEST_TIMEOUT_S = 30.0
+STATS_PATH = "/v1/accelbench/stats"
+# TensorFlow's DataType names, as TensorFlow Serving's metadata spells them.
+TF_DTYPES = {
+    "DT_FLOAT": "float32",
+    "DT_DOUBLE": "float64",
+    "DT_HALF": "float16",
+    "DT_INT8": "int8",
+    "DT_UINT8": "uint8",
+    "DT_INT16": "int16",
+    "DT_UINT16": "uint16",
+    "DT_INT32": "int32",
+    "DT_UINT32": "uint32",
+    "DT_INT64": "int64",
+    "DT_UINT64": "uint64",
+    "DT_BOOL": "bool",
+}
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+@dataclass
+class EndpointInfo:
+    """What the endpoint said about one model: where to send predictions and what they take."""
+
+    url: str
+    model: str
+    version: str | None
+    predict_url: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    status: dict[str, Any]
+    metadata: dict[str, Any]
+    server_stats: dict[str, Any] | None = None
+    signature: str = "serving_default"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "model": self.model,
+            "version": self.version,
+            "predict_url": self.predict_url,
+            "signature": self.signature,
+            "inputs": [s.to_dict() for s in self.inputs],
+            "outputs": [s.to_dict() for s in self.outputs],
+            "status": self.status,
+            "server_stats": self.server_stats,
+        }
+
+
+def base_url(url: str) -> str:
+    """The endpoint's scheme://host:port, checked; UsageError for anything that is not one."""
+    parsed = urllib.parse.urlsplit(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise UsageError(
+            f"{url!r} is not an HTTP endpoint URL; give one like http://127.0.0.1:8501"
+        )
+    try:
+        parsed.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        raise UsageError(f"{url!r} has a bad port; give one like http://127.0.0.1:8501") from None
+    return f"{parsed.scheme}://{parsed.netloc}{parsed.path.rstrip('/')}"
+
+
+def model_path(model: str, version: str | None = None) -> str:
+    """TensorFlow Serving's path of a model (and version): /v1/models/NAME[/versions/V]."""
+    path = f"/v1/models/{urllib.parse.quote(model, safe='')}"
+    if version is not None:
+        path += f"/versions/{urllib.parse.quote(str(version), safe='')}"
+    return path
+
+
+def probe_endpoint(
+    url: str, model: str, version: str | None = None, *, timeout_s: float = PROBE_TIMEOUT_S
+) -> EndpointInfo:
+    """Ask the endpoint for the model's status and metadata; UsageError when it cannot serve it."""
+    if not model:
+        raise UsageError("name the model to load with --model NAME")
+    base = base_url(url)
+    path = base + model_path(model, version)
+    status_code, status = get_json(path, timeout_s)
+    if status_code == 404:
+        raise UsageError(
+            f"the endpoint at {base} does not serve model {model!r}"
+            + (f" version {version}" if version is not None else "")
+            + f" (HTTP 404: {_error_text(status)}); check --model and --version"
+        )
+    if status_code != 200:
+        raise UsageError(
+            f"the endpoint at {base} answered HTTP {status_code} for model {model!r} "
+            f"({_error_text(status)}); is it a TensorFlow Serving REST endpoint?"
+        )
+    meta_code, metadata = get_json(path + "/metadata", timeout_s)
+    if meta_code != 200:
+        raise UsageError(
+            f"the endpoint at {base} answered HTTP {meta_code} for {model!r}'s metadata "
+            f"({_error_text(metadata)}); it must describe the model's inputs"
+        )
+    signature, inputs, outputs = parse_metadata(metadata)
+    stats_code, stats = get_json(base + STATS_PATH, timeout_s, quiet=True)
+    return EndpointInfo(
+        url=base,
+        model=model,
+        version=version,
+        predict_url=path + ":predict",
+        inputs=inputs,
+        outputs=outputs,
+        status=status,
+        metadata=metadata,
+        server_stats=stats if stats_code == 200 else None,
+        signature=signature,
+    )
+
+
+def parse_metadata(metadata: dict[str, Any]) -> tuple[str, list[TensorSpec], list[TensorSpec]]:
+    """The serving signature's name, inputs and outputs from TensorFlow Serving's metadata JSON.
+
+    Inputs are ordered by name, as accelbench's runtimes order a signature's inputs, so a
+    positional .npz (arr_0, arr_1, ...) means the same inputs here as for the in-process runtime.
+    """
+    try:
+        signatures = metadata["metadata"]["signature_def"]["signature_def"]
+    except (KeyError, TypeError):
+        raise UsageError(
+            "the endpoint's model metadata has no metadata.signature_def.signature_def; it must "
+            "answer GET /v1/models/NAME/metadata as TensorFlow Serving does"
+        ) from None
+    if not isinstance(signatures, dict) or not signatures:
+        raise UsageError("the endpoint's model metadata lists no signature; it cannot be loaded")
+    name = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+    signature = signatures[name]
+    return (
+        name,
+        _tensor_specs(signature.get("inputs") or {}, "input"),
+        _tensor_specs(signature.get("outputs") or {}, "output"),
+    )
+
+
+def _tensor_specs(tensors: dict[str, Any], kind: str) -> list[TensorSpec]:
+    specs = []
+    for index, name in enumerate(sorted(tensors)):
+        info = tensors[name] or {}
+        dtype = TF_DTYPES.get(str(info.get("dtype")))
+        if dtype is None:
+            raise UsageError(
+                f"the endpoint's {kind} {name!r} has dtype {info.get('dtype')!r}, which accelbench "
+                f"cannot make requests for; it knows {', '.join(TF_DTYPES)}"
+            )
+        shape_info = info.get("tensor_shape") or {}
+        if shape_info.get("unknown_rank"):
+            raise UsageError(
+                f"the endpoint's {kind} {name!r} has an unknown rank, so accelbench cannot make "
+                "requests for it"
+            )
+        shape = tuple(int(d.get("size", -1)) for d in shape_info.get("dim") or [])
+        specs.append(TensorSpec(name=name, shape=shape, dtype=dtype, index=index))
+    return specs
+
+
+def get_json(url: str, timeout_s: float, quiet: bool = False) -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) of a GET; a connection failure is a UsageError unless quiet."""
+    # No proxy: a benchmark measures the endpoint, never a proxy in between (aiohttp, below,
+    # ignores proxy variables too).
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout_s) as response:
+            code, raw = response.status, response.read()
+    except urllib.error.HTTPError as err:
+        code, raw = err.code, err.read()
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        if quiet:
+            return 0, {}
+        reason = getattr(err, "reason", err)
+        raise UsageError(
+            f"nothing answers at {url.split('/v1/')[0]} ({reason}); start the server or fix the URL"
+        ) from None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = {"error": raw[:200].decode("utf-8", "replace")}
+    return code, body if isinstance(body, dict) else {"value": body}
+
+
+def _error_text(body: dict[str, Any]) -> str:
+    return str(body.get("error") or body)[:200]
+
+
+def request_body(sample: list[np.ndarray], specs: list[TensorSpec]) -> bytes:
+    """One sample (batch-1 arrays in specs' order) as a TF Serving row-format predict request."""
+    if len(sample) != len(specs):
+        raise UsageError(
+            f"a sample has {len(sample)} arrays but the endpoint's model takes {len(specs)} inputs"
+        )
+    rows = [np.asarray(a).tolist() for a in sample]
+    if len(specs) == 1:
+        return json.dumps({"instances": rows[0]}).encode()
+    batch = len(rows[0])
+    instances = [{s.name: rows[j][i] for j, s in enumerate(specs)} for i in range(batch)]
+    return json.dumps({"instances": instances}).encode()
+
+
+@dataclass
+class Counters:
+    """What came back for the requests sent since the last reset."""
+
+    requests: int = 0
+    ok: int = 0
+    http_errors: dict[int, int] = field(default_factory=dict)
+    connection_errors: int = 0
+    bad_responses: int = 0
+    first_error: str | None = None
+
+    @property
+    def errors(self) -> int:
+        return sum(self.http_errors.values()) + self.connection_errors + self.bad_responses
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "ok": self.ok,
+            "errors": self.errors,
+            "http_errors": {str(k): v for k, v in sorted(self.http_errors.items())},
+            "http_429": self.http_errors.get(429, 0),
+            "connection_errors": self.connection_errors,
+            "bad_responses": self.bad_responses,
+            "first_error": self.first_error,
+        }
+
+
+class RemoteRuntime:
+    """A TF Serving endpoint's model, called over HTTP by an async client on its own thread."""
+
+    name = "remote"
+    max_batch_size = None  # one sample per request: the server batches, if it is told to
+
+    def __init__(
+        self,
+        endpoint: EndpointInfo,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> None:
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise UsageError(f"concurrency must be a positive integer, not {concurrency!r}")
+        import aiohttp
+
+        self.endpoint = endpoint
+        self.concurrency = concurrency
+        self._aiohttp = aiohttp
+        self._timeout_s = timeout_s
+        self._counters = Counters()
+        self._bodies: list[bytes] = []
+        self._encoded: list[list[np.ndarray]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="accelbench-http", daemon=True
+        )
+        self._thread.start()
+        self._session = self._call(self._open_session())
+
+    async def _open_session(self) -> Any:
+        aiohttp = self._aiohttp
+        connector = aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=self.concurrency)
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+            headers=_JSON_HEADERS,
+            trust_env=False,
+        )
+
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def inputs(self) -> list[TensorSpec]:
+        return list(self.endpoint.inputs)
+
+    def outputs(self) -> list[TensorSpec]:
+        return list(self.endpoint.outputs)
+
+    def set_batch_size(self, n: int) -> None:
+        if n != 1:
+            raise ValueError("a remote endpoint takes one sample per request; batch size is 1")
+
+    def info(self) -> dict[str, Any]:
+        from importlib import metadata
+
+        return {
+            "runtime": "remote",
+            "client": f"aiohttp {metadata.version('aiohttp')}",
+            "url": self.endpoint.url,
+            "model": self.endpoint.model,
+            "version": self.endpoint.version,
+            "concurrency": self.concurrency,
+            "request_timeout_s": self._timeout_s,
+        }
+
+    # --- the asynchronous SUT (accelbench.benchmarks.loadgen.SupportsSubmit) ---
+
+    def prepare(self, samples: list[list[np.ndarray]]) -> None:
+        """Encode each sample's request once; the same samples again are not re-encoded."""
+        same = len(samples) == len(self._encoded) and all(
+            a is b for a, b in zip(samples, self._encoded, strict=True)
+        )
+        if not same:
+            self._bodies = [request_body(s, self.endpoint.inputs) for s in samples]
+            self._encoded = list(samples)
+
+    def submit(self, requests: list[tuple[int, int]], done: Callable[[int], None]) -> None:
+        self._loop.call_soon_threadsafe(self._start, requests, done)
+
+    def _start(self, requests: list[tuple[int, int]], done: Callable[[int], None]) -> None:
+        for index, token in requests:
+            task = self._loop.create_task(self._send(self._bodies[index], token, done))
+            self._tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, body: bytes, token: int, done: Callable[[int], None]) -> None:
+        counters = self._counters
+        counters.requests += 1
+        try:
+            async with self._session.post(self.endpoint.predict_url, data=body) as response:
+                answer = await response.read()
+                if response.status != 200:
+                    counters.http_errors[response.status] = (
+                        counters.http_errors.get(response.status, 0) + 1
+                    )
+                    self._note(f"HTTP {response.status}: {answer[:200].decode('utf-8', 'replace')}")
+                elif b'"predictions"' not in answer and b'"outputs"' not in answer:
+                    counters.bad_responses += 1
+                    self._note(f"HTTP 200 without predictions: {answer[:200]!r}")
+                else:
+                    counters.ok += 1
+        except (self._aiohttp.ClientError, TimeoutError, OSError) as err:
+            counters.connection_errors += 1
+            self._note(f"{type(err).__name__}: {err}")
+        finally:
+            done(token)
+
+    def _note(self, text: str) -> None:
+        if self._counters.first_error is None:
+            self._counters.first_error = text.strip()
+
+    def counters(self) -> Counters:
+        """The counts since the last reset (read them once LoadGen has finished its test)."""
+        return self._counters
+
+    def reset_counters(self) -> None:
+        self._loop.call_soon_threadsafe(self._reset)
+        self._call(asyncio.sleep(0))  # the reset has run once this returns
+
+    def _reset(self) -> None:
+        self._counters = Counters()
+
+    # --- one synchronous call, for a first request and for checking answers ---
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Predict one batch of rows synchronously; outputs in the metadata's output order."""
+        body = request_body(inputs, self.endpoint.inputs)
+        return self._call(self._predict(body))
+
+    async def _predict(self, body: bytes) -> list[np.ndarray]:
+        async with self._session.post(self.endpoint.predict_url, data=body) as response:
+            answer = await response.json(content_type=None)
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}: {_error_text(answer)}")
+        predictions = answer.get("predictions", answer.get("outputs"))
+        names = [s.name for s in self.endpoint.outputs]
+        if isinstance(predictions, dict):
+            return [np.asarray(predictions[n]) for n in names]
+        if predictions and isinstance(predictions[0], dict):
+            return [np.asarray([row[n] for row in predictions]) for n in names]
+        return [np.asarray(predictions)]
+
+    def close(self) -> None:
+        if not self._loop.is_running():
+            return
+        self._call(self._session.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+
+def open_remote(
+    url: str,
+    model: str,
+    version: str | None = None,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout_s: float = REQUEST_TIMEOUT_S,
+) -> RemoteRuntime:
+    """Probe the endpoint (UsageError if it cannot serve the model) and open a client for it."""
+    endpoint = probe_endpoint(url, model, version)
+    return RemoteRuntime(endpoint, concurrency=concurrency, timeout_s=timeout_s)

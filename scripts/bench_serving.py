@@ -1,0 +1,388 @@
+"""Serving on loopback, measured: server overhead, dynamic batching's gain, the client's headroom.
+
+    python scripts/bench_serving.py [--preset quick|standard] [--latency-bound-ms 10]
+
+prints, each measured now on this machine (nothing is stored or assumed):
+
+(a) for a ~1 ms model (made here with tf_keras and sized until LiteRT runs it in about 1 ms),
+    LoadGen SingleStream p50 through ``python -m accelbench.serving`` minus the in-process p50 of
+    the same .tflite in the same runtime (target: <= 1 ms);
+(b) the digits CNN's peak valid Server QPS (trained here by the reference model code) served with
+    dynamic batching and without (target: batching >= 2x), by the peak search of
+    ``accelbench.benchmarks.serving``;
+(c) the load client's own sustained rate (LoadGen Offline, and a Server run at 5x the highest
+    rate of (b)) against a trivial endpoint, against that highest rate (target: >= 5x).
+
+It also serves that trivial endpoint for tests (canned answers, no model):
+
+    python scripts/bench_serving.py trivial-endpoint [--port 0] [--impl starlette|raw]
+
+``starlette`` is a tiny Starlette app on uvicorn (models ``echo``; ``overloaded``, whose predict
+always answers 429; ``flaky``, whose every second predict answers 503); ``raw`` answers ``echo``
+from a bare asyncio protocol, cheap enough that the client, not the endpoint, sets the pace.
+Either prints ``accelbench-serving: listening on http://HOST:PORT`` once it accepts connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from accelbench.benchmarks.serving import DEFAULTS, LISTENING, server_args  # noqa: E402
+
+INPUT_SHAPE = [-1, 4]
+ANSWER = b'{"predictions": [[0.25, 0.75]]}'
+
+
+def _metadata(model: str) -> dict[str, Any]:
+    def tensor(name: str, dims: list[int]) -> dict[str, Any]:
+        return {
+            "dtype": "DT_FLOAT",
+            "tensor_shape": {"dim": [{"size": str(d)} for d in dims], "unknown_rank": False},
+            "name": name,
+        }
+
+    signature = {
+        "inputs": {"x": tensor("x", INPUT_SHAPE)},
+        "outputs": {"y": tensor("y", [-1, 2])},
+        "method_name": "tensorflow/serving/predict",
+    }
+    return {
+        "model_spec": {"name": model, "version": "1", "signature_name": ""},
+        "metadata": {"signature_def": {"signature_def": {"serving_default": signature}}},
+    }
+
+
+def _status() -> dict[str, Any]:
+    ok = {"error_code": "OK", "error_message": ""}
+    return {"model_version_status": [{"version": "1", "state": "AVAILABLE", "status": ok}]}
+
+
+def trivial_starlette(port: int) -> None:
+    import socket
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    models = ("echo", "overloaded", "flaky")
+    calls = {"flaky": 0}
+
+    async def predict(request: Request) -> Response:
+        await request.body()
+        model = request.path_params["model"]
+        if model not in models:
+            return JSONResponse({"error": f"Servable not found for request: {model}"}, 404)
+        if model == "overloaded":
+            return JSONResponse({"error": "the batch queue is full"}, 429)
+        if model == "flaky":
+            calls["flaky"] += 1
+            if calls["flaky"] % 2 == 0:
+                return JSONResponse({"error": "unavailable"}, 503)
+        return Response(ANSWER, media_type="application/json")
+
+    async def status(request: Request) -> Response:
+        model = request.path_params["model"]
+        if model not in models:
+            return JSONResponse({"error": f"Servable not found for request: {model}"}, 404)
+        return JSONResponse(_status())
+
+    async def metadata(request: Request) -> Response:
+        return JSONResponse(_metadata(request.path_params["model"]))
+
+    app = Starlette(
+        routes=[
+            Route("/v1/models/{model}:predict", predict, methods=["POST"]),
+            Route("/v1/models/{model}/metadata", metadata),
+            Route("/v1/models/{model}", status),
+        ]
+    )
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+    # without it every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1024)
+    print(f"{LISTENING}http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def trivial_raw(port: int) -> None:
+    import asyncio
+
+    def response(code: int, body: bytes) -> bytes:
+        head = f"HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+        return head.encode() + b"\r\n\r\n" + body
+
+    answers = {
+        b"POST /v1/models/echo:predict": response(200, ANSWER),
+        b"GET /v1/models/echo": response(200, json.dumps(_status()).encode()),
+        b"GET /v1/models/echo/metadata": response(200, json.dumps(_metadata("echo")).encode()),
+    }
+    missing = response(404, b'{"error": "not found"}')
+
+    class Http(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport, self.buffer = transport, b""
+
+        def data_received(self, data: bytes) -> None:
+            self.buffer += data
+            while True:
+                head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+                if not sep:
+                    return
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    key, _, value = line.partition(b":")
+                    if key.strip().lower() == b"content-length":
+                        length = int(value)
+                if len(rest) < length:
+                    return
+                self.buffer = rest[length:]
+                method_path = b" ".join(head.split(b" ", 2)[:2])
+                self.transport.write(answers.get(method_path, missing))
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(Http, "127.0.0.1", port)
+        print(f"{LISTENING}http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+# --- the benchmark ---
+
+
+class Server:
+    """A server subprocess started from a command line, up once it prints its listening line."""
+
+    def __init__(self, command: list[str]) -> None:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
+        self.proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+        )
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        if not line.startswith(LISTENING):
+            self.stop()
+            raise RuntimeError(f"{' '.join(command)} did not start: {line!r}")
+        self.url = line.removeprefix(LISTENING).strip()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def serve_command(model: Path, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "accelbench.serving", str(model), "--name", "m", "--port", "0",
+            *flags]  # fmt: skip
+
+
+def make_1ms_model(out_dir: Path) -> tuple[Path, float]:
+    """A conv model sized until its in-process SingleStream p50 is close to 1 ms; (path, p50)."""
+    width, path, p50 = 16, None, 0.0
+    for _ in range(4):
+        path = out_dir / f"conv_w{width}.tflite"
+        _convert_conv_model(path, width)
+        p50 = in_process_p50_ms(path, out_dir / f"probe-{width}")
+        if 0.7 <= p50 <= 1.4:
+            break
+        width = max(4, round(width * (1.0 / p50) ** 0.5))  # cost grows ~ width^2
+    assert path is not None
+    return path, p50
+
+
+def _convert_conv_model(path: Path, width: int) -> None:
+    code = f"""
+from accelbench.keras_compat import legacy_keras
+legacy_keras()
+import tensorflow as tf, tf_keras as keras
+inputs = keras.Input((8, 8, 1), batch_size=None)
+x = keras.layers.UpSampling2D(4)(inputs)
+for _ in range(3):
+    x = keras.layers.Conv2D({width}, 3, padding="same", activation="relu")(x)
+x = keras.layers.GlobalAveragePooling2D()(x)
+model = keras.Model(inputs, keras.layers.Dense(10)(x))
+converter = tf.lite.TFLiteConverter.from_keras_model(model)
+open({str(path)!r}, "wb").write(converter.convert())
+"""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
+
+
+def in_process_p50_ms(model: Path, log_dir: Path, preset: str = "quick") -> float:
+    """LoadGen SingleStream p50 of the .tflite in LiteRT in this process (1 thread)."""
+    from accelbench.benchmarks.loadgen import run_scenario
+    from accelbench.runtimes import make_inputs, open_runtime
+
+    runtime = open_runtime(model, "litert", threads=1)
+    try:
+        samples = make_inputs(runtime.inputs(), 64)
+        result = run_scenario(runtime, samples, "single-stream", preset, log_dir)
+    finally:
+        runtime.close()
+    return result.metrics["latency_p50_ms"]["value"]
+
+
+def served_p50_ms(url: str, log_dir: Path, preset: str) -> float:
+    from accelbench.benchmarks.serving import endpoint_samples, run_endpoint
+    from accelbench.runtimes.remote import open_remote
+
+    runtime = open_remote(url, "m")
+    try:
+        samples = endpoint_samples(runtime, None, seed=0)
+        run = run_endpoint(runtime, samples, "single-stream", preset, log_dir)
+    finally:
+        runtime.close()
+    assert run.requests["errors"] == 0, run.requests
+    return run.scenario.metrics["latency_p50_ms"]["value"]
+
+
+def make_digits_cnn(out_dir: Path) -> Path:
+    """The digits CNN's fp32 .tflite, trained by the reference model code (a preparation worker)."""
+    job = {"model": "digits_cnn", "kind": "reference", "path": None, "data": None,
+           "optimizations": ["fp32"], "seed": 0, "epochs": None, "fine_tune_epochs": 1,
+           "timeout_s": 600, "out_dir": str(out_dir)}  # fmt: skip
+    job_file, result_file = out_dir / "job.json", out_dir / "result.json"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    job_file.write_text(json.dumps(job))
+    subprocess.run(
+        [sys.executable, "-m", "accelbench.runner.prepare", str(job_file), str(result_file)],
+        check=True, capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    made = json.loads(result_file.read_text())["artifacts"]["fp32"]
+    return Path(made["artifact"]["path"])
+
+
+def peak(url: str, log_dir: Path, preset: str, bound_ms: float) -> Any:
+    from accelbench.benchmarks.serving import endpoint_samples, find_peak
+    from accelbench.runtimes.remote import open_remote
+
+    runtime = open_remote(url, "m")
+    try:
+        samples = endpoint_samples(runtime, None, seed=0)
+        return find_peak(runtime, samples, preset, log_dir, latency_bound_ms=bound_ms)
+    finally:
+        runtime.close()
+
+
+def client_rates(url: str, log_dir: Path, preset: str, server_qps: float) -> dict[str, Any]:
+    """The client's Offline rate against the endpoint, and a Server run at server_qps."""
+    from accelbench.benchmarks.serving import endpoint_samples, run_endpoint
+    from accelbench.runtimes.remote import open_remote
+
+    runtime = open_remote(url, "echo")
+    try:
+        samples = endpoint_samples(runtime, None, seed=0)
+        offline = run_endpoint(runtime, samples, "offline", preset, log_dir / "offline")
+        server = run_endpoint(runtime, samples, "server", preset, log_dir / "server",
+                              target_qps=server_qps, latency_bound_ms=1000.0)  # fmt: skip
+    finally:
+        runtime.close()
+    return {"offline": offline.point(), "server": server.point()}
+
+
+def _curve_lines(search: Any) -> list[str]:
+    return [
+        f"      target {p['target_qps']:8.1f}  achieved {p['achieved_qps'] or 0:8.1f}  "
+        f"p50 {p['latency_p50_ms'] or 0:7.2f} ms  p99 {p['latency_p99_ms'] or 0:7.2f} ms  "
+        f"{'VALID' if p['loadgen_valid'] else 'INVALID'}  errors {p['errors']}"
+        for p in search.curve()
+    ]
+
+
+def run_benchmark(preset: str, bound_ms: float) -> None:
+    from accelbench.hardware_profiles.host import cpu_info
+
+    cpu = cpu_info()
+    print(f"machine: {cpu.get('cpu_model')}, {len(os.sched_getaffinity(0))} cores; "
+          f"preset {preset}; loopback")  # fmt: skip
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+
+    model, probe_p50 = make_1ms_model(work)
+    local = in_process_p50_ms(model, work / "a-local", preset)
+    with Server(serve_command(model, "--threads", "1")) as server:
+        remote = served_p50_ms(server.url, work / "a-served", preset)
+    added = remote - local
+    print(f"(a) {model.name}: in-process p50 {local:.3f} ms, through the server p50 "
+          f"{remote:.3f} ms: the server adds {added:.3f} ms (target <= 1 ms: "
+          f"{'met' if added <= 1.0 else 'NOT met'})")  # fmt: skip
+
+    digits = make_digits_cnn(work / "digits")
+    searches = {}
+    for mode in ("online", "batching"):
+        # The suite scenario's own server settings for each mode (TF Serving's batching defaults).
+        cell = {"model_path": str(digits), "model": "m", "threads": 1, "runtime": None}
+        flags = server_args(cell, DEFAULTS, mode)
+        with Server([sys.executable, "-m", "accelbench.serving", *flags]) as server:
+            searches[mode] = peak(server.url, work / f"b-{mode}", preset, bound_ms)
+    qps = {m: (s.peak.target_qps if s.peak else 0.0) for m, s in searches.items()}
+    for mode, search in searches.items():
+        print(f"(b) digits_cnn {mode}: peak valid Server QPS {qps[mode]:.1f} "
+              f"(p99 bound {bound_ms:g} ms)")  # fmt: skip
+        print("\n".join(_curve_lines(search)))
+    if qps["online"] > 0:
+        ratio = qps["batching"] / qps["online"]
+        print(f"(b) batching / online = {ratio:.2f}x (target >= 2x: "
+              f"{'met' if ratio >= 2 else 'NOT met'})")  # fmt: skip
+    else:
+        print("(b) batching / online: not measurable, no online run met the bound "
+              "(target >= 2x: NOT shown)")  # fmt: skip
+
+    # The highest rate (b) reports: any run's achieved QPS, valid or not (the stricter yardstick).
+    highest = max(
+        max((p["achieved_qps"] or 0.0) for p in s.curve()) if s.runs else 0.0
+        for s in searches.values()
+    )
+    highest = max(highest, *qps.values())
+    for impl in ("starlette", "raw"):
+        command = [sys.executable, __file__, "trivial-endpoint", "--impl", impl]
+        with Server(command) as server:
+            rates = client_rates(server.url, work / f"c-{impl}", preset, 5 * highest)
+        offline = rates["offline"]["achieved_qps"]
+        server_run = rates["server"]
+        print(f"(c) client vs trivial {impl} endpoint: Offline {offline:.0f} req/s "
+              f"= {offline / highest:.1f}x the highest rate in (b) ({highest:.0f}/s); Server at "
+              f"{5 * highest:.0f}/s completed {server_run['achieved_qps']:.0f}/s "
+              f"(p99 {server_run['latency_p99_ms']:.2f} ms, errors {server_run['errors']}) "
+              f"(target >= 5x: {'met' if offline >= 5 * highest else 'NOT met'})")  # fmt: skip
+    print(f"logs: {work}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", nargs="?", default="run", choices=("run", "trivial-endpoint"))
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--impl", choices=("starlette", "raw"), default="starlette")
+    parser.add_argument("--preset", default="quick", choices=("quick", "standard"))
+    parser.add_argument("--latency-bound-ms", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    if args.command == "trivial-endpoint":
+        (trivial_raw if args.impl == "raw" else trivial_starlette)(args.port)
+        return 0
+    started = time.time()
+    run_benchmark(args.preset, args.latency_bound_ms)
+    print(f"took {time.time() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
