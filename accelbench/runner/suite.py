@@ -311,6 +311,9 @@ class PrepareJob:
 
 
 def prepare_jobs(suite: Suite) -> list[PrepareJob]:
+    # Scenarios about a model's data or its training need no optimized artifacts.
+    if all(s in MODEL_SCENARIOS for s in suite.scenarios):
+        return []
     jobs = []
     for entry in suite.models:
         if entry.kind == "artifact":
