@@ -1,0 +1,874 @@
+"""The TensorFlow Serving REST API over accelbench runtimes: the Starlette app and its uvicorn runs.
+
+Endpoints (TF Serving's ``api_rest`` forms, version "1" being the artifact):
+
+- ``POST /v1/models/<name>[/versions/1]:predict`` with ``instances`` (row format) or ``inputs``
+  (columnar format); answers ``predictions`` or ``outputs``.
+- ``GET /v1/models/<name>[/versions/1]`` (model status), ``GET .../metadata`` (signature).
+- ``GET /v1/accelbench/stats``: request, batch, cache and overload counters and the settings.
+
+Inference runs off the event loop on ``num_batch_threads`` threads, each with its own runtime
+instance (LiteRT interpreters are not thread-safe). Request bodies are parsed as JSON only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import ipaddress
+import json
+import queue
+import re
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from accelbench.errors import UsageError
+from accelbench.runtimes import TensorSpec, open_runtime
+from accelbench.serving.batching import (
+    BatchingConfig,
+    BatchScheduler,
+    BatchTooLarge,
+    QueueFull,
+    default_batch_threads,
+)
+from accelbench.serving.cache import ResponseCache, request_key
+
+try:  # parses numbers ~10x faster than the json module; optional, json stays the reference
+    import orjson
+except ImportError:  # pragma: no cover - orjson is optional
+    orjson = None
+
+MODEL_VERSION = "1"
+DEFAULT_SIGNATURE = "serving_default"
+DEFAULT_MAX_BODY_BYTES = 16 * 2**20
+_PARSE_OFF_LOOP_BYTES = 2**20
+LISTENING_PREFIX = "accelbench-serving: listening on "
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_PREDICT_PATH = re.compile(r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?:(?P<verb>[^/]*)")
+_GET_PATH = re.compile(
+    r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<metadata>/metadata)?"
+)
+_TF_DTYPES = {
+    "float16": "DT_HALF",
+    "float32": "DT_FLOAT",
+    "float64": "DT_DOUBLE",
+    "bool": "DT_BOOL",
+    "int8": "DT_INT8",
+    "int16": "DT_INT16",
+    "int32": "DT_INT32",
+    "int64": "DT_INT64",
+    "uint8": "DT_UINT8",
+    "uint16": "DT_UINT16",
+    "uint32": "DT_UINT32",
+    "uint64": "DT_UINT64",
+}
+_KIND_WORDS = {"f": "floats", "i": "integers", "u": "integers", "b": "booleans", "U": "strings"}
+
+Arrays = list[np.ndarray]
+
+
+class RequestError(Exception):
+    """A request the server refuses: answered with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Servable:
+    """One artifact open in ``copies`` runtimes, each used by one inference thread at a time.
+
+    A model with a dynamic batch dimension runs a batch as one invocation; a model with a fixed
+    batch dimension B runs it as consecutive invocations of B instances (the last one padded).
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        runtime: str | None,
+        threads: int | None,
+        copies: int,
+        xnnpack: bool = True,
+    ) -> None:
+        self.path = Path(model_path).resolve()
+        self._runtimes: list[Any] = []
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self.batches = self.instances = self.invocations = self.largest_batch = 0
+        try:
+            for _ in range(copies):
+                self._runtimes.append(
+                    open_runtime(self.path, runtime, threads=threads, xnnpack=xnnpack)
+                )
+            first = self._runtimes[0]
+            self.inputs: list[TensorSpec] = first.inputs()
+            self.outputs: list[TensorSpec] = first.outputs()
+            self.fixed_batch: int | None = first.max_batch_size
+            self.runtime_info: dict[str, Any] = first.info()
+            self.runtime_name: str = first.name
+            self._check_servable()
+            for rt in self._runtimes:
+                # The first inference allocates and, for JAX, compiles: not a client's cost.
+                self._invoke(rt, _zeros(self.inputs, 1))
+        except BaseException:
+            self.close()
+            raise
+        # Batches from several requests are concatenated only when all other dims are fixed.
+        self._mergeable = all(-1 not in s.shape[1:] for s in self.inputs)
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for rt in self._runtimes:
+            self._free.put(rt)
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            copies, thread_name_prefix="accelbench-inference"
+        )
+        self.batches = self.instances = self.invocations = self.largest_batch = 0  # warm-up off
+
+    def _check_servable(self) -> None:
+        for spec in (*self.inputs, *self.outputs):
+            if not spec.shape:
+                raise UsageError(
+                    f"{self.path} has the scalar tensor {spec.name!r}; the server needs a batch "
+                    "dimension (dimension 0) on every input and output"
+                )
+            if spec.dtype not in _TF_DTYPES:
+                raise UsageError(
+                    f"{self.path} has tensor {spec.name!r} of dtype {spec.dtype}, which has no "
+                    "JSON form; serve a model with numeric or boolean inputs and outputs"
+                )
+
+    @property
+    def batch_execution(self) -> str:
+        if self.fixed_batch is None:
+            return "one invocation per batch (dynamic batch dimension)"
+        return f"consecutive invocations of {self.fixed_batch} instance(s) (fixed batch dimension)"
+
+    def submit(self, requests: list[Arrays]) -> concurrent.futures.Future[list[Arrays]]:
+        """Run several requests' inputs as one batch on a free thread; each request's outputs."""
+        return self._executor.submit(self._run_batch, requests)
+
+    def _run_batch(self, requests: list[Arrays]) -> list[Arrays]:
+        rows = [len(arrays[0]) for arrays in requests]
+        runtime = self._free.get()
+        try:
+            if len(requests) == 1 or not self._mergeable:
+                results = [self._invoke(runtime, arrays) for arrays in requests]
+            else:
+                merged = [np.concatenate(parts) for parts in zip(*requests, strict=True)]
+                outputs = self._invoke(runtime, merged)
+                cuts = np.cumsum(rows)[:-1]
+                per_output = [np.split(out, cuts) for out in outputs]
+                results = [list(parts) for parts in zip(*per_output, strict=True)]
+        finally:
+            self._free.put(runtime)
+        with self._lock:
+            self.batches += 1
+            self.instances += sum(rows)
+            self.largest_batch = max(self.largest_batch, sum(rows))
+        return results
+
+    def _invoke(self, runtime: Any, arrays: Arrays) -> Arrays:
+        n = len(arrays[0])
+        if self.fixed_batch is None:
+            outputs = runtime.run(arrays)
+            self._count(1)
+            return self._checked(outputs, n)
+        b = self.fixed_batch
+        chunks: list[Arrays] = []
+        for start in range(0, n, b):
+            part = [a[start : start + b] for a in arrays]
+            short = b - len(part[0])
+            if short:  # pad the last chunk to the fixed batch, then drop the padding's outputs
+                part = [np.concatenate([p, np.zeros((short, *p.shape[1:]), p.dtype)]) for p in part]
+            chunks.append([o[: b - short] for o in self._checked(runtime.run(part), b)])
+        self._count(len(chunks))
+        if len(chunks) == 1:
+            return chunks[0]
+        return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
+
+    def _checked(self, outputs: Arrays, n: int) -> Arrays:
+        for spec, out in zip(self.outputs, outputs, strict=True):
+            if out.ndim == 0 or out.shape[0] != n:
+                raise RuntimeError(
+                    f"output {spec.name!r} has shape {list(out.shape)} for a batch of {n}: its "
+                    "dimension 0 is not the batch, so it cannot be split per instance"
+                )
+        # The interpreter reuses its output buffers: copy before the runtime is handed back.
+        return [np.array(out) for out in outputs]
+
+    def _count(self, invocations: int) -> None:
+        with self._lock:
+            self.invocations += invocations
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "batches": self.batches,
+                "instances": self.instances,
+                "invocations": self.invocations,
+                "mean_batch_size": self.instances / self.batches if self.batches else None,
+                "largest_batch": self.largest_batch,
+            }
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        for rt in self._runtimes:
+            rt.close()
+        self._runtimes = []
+
+
+def _zeros(specs: list[TensorSpec], n: int) -> Arrays:
+    return [np.zeros((n, *(max(d, 1) for d in s.shape[1:])), s.dtype) for s in specs]
+
+
+@dataclass
+class ParsedRequest:
+    """A predict request after JSON parsing and conversion to the model's inputs."""
+
+    form: str  # "row" (instances -> predictions) or "columnar" (inputs -> outputs)
+    signature: str
+    arrays: Arrays
+    rows: int
+
+
+def parse_predict(
+    body: bytes, inputs: list[TensorSpec], signature_names: set[str]
+) -> ParsedRequest:
+    """Parse a TF Serving predict body into one array per model input; RequestError(400) if bad."""
+    try:
+        request = _loads(body)
+    except (ValueError, RecursionError) as err:
+        raise RequestError(
+            400, f"the request body is not valid JSON ({_first_line(err)})"
+        ) from None
+    if not isinstance(request, dict):
+        raise RequestError(
+            400, "the request body must be a JSON object with 'instances' or 'inputs'"
+        )
+    signature = request.get("signature_name", "")
+    if not isinstance(signature, str) or signature not in signature_names | {""}:
+        raise RequestError(
+            400,
+            f"Serving signature name: {signature!r} not found in signature def; "
+            f"this model has {', '.join(sorted(signature_names))}",
+        )
+    unknown = set(request) - {"signature_name", "instances", "inputs"}
+    if unknown:
+        raise RequestError(
+            400,
+            f"unknown request key(s) {', '.join(sorted(map(repr, unknown)))}; "
+            "a predict request has 'instances' or 'inputs' and optionally 'signature_name'",
+        )
+    if ("instances" in request) == ("inputs" in request):
+        raise RequestError(
+            400,
+            "a predict request needs exactly one of 'instances' (row format) or 'inputs' "
+            "(columnar format)",
+        )
+    if "instances" in request:
+        values = _row_values(request["instances"], inputs)
+        form = "row"
+    else:
+        values = _columnar_values(request["inputs"], inputs)
+        form = "columnar"
+    arrays = [_to_array(value, spec) for value, spec in zip(values, inputs, strict=True)]
+    rows = {len(a) for a in arrays}
+    if len(rows) > 1:
+        sizes = ", ".join(f"{s.name}: {len(a)}" for s, a in zip(inputs, arrays, strict=True))
+        raise RequestError(400, f"inputs have different numbers of instances ({sizes})")
+    return ParsedRequest(form, signature or DEFAULT_SIGNATURE, arrays, rows.pop())
+
+
+def _loads(body: bytes) -> Any:
+    if orjson is not None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # NaN/Infinity tokens (TF Serving takes them), huge ints or bad JSON: json decides
+    return json.loads(body)
+
+
+def _names(inputs: list[TensorSpec]) -> str:
+    return ", ".join(repr(s.name) for s in inputs)
+
+
+def _row_values(instances: Any, inputs: list[TensorSpec]) -> list[Any]:
+    if not isinstance(instances, list) or not instances:
+        raise RequestError(400, "'instances' must be a non-empty list, one item per instance")
+    named = [isinstance(item, dict) for item in instances]
+    if any(named) and not all(named):
+        raise RequestError(400, "'instances' mixes objects and plain values; use one form")
+    if not named[0]:
+        if len(inputs) > 1:
+            raise RequestError(
+                400,
+                f"the model takes {len(inputs)} inputs ({_names(inputs)}): give each "
+                "instance as an object {input_name: value}",
+            )
+        return [instances]
+    for item in instances:
+        _check_keys(item, inputs, "each instance")
+    return [[item[spec.name] for item in instances] for spec in inputs]
+
+
+def _columnar_values(value: Any, inputs: list[TensorSpec]) -> list[Any]:
+    if isinstance(value, dict):
+        _check_keys(value, inputs, "'inputs'")
+        return [value[spec.name] for spec in inputs]
+    if len(inputs) > 1:
+        raise RequestError(
+            400,
+            f"the model takes {len(inputs)} inputs ({_names(inputs)}): give 'inputs' as an "
+            "object {input_name: value}",
+        )
+    return [value]
+
+
+def _check_keys(item: dict, inputs: list[TensorSpec], where: str) -> None:
+    wanted = {s.name for s in inputs}
+    missing, extra = wanted - set(item), set(item) - wanted
+    if missing or extra:
+        problem = []
+        if missing:
+            problem.append(f"lacks input(s) {', '.join(map(repr, sorted(missing)))}")
+        if extra:
+            problem.append(f"has unknown input(s) {', '.join(map(repr, sorted(extra)))}")
+        raise RequestError(
+            400, f"{where} {' and '.join(problem)}; the model takes {_names(inputs)}"
+        )
+
+
+def _to_array(value: Any, spec: TensorSpec) -> np.ndarray:
+    """The JSON value as an array of the input's dtype, when that is exact; else RequestError."""
+    want = np.dtype(spec.dtype)
+    expected = "[" + ", ".join(["N", *(str(d) for d in spec.shape[1:])]) + "]"
+    try:
+        array = np.asarray(value)
+    except (ValueError, OverflowError, RecursionError):
+        raise RequestError(
+            400,
+            f"input {spec.name!r} is not a rectangular nested list: expected shape "
+            f"{expected} (N instances) of {want.name}",
+        ) from None
+    got = _KIND_WORDS.get(array.dtype.kind, "non-numeric values")
+    if want.kind == "f":
+        fits = array.dtype.kind in "iuf"
+    elif want.kind in "iu":
+        fits = array.dtype.kind in "iu"
+        if fits and array.size:
+            low, high, info = int(array.min()), int(array.max()), np.iinfo(want)
+            if low < info.min or high > info.max:
+                raise RequestError(
+                    400,
+                    f"input {spec.name!r} takes {want.name} (integers in [{info.min}, "
+                    f"{info.max}]), got integers in [{low}, {high}]",
+                )
+    else:
+        fits = array.dtype.kind == want.kind
+    if not fits:
+        raise RequestError(
+            400,
+            f"input {spec.name!r} takes {want.name} values, got {got}; expected shape "
+            f"{expected} (N instances)",
+        )
+    shape_fits = array.ndim == len(spec.shape) and all(
+        d in (-1, g) for d, g in zip(spec.shape[1:], array.shape[1:], strict=True)
+    )
+    if not shape_fits:
+        raise RequestError(
+            400,
+            f"input {spec.name!r}: expected shape {expected} (N instances) of {want.name}, "
+            f"got shape {list(array.shape)}",
+        )
+    if array.shape[0] == 0:
+        raise RequestError(400, f"input {spec.name!r} has no instances")
+    return array.astype(want, copy=False)
+
+
+def format_outputs(form: str, outputs: Arrays, specs: list[TensorSpec]) -> dict[str, Any]:
+    """TF Serving's response: one output unnamed, several by name (a list of objects for rows)."""
+    if form == "columnar":
+        if len(outputs) == 1:
+            return {"outputs": outputs[0].tolist()}
+        return {"outputs": {s.name: o.tolist() for s, o in zip(specs, outputs, strict=True)}}
+    if len(outputs) == 1:
+        return {"predictions": outputs[0].tolist()}
+    columns = [o.tolist() for o in outputs]
+    return {
+        "predictions": [
+            {s.name: column[i] for s, column in zip(specs, columns, strict=True)}
+            for i in range(len(columns[0]))
+        ]
+    }
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def _json(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None, *, finite: bool = False
+) -> Response:
+    """JSON response; finite=True promises no NaN/Infinity, which orjson would write as null."""
+    if finite and orjson is not None:
+        body = orjson.dumps(payload)
+    else:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return _json({"error": message}, status, headers)
+
+
+class ModelServer:
+    """The state behind the app: the servable, the batch scheduler, the cache and the counters."""
+
+    def __init__(
+        self,
+        servable: Servable,
+        *,
+        name: str,
+        batching: BatchingConfig | None,
+        num_batch_threads: int,
+        threads: int | None,
+        cache: ResponseCache,
+        max_body_bytes: int,
+    ) -> None:
+        self.servable = servable
+        self.name = name
+        self.batching = batching
+        self.num_batch_threads = num_batch_threads
+        self.threads = threads
+        self.cache = cache
+        self.max_body_bytes = max_body_bytes
+        self.scheduler: BatchScheduler | None = None
+        keys = self.servable.runtime_info.get("signature_keys") or []
+        # TF Serving names the default signature serving_default; a .tflite's one key is its own.
+        self.signature = keys[0] if len(keys) == 1 else DEFAULT_SIGNATURE
+        self.signature_names = {self.signature, DEFAULT_SIGNATURE}
+        self.counts = {
+            "requests": 0,
+            "ok": 0,
+            "client_errors": 0,
+            "server_errors": 0,
+            "rejected": 0,
+        }
+
+    def start(self) -> None:
+        """Called on the server's event loop before the first request."""
+        if self.batching is not None:
+            self.scheduler = BatchScheduler(self.batching, self.servable.submit)
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.close()
+        self.servable.close()
+
+    def settings(self) -> dict[str, Any]:
+        """What a record needs to reproduce this server's configuration."""
+        return {
+            "model": self.name,
+            "version": MODEL_VERSION,
+            "model_path": str(self.servable.path),
+            "runtime": self.servable.runtime_name,
+            "runtime_info": self.servable.runtime_info,
+            "threads": self.threads,
+            "num_batch_threads": self.num_batch_threads,
+            "batching": self.batching.to_dict() if self.batching else None,
+            "batch_execution": self.servable.batch_execution,
+            "cache_size": self.cache.capacity,
+            "max_body_bytes": self.max_body_bytes,
+        }
+
+    def stats(self) -> dict[str, Any]:
+        served = self.servable.stats()
+        return {
+            **self.counts,
+            "batches": served["batches"],
+            "mean_batch_size": served["mean_batch_size"],
+            "cache_hits": self.cache.hits,
+            "cache_misses": self.cache.misses,
+            "served": served,
+            "queue": {
+                "queued_batches": self.scheduler.queued_batches if self.scheduler else 0,
+                "running_batches": self.scheduler.running_batches if self.scheduler else None,
+            },
+            "cache": self.cache.stats(),
+            "settings": self.settings(),
+        }
+
+    def check_model(self, name: str, version: str | None) -> None:
+        if name != self.name or version not in (None, MODEL_VERSION):
+            wanted = f"Latest({name})" if version is None else f"Specific({name}, {version})"
+            raise RequestError(
+                404,
+                f"Servable not found for request: {wanted}; this server serves model "
+                f"{self.name!r} version {MODEL_VERSION}",
+            )
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "model_version_status": [
+                {
+                    "version": MODEL_VERSION,
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+            ]
+        }
+
+    def metadata(self) -> dict[str, Any]:
+        def tensors(specs: list[TensorSpec]) -> dict[str, Any]:
+            return {
+                s.name: {
+                    "dtype": _TF_DTYPES[s.dtype],
+                    "tensor_shape": {
+                        "dim": [{"size": str(d), "name": ""} for d in s.shape],
+                        "unknown_rank": False,
+                    },
+                    "name": s.name,
+                }
+                for s in specs
+            }
+
+        signature = {
+            "inputs": tensors(self.servable.inputs),
+            "outputs": tensors(self.servable.outputs),
+            "method_name": "tensorflow/serving/predict",
+        }
+        return {
+            "model_spec": {"name": self.name, "signature_name": "", "version": MODEL_VERSION},
+            "metadata": {"signature_def": {"signature_def": {self.signature: signature}}},
+        }
+
+    async def read_body(self, request: Request) -> bytes:
+        """The body, refused with 413 as soon as it is known to exceed max_body_bytes."""
+        too_large = RequestError(
+            413,
+            f"the request body exceeds the server's limit of {self.max_body_bytes} bytes; "
+            "send fewer instances per request",
+        )
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise RequestError(400, f"bad Content-Length header {length!r}")
+            if int(length) > self.max_body_bytes:
+                raise too_large
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def predict(self, request: Request) -> Response:
+        body = await self.read_body(request)
+        args = (body, self.servable.inputs, self.signature_names)
+        # A big body takes long to parse: off the event loop, so other requests keep flowing.
+        big = len(body) > _PARSE_OFF_LOOP_BYTES
+        parsed = await asyncio.to_thread(parse_predict, *args) if big else parse_predict(*args)
+        key = None
+        if self.cache.enabled:
+            names = [s.name for s in self.servable.inputs]
+            key = request_key(
+                self.name, MODEL_VERSION, parsed.signature, parsed.form, names, parsed.arrays
+            )
+            cached = self.cache.get(key)
+            if cached is not None:
+                return Response(cached, media_type="application/json")
+        if self.scheduler is not None:
+            try:
+                outputs = await self.scheduler.submit(parsed.arrays, parsed.rows)
+            except BatchTooLarge as err:
+                raise RequestError(400, str(err)) from None
+            except QueueFull as err:
+                raise RequestError(429, str(err)) from None
+        else:
+            (outputs,) = await asyncio.wrap_future(self.servable.submit([parsed.arrays]))
+        finite = all(o.dtype.kind != "f" or np.isfinite(o).all() for o in outputs)
+        response = _json(format_outputs(parsed.form, outputs, self.servable.outputs), finite=finite)
+        if key is not None:
+            self.cache.put(key, response.body)
+        return response
+
+    async def handle(self, request: Request) -> Response:
+        """Route /v1/models/...: every failure becomes TF Serving's {"error": ...} form."""
+        rest = request.path_params["rest"]
+        if request.method == "POST":
+            self.counts["requests"] += 1
+        try:
+            response = await self._route(request, rest)
+        except RequestError as err:
+            key = "rejected" if err.status == 429 else "client_errors"
+            self.counts[key] += 1
+            # A refused body may be unread: close the connection rather than read the rest.
+            headers = {"connection": "close"} if err.status == 413 else None
+            return _error(err.status, err.message, headers)
+        except ClientDisconnect:
+            self.counts["client_errors"] += 1
+            return _error(400, "the client disconnected before sending the whole body")
+        except Exception as err:  # no request may take the server down
+            self.counts["server_errors"] += 1
+            print(f"accelbench-serving: error: {type(err).__name__}: {err}", file=sys.stderr)
+            return _error(500, f"inference failed: {type(err).__name__}: {_first_line(err)}")
+        if request.method == "POST":
+            self.counts["ok"] += 1
+        return response
+
+    async def _route(self, request: Request, rest: str) -> Response:
+        if request.method == "POST":
+            match = _PREDICT_PATH.fullmatch(rest)
+            if match is None:
+                raise RequestError(
+                    404,
+                    f"no such endpoint POST /v1/models/{rest}; predict with POST "
+                    f"/v1/models/{self.name}[/versions/{MODEL_VERSION}]:predict",
+                )
+            self.check_model(match["name"], match["version"])
+            if match["verb"] != "predict":
+                raise RequestError(
+                    400,
+                    f"method :{match['verb']} is not supported; this server implements :predict",
+                )
+            return await self.predict(request)
+        match = _GET_PATH.fullmatch(rest)
+        if match is None:
+            raise RequestError(
+                404,
+                f"no such endpoint GET /v1/models/{rest}; use /v1/models/{self.name}"
+                f"[/versions/{MODEL_VERSION}][/metadata]",
+            )
+        self.check_model(match["name"], match["version"])
+        return _json(self.metadata() if match["metadata"] else self.status())
+
+
+def build_app(
+    model_path: str | Path,
+    *,
+    name: str | None = None,
+    runtime: str | None = None,
+    threads: int | None = None,
+    xnnpack: bool = True,
+    batching: BatchingConfig | None = None,
+    num_batch_threads: int | None = None,
+    cache_size: int = 0,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> Starlette:
+    """The Starlette app serving model_path; its runtimes are open (and warm) when this returns.
+
+    ``num_batch_threads`` (inference threads, one runtime each) defaults to batching's, or to the
+    CPUs of this process. ``app.state.model_server`` is the ModelServer; the app closes it at
+    shutdown. Raises UsageError for a bad model or setting.
+    """
+    name = name if name is not None else Path(model_path).stem
+    if not _NAME.fullmatch(name):
+        raise UsageError(
+            f"model name {name!r} cannot appear in a URL; use letters, digits, '_', '.' or '-'"
+        )
+    if batching is not None:
+        if num_batch_threads not in (None, batching.num_batch_threads):
+            raise UsageError(
+                f"num_batch_threads={num_batch_threads} contradicts the batching config's "
+                f"{batching.num_batch_threads}; give it once"
+            )
+        num_batch_threads = batching.num_batch_threads
+    if num_batch_threads is None:
+        num_batch_threads = default_batch_threads()
+    for label, value, least in (
+        ("num_batch_threads", num_batch_threads, 1),
+        ("max_body_bytes", max_body_bytes, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UsageError(f"{label} must be an integer >= {least}, got {value!r}")
+    cache = ResponseCache(cache_size)  # validates cache_size before any model loads
+    servable = Servable(
+        model_path, runtime=runtime, threads=threads, copies=num_batch_threads, xnnpack=xnnpack
+    )
+    server = ModelServer(
+        servable,
+        name=name,
+        batching=batching,
+        num_batch_threads=num_batch_threads,
+        threads=threads,
+        cache=cache,
+        max_body_bytes=max_body_bytes,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        server.start()
+        try:
+            yield
+        finally:
+            server.close()
+
+    async def models(request: Request) -> Response:
+        return await server.handle(request)
+
+    async def stats(request: Request) -> Response:
+        return _json(server.stats())
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(
+            exc.status_code,
+            f"{exc.detail}: {request.method} {request.url.path}",
+            dict(exc.headers or {}),
+        )
+
+    app = Starlette(
+        routes=[
+            Route("/v1/models/{rest:path}", models, methods=["GET", "POST"]),
+            Route("/v1/accelbench/stats", stats, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+    )
+    app.state.model_server = server
+    return app
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server that calls on_ready once its sockets accept connections."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._on_ready()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on host:port (0 = a free port); UsageError when impossible."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, UnicodeError) as err:
+        raise UsageError(f"cannot resolve host {host!r} ({err}); pass an IP address") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        raise UsageError(
+            f"cannot listen on {host}:{port} ({err.strerror}); pass another --port, or 0 for "
+            "a free one"
+        ) from None
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def is_loopback(sock: socket.socket) -> bool:
+    return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
+
+
+def _config(app: Starlette) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        ws="none",
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+
+
+def _closing(app: Starlette) -> None:
+    app.state.model_server.close()
+
+
+def serve(
+    app: Starlette, host: str = "127.0.0.1", port: int = 8501, *, stdout: TextIO | None = None
+) -> None:
+    """Serve in the foreground until SIGINT or SIGTERM, then close the runtimes and return.
+
+    Once it accepts connections it prints ``accelbench-serving: listening on http://HOST:PORT``
+    to stdout (flushed). A non-loopback address gets a warning on stderr.
+    """
+    try:
+        sock = bind(host, port)
+    except UsageError:
+        _closing(app)
+        raise
+    url = url_of(sock)
+    if not is_loopback(sock):
+        print(
+            f"accelbench-serving: warning: listening on {url}, reachable from other machines; "
+            "the server has no authentication",
+            file=sys.stderr,
+        )
+
+    def ready() -> None:
+        print(LISTENING_PREFIX + url, file=stdout or sys.stdout, flush=True)
+
+    server = _Server(_config(app), ready)
+    # uvicorn re-raises the signal that stopped it, after restoring the handlers it found; with
+    # these handlers in place that re-raise is a no-op, so SIGINT/SIGTERM end with status 0.
+    main = threading.current_thread() is threading.main_thread()
+    previous = {}
+    if main:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: None)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+        _closing(app)  # the lifespan closed it unless startup failed; closing twice is harmless
+
+
+@contextlib.contextmanager
+def running(
+    app: Starlette, host: str = "127.0.0.1", *, start_timeout_s: float = 60.0
+) -> Iterator[str]:
+    """Run app on a free port of host on a background thread; yields the base URL, then stops it."""
+    try:
+        sock = bind(host, 0)
+    except UsageError:
+        _closing(app)
+        raise
+    ready = threading.Event()
+    server = _Server(_config(app), ready.set)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="accelbench-serving", daemon=True
+    )
+    thread.start()
+    try:
+        while not ready.wait(0.02):
+            start_timeout_s -= 0.02
+            if not thread.is_alive() or start_timeout_s <= 0:
+                raise RuntimeError("the model server did not start; see the log above")
+        yield url_of(sock)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+        _closing(app)
