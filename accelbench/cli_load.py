@@ -208,14 +208,14 @@ def _write_and_print(
     from accelbench.hardware_profiles import environment_fingerprint
     from accelbench.records import append_record
     from accelbench.report.tables import print_table
-    from accelbench.runner.sweep import _record, write_derived
+    from accelbench.runner.sweep import make_record, write_derived
 
     stats = fetch_server_stats(endpoint)
     if stats is not None:
         result["settings"]["server"] = stats
     if result["settings"].get("curve") is not None:
         result["settings"]["mode"] = _mode_from_stats(stats)
-    record = _record(cell, run_dir.name, environment_fingerprint(), result, wall_s, log_dir)
+    record = make_record(cell, run_dir.name, environment_fingerprint(), result, wall_s, log_dir)
     append_record(run_dir, record)
     write_derived(run_dir)
     print_table([record], title=f"load {endpoint.url} model {cell.model}")

@@ -10,3 +10,10 @@ class UsageError(Exception):
 
 class CellSkipped(Exception):
     """A cell that cannot run by design (for example a float model on an int8-only device)."""
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line: a UsageError's own message, else the type and the first non-blank line."""
+    # The first non-blank line: some messages (numpy's ImportError) start with blank lines.
+    text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    return text if isinstance(exc, UsageError) else f"{type(exc).__name__}: {text}"

@@ -112,9 +112,9 @@ class AccelbenchBench:
         measurements in one test apart (their fullname is ``<test id>::<name>``).
         """
         from accelbench.benchmarks.loadgen import run_scenario
-        from accelbench.runner.worker import N_SAMPLES, artifact_info
+        from accelbench.records import artifact_info
         from accelbench.runtimes import open_runtime
-        from accelbench.runtimes.inputs import load_inputs, make_inputs
+        from accelbench.runtimes.inputs import DEFAULT_SAMPLE_COUNT, load_inputs, make_inputs
 
         if preset not in RAW_TIMING_PRESETS:
             raise UsageError(
@@ -132,7 +132,7 @@ class AccelbenchBench:
         opened = open_runtime(path, runtime, threads=threads, xnnpack=xnnpack)
         try:
             if inputs is None:
-                samples = make_inputs(opened.inputs(), N_SAMPLES, seed=0)
+                samples = make_inputs(opened.inputs(), DEFAULT_SAMPLE_COUNT, seed=0)
             elif isinstance(inputs, str | Path):
                 samples = load_inputs(self._locate(inputs), opened.inputs())
             else:

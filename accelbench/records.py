@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -68,3 +69,17 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot store {type(obj).__name__} in a record")
+
+
+def artifact_info(path: Path) -> dict[str, Any]:
+    """Path, sha256 and size of an artifact file, or of every file of a SavedModel folder."""
+    digest = hashlib.sha256()
+    total = 0
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        data = f.read_bytes()
+        total += len(data)
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode())
+        digest.update(data)
+    return {"path": str(path), "sha256": digest.hexdigest(), "bytes": total}

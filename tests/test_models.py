@@ -22,7 +22,11 @@ NAMES = [
 
 
 def test_registry_names_and_unknown_name():
-    assert [spec.name for spec in models.list_specs()] == NAMES
+    assert [spec.name for spec in models.list_specs()] == [
+        *NAMES,
+        "digits_cnn_jax",
+        "breast_cancer_mlp_jax",
+    ]
     spec = models.get_spec("kws_dscnn")
     assert spec.metric == "accuracy" and spec.num_classes == len(spec.class_names) == 12
     assert models.get_spec("ad_autoencoder").metric == "auc"

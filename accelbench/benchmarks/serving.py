@@ -35,7 +35,6 @@ from accelbench.errors import UsageError
 from accelbench.records import metric
 
 MODES = ("online", "batching", "cache")
-N_SAMPLES = 64  # distinct inputs, as the LoadGen cells use (accelbench.runner.worker)
 LISTENING = "accelbench-serving: listening on "
 STOP_GRACE_S = 10.0
 # Bisection above the highest target that met the bound when none failed yet.
@@ -440,7 +439,7 @@ def mode_settings(options: dict[str, Any], mode: str) -> dict[str, Any]:
 
 def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
     """The suite's serving scenario for one artifact: one sub-record per mode (key = mode)."""
-    from accelbench.runner.worker import artifact_info
+    from accelbench.records import artifact_info
 
     options = check_options(cell["settings"].get("serving") or {})
     # The server itself refuses an artifact it cannot serve, and says why (that mode's record).
@@ -499,7 +498,7 @@ def _measure_mode(
         result["runtime"] = runtime.info()
         return result
     except Exception as exc:  # noqa: BLE001 - one mode failing is that mode's record
-        from accelbench.runner.worker import failure_reason
+        from accelbench.errors import failure_reason
 
         return {"status": "failed", "error": f"{mode}: {failure_reason(exc)}", "metrics": {}}
     finally:
@@ -511,12 +510,12 @@ def _measure_mode(
 
 def endpoint_samples(runtime: Any, inputs_path: str | None, seed: int) -> list[Any]:
     """The QSL for an endpoint: the user's inputs, or synthetic ones from its metadata."""
-    from accelbench.runtimes.inputs import load_inputs, make_inputs
+    from accelbench.runtimes.inputs import DEFAULT_SAMPLE_COUNT, load_inputs, make_inputs
 
     specs = runtime.inputs()
     if inputs_path:
         return load_inputs(inputs_path, specs)
-    return make_inputs(specs, N_SAMPLES, seed=seed)
+    return make_inputs(specs, DEFAULT_SAMPLE_COUNT, seed=seed)
 
 
 def fetch_server_stats(endpoint: Any) -> dict[str, Any] | None:

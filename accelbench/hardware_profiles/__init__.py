@@ -22,6 +22,7 @@ from accelbench.hardware_profiles.schema import (
     Emulation,
     HardwareProfile,
     Source,
+    attached_accelerators,
     execution_mode,
     profile_from_mapping,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "Emulation",
     "HardwareProfile",
     "Source",
+    "attached_accelerators",
     "builtin_names",
     "detect_host",
     "environment_fingerprint",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
@@ -181,6 +183,57 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# Set to device names separated by commas (as nvidia-smi or JAX name them, e.g. "NVIDIA H100 80GB
+# HBM3"), or to "none", to replace the detection of attached accelerators.
+ATTACHED_ENV = "ACCELBENCH_ATTACHED_DEVICES"
+_ACCELERATOR_KINDS = ("gpu", "tpu")
+# Words a profile name carries that no device name repeats.
+_NAME_NOISE = {"nvidia", "tpu", "google"}
+# Device names spell some chips differently from the profile names.
+_DEVICE_ALIASES = (("v5 lite", "v5e"), ("v5litepod", "v5e"), ("v5lite", "v5e"))
+
+
 def execution_mode(profile: HardwareProfile) -> Execution:
-    """How a cell on ``profile`` runs: the detected host always locally, others as declared."""
-    return "local" if profile.name == HOST_NAME else profile.execution
+    """How a cell on ``profile`` runs: the detected host always locally; a GPU or TPU profile
+    locally when a matching device is attached (see `attached_accelerators`); others as declared."""
+    if profile.name == HOST_NAME:
+        return "local"
+    if profile.kind in _ACCELERATOR_KINDS and any(
+        device_matches(profile, device) for device in attached_accelerators()
+    ):
+        return "local"
+    return profile.execution
+
+
+def attached_accelerators() -> tuple[str, ...]:
+    """Names of the GPUs/TPUs attached to this machine, found without importing a framework.
+
+    ``$ACCELBENCH_ATTACHED_DEVICES`` replaces the detection ("none": no device). Otherwise:
+    NVIDIA GPUs from ``nvidia-smi`` (cached per process), and a Cloud TPU from
+    ``$TPU_ACCELERATOR_TYPE`` where the TPU VM sets it.
+    """
+    override = os.environ.get(ATTACHED_ENV)
+    if override is not None:
+        names = [n.strip() for n in override.split(",") if n.strip()]
+        return () if [n.lower() for n in names] == ["none"] else tuple(names)
+    from accelbench.hardware_profiles.host import gpus
+
+    found = [gpu["name"] for gpu in gpus()]
+    tpu = os.environ.get("TPU_ACCELERATOR_TYPE")
+    if tpu:
+        found.append(f"TPU {tpu}")
+    return tuple(found)
+
+
+def device_matches(profile: HardwareProfile, device_name: str) -> bool:
+    """True when ``device_name`` (nvidia-smi's or JAX's ``device_kind``) is the profile's chip:
+    every word of the profile's name but the vendor appears as a word of the device name, so
+    nvidia-a100 matches "NVIDIA A100-SXM4-80GB" and nvidia-l4 does not match "NVIDIA L40S"."""
+    if profile.kind not in _ACCELERATOR_KINDS:
+        return False
+    device = device_name.lower()
+    for spelling, canonical in _DEVICE_ALIASES:
+        device = device.replace(spelling, canonical)
+    words = set(re.split(r"[^a-z0-9]+", device))
+    wanted = [w for w in profile.name.split("-") if w not in _NAME_NOISE]
+    return bool(wanted) and all(w in words for w in wanted)

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from accelbench.errors import UsageError
-from accelbench.models import architectures, reference_data, synthetic
+from accelbench.models import architectures, jax_models, reference_data, synthetic
 from accelbench.models.audio import KWS_FEATURE_SHAPE, machine_logmel, mfcc
 from accelbench.models.data import load_dataset
 from accelbench.models.spec import Dataset, ModelSpec, TrainResult
@@ -190,6 +190,8 @@ _SPECS: tuple[ModelSpec, ...] = (
         modality="tabular",
     ),
 )
+# The JAX twins of two Keras models: same data, target and recipe (`jax_models.BASES`).
+_SPECS = (*_SPECS, *jax_models.derived_specs({spec.name: spec for spec in _SPECS}))
 _BY_NAME = {spec.name: spec for spec in _SPECS}
 
 

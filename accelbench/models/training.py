@@ -26,6 +26,12 @@ def train(
     seed, data and machine give the same weights. The test set is scored with `evaluate`'s code
     at the end of every epoch (its time is not counted) to find the time to target.
     """
+    from accelbench.models import jax_models
+
+    if spec.name in jax_models.BASES:
+        raise UsageError(
+            f"{spec.name} is a JAX model; train it with accelbench.models.jax_models.train"
+        )
     from accelbench.keras_compat import legacy_keras
 
     keras = legacy_keras()

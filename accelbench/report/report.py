@@ -791,16 +791,8 @@ def _training_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
 
 
 def _serving_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
-    try:
-        from accelbench.report import serving as serving_report
-    except ModuleNotFoundError as exc:
-        if exc.name != "accelbench.report.serving":
-            raise
-        count = sum(r.get("scenario") == "serving" for r in records)
-        if count:
-            doc.heading(2, "Serving")
-            doc.para(f"{count} serving records; this installation has no serving report.")
-        return
+    from accelbench.report import serving as serving_report
+
     # The serving module picks its own records (those with a latency-throughput curve: the
     # serving scenario's modes, and accelbench load's peak searches).
     markdown = serving_report.serving_markdown(records)

@@ -80,34 +80,87 @@ def prepare(job: dict[str, Any]) -> dict[str, Any]:
     from accelbench.keras_compat import legacy_keras
 
     legacy_keras()  # Keras 2 must be chosen before TensorFlow loads
-    import numpy as np
-
+    from accelbench.models.jax_models import is_jax_model
     from accelbench.optimizers import optimize
-    from accelbench.optimizers.analysis import artifact_stats
-    from accelbench.optimizers.evaluation import compare_predictions, predict_tflite
 
     out_dir = Path(job["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     data = _Data(job)
     result: dict[str, Any] = {"status": "ok", "error": None, "metric": data.metric}
-    if job["kind"] == "reference":
-        from accelbench.models import train
-
-        trained = train(data.spec, data.dataset, seed=int(job["seed"]), epochs=job.get("epochs"))
-        model = trained.model
-        result["training"] = {
-            "quality": trained.quality,
-            "target": data.spec.target,
-            "epochs": trained.epochs,
-            "wall_s": trained.wall_s,
-            "time_to_target_s": trained.time_to_target_s,
-            "history": trained.history,
-            "data_source": data.dataset.source,
-        }
+    jax_export = None
+    if job["kind"] == "reference" and is_jax_model(job["model"]):
+        make, result["training"], jax_export = _jax_model(job, data, out_dir)
     else:
-        from accelbench.optimizers.user_models import load_user_model
+        if job["kind"] == "reference":
+            from accelbench.models import train
 
-        model = load_user_model(job["path"])
+            trained = train(
+                data.spec, data.dataset, seed=int(job["seed"]), epochs=job.get("epochs")
+            )
+            model = trained.model
+            result["training"] = {
+                "quality": trained.quality,
+                "target": data.spec.target,
+                "epochs": trained.epochs,
+                "wall_s": trained.wall_s,
+                "time_to_target_s": trained.time_to_target_s,
+                "history": trained.history,
+                "data_source": data.dataset.source,
+            }
+        else:
+            from accelbench.optimizers.user_models import load_user_model
+
+            model = load_user_model(job["path"])
+
+        def make(name: str) -> Any:
+            return optimize(
+                model, name, (data.x_train, data.fine_tune_targets), out_dir,
+                fine_tune_epochs=int(job["fine_tune_epochs"]), seed=int(job["seed"]),
+            )  # fmt: skip
+
+    artifacts = _make_artifacts(job, data, make)
+    if jax_export is not None and artifacts.get("fp32", {}).get("status") == "ok":
+        # The same trained function for runtime 'jax', where a GPU/TPU runs it.
+        artifacts["fp32"]["jax_export"] = str(jax_export)
+    result["artifacts"] = {k: v for k, v in artifacts.items() if k in job["optimizations"]}
+    return result
+
+
+def _jax_model(job: dict[str, Any], data: _Data, out_dir: Path) -> tuple[Any, dict, Path]:
+    """Train a JAX reference model; its artifact maker (jax2tf), training figures, .jaxexport."""
+    if "jax" not in sys.modules:
+        # Preparation is recorded as this host's CPU work, even where a GPU is attached: the
+        # accelerator is measured by its own cells (the .jaxexport is lowered for it as well).
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    from accelbench.models import jax_models
+
+    figures, params = jax_models.fit(
+        job["model"],
+        seed=int(job["seed"]),
+        epochs=job.get("epochs"),
+        batch_size=data.spec.batch_size,
+        data=job.get("data"),
+    )
+    jax_export = jax_models.export_jax(job["model"], params, out_dir / "model.jaxexport")
+    training = {k: v for k, v in figures.items() if k != "step_times_s"}
+    training["jax_export"] = str(jax_export)
+
+    def make(name: str) -> Any:
+        return jax_models.export_tflite(
+            job["model"], params, name, out_dir,
+            x_train=data.x_train, y_train=data.y_train, seed=int(job["seed"]),
+        )  # fmt: skip
+
+    return make, training, jax_export
+
+
+def _make_artifacts(job: dict[str, Any], data: _Data, make: Any) -> dict[str, Any]:
+    """Make (``make(name) -> Artifact``) and score every optimization, fp32 first as baseline."""
+    import numpy as np
+
+    from accelbench.optimizers.analysis import artifact_stats
+    from accelbench.optimizers.evaluation import compare_predictions, predict_tflite
+
     threads = os.cpu_count() or 1
 
     def scorer(path: Path):
@@ -120,10 +173,7 @@ def prepare(job: dict[str, Any]) -> dict[str, Any]:
         entry: dict[str, Any] = {"status": "ok", "error": None}
         try:
             started = time.perf_counter()
-            made = optimize(
-                model, name, (data.x_train, data.fine_tune_targets), out_dir,
-                fine_tune_epochs=int(job["fine_tune_epochs"]), seed=int(job["seed"]),
-            )  # fmt: skip
+            made = make(name)
             entry["optimize_s"] = time.perf_counter() - started
             entry["artifact"] = made.to_dict()
             evaluation = data.evaluate(scorer(made.path))
@@ -151,8 +201,7 @@ def prepare(job: dict[str, Any]) -> dict[str, Any]:
             traceback.print_exc()
             entry = {"status": "failed", "error": failure_reason(exc)}
         artifacts[name] = entry
-    result["artifacts"] = {k: v for k, v in artifacts.items() if k in job["optimizations"]}
-    return result
+    return artifacts
 
 
 if __name__ == "__main__":

@@ -361,12 +361,16 @@ def expand(suite: Suite) -> list[Cell]:
         for optimization, model_path, prepared_by in variants:
             for profile, wanted_threads in profiles:
                 execution = execution_mode(profile)
+                # An attached GPU/TPU runs the JAX path (the model's .jaxexport), never a .tflite.
+                on_accelerator = execution == "local" and profile.kind in ("gpu", "tpu")
                 threads_list = _threads_for(profile, wanted_threads)
                 scenarios = [s for s in suite.scenarios if s not in MODEL_SCENARIOS]
                 if execution == "projected":
                     # A roofline projection estimates one inference: it has no thread count of
                     # this host and no traffic pattern, so one single-stream cell stands for all.
                     threads_list, scenarios = [1], ["single-stream"]
+                if on_accelerator:
+                    threads_list = [1]  # host threads do not size an accelerator's work
                 for threads in threads_list:
                     for scenario in scenarios:
                         cells.append(
@@ -380,7 +384,7 @@ def expand(suite: Suite) -> list[Cell]:
                                 threads=threads,
                                 scenario=scenario,
                                 preset=suite.preset,
-                                runtime=suite.runtime,
+                                runtime="jax" if on_accelerator else suite.runtime,
                                 xnnpack=suite.xnnpack,
                                 inputs_path=entry.inputs,
                                 seed=suite.seed,

@@ -189,10 +189,24 @@ def run_one(
         if made.get("status") != "ok":
             reason = f"no artifact: {cell.optimization} failed ({made.get('error')})"
             log_file.write_text(reason + "\n", encoding="utf-8")
-            return [_record(cell, run_id, environment, {"status": "failed", "error": reason},
+            return [make_record(cell, run_id, environment, {"status": "failed", "error": reason},
                             0.0, log_file)]  # fmt: skip
         cell.model_path = made["artifact"]["path"]
         quality = made
+    if cell.execution == "local" and cell.profile_data.get("kind") in ("gpu", "tpu"):
+        # Only JAX reaches an attached accelerator here: a .tflite would measure the CPU.
+        jax_export = (quality or {}).get("jax_export") or (
+            cell.model_path if cell.model_path.endswith(".jaxexport") else None
+        )
+        if not jax_export:
+            reason = (
+                f"{cell.profile} is attached, but only a JAX export (.jaxexport) runs on it "
+                f"here; {cell.model} ({cell.optimization}) has none"
+            )
+            log_file.write_text(reason + "\n", encoding="utf-8")
+            return [make_record(cell, run_id, environment, {"status": "skipped", "error": reason},
+                            0.0, log_file)]  # fmt: skip
+        cell.model_path = jax_export
     cell_file = cells_dir / f"{cell.cell_id}.cell.json"
     result_file = cells_dir / f"{cell.cell_id}.result.json"
     cell_file.write_text(json.dumps(cell.to_dict()), encoding="utf-8")
@@ -208,7 +222,7 @@ def run_one(
         result["error"] = _explain_memory(result.get("error") or "", cell, log_file)
     parts = result.pop("records", None) or []
     if not parts:
-        record = _record(cell, run_id, environment, result, wall_s, log_file)
+        record = make_record(cell, run_id, environment, result, wall_s, log_file)
         if quality:
             _merge_quality(record, quality)
         return [record]
@@ -217,7 +231,7 @@ def run_one(
         merged = {**result, **part, "settings": {**(result.get("settings") or {}),
                                                  **(part.get("settings") or {})}}  # fmt: skip
         merged["metrics"] = {**(result.get("metrics") or {}), **(part.get("metrics") or {})}
-        record = _record(cell, run_id, environment, merged, wall_s, log_file)
+        record = make_record(cell, run_id, environment, merged, wall_s, log_file)
         record["cell_id"] = f"{cell.cell_id}.{part['key']}"
         record["parent_cell_id"] = cell.cell_id
         if quality:
@@ -337,7 +351,7 @@ def _prepare_records(
         "profile": "host",
         "profile_kind": "cpu",
         "execution": "local",
-        "runtime": "tensorflow",
+        "runtime": (result.get("training") or {}).get("framework", "tensorflow"),
         "threads": os.cpu_count(),
         "environment": environment,
         "log": str(log_file),
@@ -373,7 +387,7 @@ def _prepare_records(
             "metrics": {}, "artifact": None, "wall_s": made.get("optimize_s"),
         }  # fmt: skip
         if ok:
-            from accelbench.runner.worker import artifact_info
+            from accelbench.records import artifact_info
 
             record["artifact"] = artifact_info(Path(made["artifact"]["path"]))
             record["metrics"] = {
@@ -439,7 +453,7 @@ def _death_reason(code: int | None, cap: int | None, log_file: Path) -> str:
     return f"worker exited with status {code}: {last}"
 
 
-def _record(
+def make_record(
     cell: Cell,
     run_id: str,
     environment: dict[str, Any],

@@ -6,7 +6,6 @@ threads, CPU affinity and memory cap are applied before any interpreter or frame
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import resource
@@ -16,9 +15,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-N_SAMPLES = (
-    64  # distinct inputs in the QSL: enough to defeat caches, small enough to stay in memory
-)
+from accelbench.errors import failure_reason
+from accelbench.records import artifact_info
 
 
 def main(argv: list[str]) -> int:
@@ -40,15 +38,6 @@ def main(argv: list[str]) -> int:
     return code
 
 
-def failure_reason(exc: BaseException) -> str:
-    """One line: a UsageError's own message, else the type and the first non-blank line."""
-    from accelbench.errors import UsageError
-
-    # The first non-blank line: some messages (numpy's ImportError) start with blank lines.
-    text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
-    return text if isinstance(exc, UsageError) else f"{type(exc).__name__}: {text}"
-
-
 def write_result(path: Path, result: dict[str, Any]) -> None:
     """Write a worker's result atomically: the sweep sees all of it or nothing."""
     tmp = path.with_suffix(".tmp")
@@ -66,20 +55,6 @@ def _plain(obj: Any) -> Any:
     if hasattr(obj, "__dict__"):
         return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
     return str(obj)
-
-
-def artifact_info(path: Path) -> dict[str, Any]:
-    """Path, sha256 and size of an artifact file, or of every file of a SavedModel folder."""
-    digest = hashlib.sha256()
-    total = 0
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        data = f.read_bytes()
-        total += len(data)
-        if path.is_dir():
-            digest.update(str(f.relative_to(path)).encode())
-        digest.update(data)
-    return {"path": str(path), "sha256": digest.hexdigest(), "bytes": total}
 
 
 def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
@@ -128,7 +103,7 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
 
     from accelbench.benchmarks.loadgen import run_scenario
     from accelbench.runtimes import open_runtime
-    from accelbench.runtimes.inputs import load_inputs, make_inputs
+    from accelbench.runtimes.inputs import DEFAULT_SAMPLE_COUNT, load_inputs, make_inputs
 
     t0 = time.perf_counter()
     runtime = open_runtime(
@@ -140,7 +115,7 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
         if cell.get("inputs_path"):
             samples = load_inputs(cell["inputs_path"], specs)
         else:
-            samples = make_inputs(specs, N_SAMPLES, seed=int(cell["seed"]))
+            samples = make_inputs(specs, DEFAULT_SAMPLE_COUNT, seed=int(cell["seed"]))
         t0 = time.perf_counter()
         runtime.run(samples[0])
         first_ms = (time.perf_counter() - t0) * 1e3
@@ -158,6 +133,10 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
         failed = [k for k, ok in scenario.criteria.items() if not ok]
         result["error"] = "LoadGen result INVALID: " + (", ".join(failed) or "see the log")
     p50 = scenario.metrics.get("latency_p50_ms", {}).get("value")
+    if execution == "local" and profile.kind in ("gpu", "tpu"):
+        from accelbench.runtimes.jax_runtime import utilization_metrics
+
+        result["metrics"].update(utilization_metrics(result["runtime"], p50, profile))
     if execution == "emulated" and cost is not None and p50:
         result["projection"] = _project(cost, profile, p50, threads)
         result["metrics"]["projected_latency_ms"] = metric(

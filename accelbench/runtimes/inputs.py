@@ -22,6 +22,9 @@ import numpy as np
 from accelbench.errors import UsageError
 from accelbench.runtimes.edge import TensorSpec, random_inputs
 
+# Distinct inputs a benchmark cycles through: enough to defeat caches, small enough for memory.
+DEFAULT_SAMPLE_COUNT = 64
+
 
 def make_inputs(
     specs: list[TensorSpec], n_samples: int, *, batch_size: int = 1, seed: int = 0

@@ -77,15 +77,33 @@ class JaxRuntime(FixedSpecsRuntime):
         return [np.asarray(leaf) for leaf in leaves]
 
     def info(self) -> dict[str, Any]:
+        device = self._jax.devices()[0]
         return {
             "runtime": self.name,
             "package": "jax",
             "version": self._jax.__version__,
             "backend": self._jax.default_backend(),
+            "device_kind": device.device_kind,
             "exported_platforms": list(self._exported.platforms),
             "threads": self.threads,
             "threads_limited_by": self._threads_by,
+            "flops_per_sample": self.flops_per_sample(),
+            "device_memory_peak_bytes": peak_memory_bytes(self._jax.devices()),
         }
+
+    def flops_per_sample(self) -> float | None:
+        """FLOPs of one sample (batch 1 where the batch is free), from XLA's cost analysis."""
+        jax = self._jax
+        avals = [
+            jax.ShapeDtypeStruct(tuple(1 if d == -1 else d for d in s.shape), np.dtype(s.dtype))
+            for s in self._inputs
+        ]
+        batch = self._inputs[0].shape[0] if self._inputs and self._inputs[0].shape else 1
+        try:
+            flops = compiled_flops(jax.jit(self._exported.call).lower(*avals).compile())
+        except Exception:  # noqa: BLE001 - a figure for the record, never a reason to fail
+            return None
+        return None if flops is None else flops / max(1, batch)
 
     def close(self) -> None:
         self._call = None
@@ -122,3 +140,50 @@ def save_jax_export(
     path = Path(path)
     path.write_bytes(exported.serialize())
     return path
+
+
+def compiled_flops(compiled: Any, devices: int = 1) -> float | None:
+    """FLOPs of one call of a compiled JAX function (``jit(f).lower(...).compile()``), from
+    XLA's cost analysis; an SPMD program is analysed per device, so ``devices`` scales it."""
+    try:
+        analysis = compiled.cost_analysis()
+    except Exception:  # noqa: BLE001 - some backends have no cost model
+        return None
+    entries = analysis if isinstance(analysis, list | tuple) else [analysis]
+    flops = sum(float((e or {}).get("flops", 0.0)) for e in entries)
+    return flops * devices if flops > 0 else None
+
+
+def peak_memory_bytes(devices: Sequence[Any]) -> int | None:
+    """The largest peak of device memory in use across ``devices``; None where the device does
+    not report it (CPU devices)."""
+    peaks = []
+    for device in devices:
+        try:
+            stats = device.memory_stats()
+        except Exception:  # noqa: BLE001 - CPU devices raise or return None
+            stats = None
+        if stats and "peak_bytes_in_use" in stats:
+            peaks.append(int(stats["peak_bytes_in_use"]))
+    return max(peaks) if peaks else None
+
+
+def utilization_metrics(
+    runtime_info: dict[str, Any], latency_p50_ms: float | None, profile: Any
+) -> dict[str, Any]:
+    """Achieved FLOP/s, model FLOPs utilization against ``profile``'s fp32 peak, and device
+    memory, as record metrics, for a JAX cell that ran on an attached GPU/TPU; {} otherwise."""
+    from accelbench.records import metric
+
+    flops = runtime_info.get("flops_per_sample")
+    if runtime_info.get("runtime") != "jax" or not flops or not latency_p50_ms:
+        return {}
+    achieved = flops / (latency_p50_ms / 1e3)
+    metrics = {"achieved_flops_per_s": metric(achieved, "FLOP/s", "higher")}
+    peak = profile.peak_ops_per_s("fp32") or profile.peak_ops_per_s("bf16")
+    if peak:
+        metrics["mfu"] = metric(achieved / peak, "fraction", "higher")
+    memory = runtime_info.get("device_memory_peak_bytes")
+    if memory is not None:
+        metrics["device_memory_peak_bytes"] = metric(memory, "bytes", "lower")
+    return metrics
