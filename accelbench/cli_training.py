@@ -1,0 +1,174 @@
+"""The `accelbench train` command: the training benchmark of one model, run as a suite."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from accelbench.errors import UsageError
+
+
+def register(sub: Any) -> None:
+    """Add `accelbench train MODEL ...` to the CLI's subparsers."""
+    from accelbench.cli import _csv
+
+    t = sub.add_parser(
+        "train",
+        help="training benchmark: step time, examples/s, time to target over seeds; "
+        "mixed precision, XLA, distributed",
+    )
+    t.add_argument("model", help="a reference model name (accelbench models list) or a .keras/.h5")
+    t.add_argument("--data", default=None, help="your dataset (.npz, .csv, .parquet, ...)")
+    t.add_argument("--seeds", type=int, default=None, help="runs per configuration (default 3)")
+    t.add_argument("--epochs", type=int, default=None, help="epoch budget per run")
+    t.add_argument("--batch-size", type=int, default=None, help="global batch size")
+    t.add_argument("--target", type=float, default=None, help="quality target (default: model's)")
+    t.add_argument(
+        "--precision",
+        type=_csv("precision"),
+        default=None,
+        help="fp32, mixed_bfloat16, mixed_float16 (default fp32)",
+    )
+    t.add_argument("--xla", type=_csv("xla"), default=None, help="off, on (default off)")
+    t.add_argument(
+        "--strategy",
+        type=_csv("strategy"),
+        default=None,
+        help="none, mirrored, multiworker (default none)",
+    )
+    t.add_argument(
+        "--devices",
+        type=_csv("devices", int),
+        default=None,
+        help="device counts, e.g. 1,2 (default 1, or 1,2 with a distributed strategy)",
+    )
+    t.add_argument(
+        "--framework", type=_csv("framework"), default=None, help="tensorflow, jax (default tf)"
+    )
+    t.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole cell")
+    t.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from accelbench.cli import execute_suite
+    from accelbench.runner.suite import suite_from_mapping
+
+    entry = _model_entry(args.model, args.data, args.target)
+    options: dict[str, Any] = {
+        "seeds": args.seeds,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "target": args.target,
+        "precisions": args.precision,
+        "xla": args.xla,
+        "strategies": args.strategy,
+        "devices": args.devices,
+        "frameworks": args.framework,
+    }
+    suite = suite_from_mapping(
+        {
+            "name": f"train {entry.get('name') or Path(entry['path']).stem}",
+            "models": [entry],
+            "scenarios": ["training"],
+            "training": {k: v for k, v in options.items() if v is not None},
+            "timeout_s": args.timeout,
+        },
+        "command line",
+    )
+    from accelbench.runner.sweep import new_run_dir
+
+    run_dir = Path(args.out) if args.out else new_run_dir()
+    code = execute_suite(suite, run_dir, progress=not args.no_progress)
+    if (run_dir / "records.jsonl").is_file():
+        from accelbench.records import read_records
+
+        print_training_table(read_records(run_dir))
+    return code
+
+
+def _model_entry(model: str, data: str | None, target: float | None) -> dict[str, Any]:
+    """The suite entry for MODEL, its data checked against it now, before anything is written."""
+    path = Path(model)
+    if path.suffix in (".keras", ".h5") or path.is_dir():
+        if not path.exists():
+            raise UsageError(f"model {path} does not exist; pass a .keras or .h5 file")
+        if data is None:
+            raise UsageError(f"training {path.name} needs data: give --data FILE.npz")
+        if target is None:
+            raise UsageError(
+                f"{path.name} has no quality target to train to; give one with --target 0.9"
+            )
+        _check_user_data(path, Path(data))
+        return {"path": str(path.resolve()), "data": str(Path(data).resolve())}
+    from accelbench.models import get_spec
+    from accelbench.models.jax_models import BASES
+
+    spec = get_spec(BASES.get(model, model))  # an unknown name lists the known ones
+    entry: dict[str, Any] = {"name": spec.name}
+    if data is not None:
+        spec.load_data(data)  # missing, empty, wrong format or schema: one UsageError line
+        entry["data"] = str(Path(data).resolve())
+    return entry
+
+
+def _check_user_data(model: Path, data: Path) -> None:
+    from accelbench.optimizers.user_models import load_npz_data, load_user_model
+
+    x_train, y_train, _, _ = load_npz_data(data)
+    keras_model = load_user_model(model)
+    expected = tuple(keras_model.input_shape[1:])
+    if tuple(x_train.shape[1:]) != expected:
+        raise UsageError(
+            f"{data}: samples have shape {tuple(x_train.shape[1:])} but {model.name} takes "
+            f"{expected}; give data that matches the model's input"
+        )
+    classes = int(keras_model.output_shape[-1])
+    if y_train.max() >= classes or y_train.min() < 0:
+        raise UsageError(
+            f"{data}: labels run from {y_train.min()} to {y_train.max()} but {model.name} has "
+            f"{classes} outputs; use class ids 0..{classes - 1}"
+        )
+
+
+def training_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the training table: one row per configuration record."""
+    header = ["configuration", "status", "step ms", "examples/s", "compile s", "to target s",
+              "runs at target", "scaling eff", "error"]  # fmt: skip
+    rows = []
+    for r in records:
+        settings = r.get("settings") or {}
+        if r.get("scenario") != "training" or "framework" not in settings:
+            continue
+        m = {k: (v or {}).get("value") for k, v in (r.get("metrics") or {}).items()}
+        agg = settings.get("aggregation") or {}
+        reached = f"{agg['runs_reached_target']}/{agg['runs']}" if agg else "-"
+        key = r["cell_id"].removeprefix((r.get("parent_cell_id") or "") + ".")
+        rows.append([
+            key, r["status"], _num(m.get("step_time_ms")), _num(m.get("examples_per_s")),
+            _num(m.get("compile_s")), _num(m.get("time_to_target_s")), reached,
+            _num(m.get("scaling_efficiency")), str(r.get("error") or ""),
+        ])  # fmt: skip
+    return header, rows
+
+
+def print_training_table(records: list[dict[str, Any]]) -> None:
+    """Print the training configurations of a run, one aligned row each (nothing if none)."""
+    header, rows = training_rows(records)
+    if not rows:
+        return
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    print()
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
