@@ -83,3 +83,23 @@ def artifact_info(path: Path) -> dict[str, Any]:
             digest.update(str(f.relative_to(path)).encode())
         digest.update(data)
     return {"path": str(path), "sha256": digest.hexdigest(), "bytes": total}
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """Write a worker's result atomically: the sweep sees all of it or nothing."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, default=plain), encoding="utf-8")
+    tmp.replace(path)
+
+
+def plain(obj: Any) -> Any:
+    """A JSON-able form of numpy scalars and arrays, pydantic models and plain objects."""
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if hasattr(obj, "__dict__"):
+        return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+    return str(obj)

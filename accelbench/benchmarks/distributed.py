@@ -597,7 +597,7 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - the reason goes back to the parent
         traceback.print_exc()
         result, code = {"error": error_reason(exc)}, 1
-    from accelbench.runner.worker import write_result
+    from accelbench.records import write_result
 
     write_result(result_path, result)
     return code

@@ -16,7 +16,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from accelbench.runner.worker import failure_reason, write_result
+from accelbench.errors import failure_reason
+from accelbench.records import write_result
 
 FLAG_THRESHOLD_POINTS = 2.0
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.errors import failure_reason
-from accelbench.records import artifact_info
+from accelbench.records import artifact_info, plain, write_result
 
 
 def main(argv: list[str]) -> int:
@@ -36,25 +36,6 @@ def main(argv: list[str]) -> int:
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     write_result(result_path, result)
     return code
-
-
-def write_result(path: Path, result: dict[str, Any]) -> None:
-    """Write a worker's result atomically: the sweep sees all of it or nothing."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, default=_plain), encoding="utf-8")
-    tmp.replace(path)
-
-
-def _plain(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump(mode="json")
-    if hasattr(obj, "__dict__"):
-        return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
-    return str(obj)
 
 
 def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
@@ -89,7 +70,7 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
         from accelbench.runtimes.tflite_cost import analyze_tflite
 
         cost = analyze_tflite(model_path)
-        result["graph"] = _plain(cost)
+        result["graph"] = plain(cost)
         refusal = check_artifact_supported(profile, cost)
         if refusal:
             from accelbench.errors import CellSkipped
