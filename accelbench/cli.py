@@ -383,7 +383,8 @@ def _models(args: argparse.Namespace) -> int:
     from accelbench.models import list_specs
 
     for spec in list_specs():
-        print(f"{spec.name:18} {spec.task:26} {spec.metric} >= {spec.target:<5} {spec.data_source}")
+        quality = f"{spec.metric} >= {spec.target}"
+        print(f"{spec.name:22} {spec.framework:6} {spec.task:23} {quality:16} {spec.data_source}")
     return EXIT_OK
 
 

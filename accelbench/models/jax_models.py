@@ -65,6 +65,7 @@ def derived_specs(base_specs: dict[str, ModelSpec]) -> list[ModelSpec]:
                 name=name,
                 description=f"{twin.description}; in JAX + optax (same as {base})",
                 build=partial(init_params, name),
+                framework="jax",
             )
         )
     return specs

@@ -62,6 +62,8 @@ class ModelSpec:
     load_data: Callable[..., Dataset] = field(repr=False, compare=False)
     # "image", "audio" or "tabular": which on-disk layouts the data loaders accept for it.
     modality: str = "tabular"
+    # "keras" (tf_keras, optimized by tensorflow-model-optimization) or "jax".
+    framework: str = "keras"
     # For audio models: the data-side front end, 16 kHz audio (n, samples) -> model features.
     front_end: Callable[[np.ndarray], np.ndarray] | None = field(
         default=None, repr=False, compare=False
