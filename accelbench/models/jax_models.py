@@ -13,7 +13,6 @@ import math
 import os
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -481,7 +480,7 @@ def export_tflite(
     an `accelbench.optimizers.Artifact`. Pruning, clustering and QAT are Keras-only: UsageError.
     """
     from accelbench.optimizers import Artifact, OptimizationState, parse_optimization
-    from accelbench.optimizers.converters import CONVERTERS
+    from accelbench.optimizers.converters import CONVERTERS, convert_to_file
 
     pipeline = parse_optimization(optimization)
     keras_only = [t.name for t in pipeline.transforms if not t.converts]
@@ -516,15 +515,7 @@ def export_tflite(
     )  # fmt: skip
     notes = converter_step.configure(converter, state, tf)
     notes["source"] = "jax2tf (native serialization, cpu) -> from_concrete_functions"
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        # int8 I/O makes TF warn that input statistics were not given: calibration gives them.
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        flatbuffer = converter.convert()
-    notes["convert_s"] = time.perf_counter() - started
-    state.out_dir.mkdir(parents=True, exist_ok=True)
-    path = state.out_dir / f"{pipeline.name}.tflite"
-    path.write_bytes(flatbuffer)
+    path, notes["convert_s"] = convert_to_file(converter, state.out_dir, pipeline.name)
     return Artifact(
         path=path,
         name=pipeline.name,

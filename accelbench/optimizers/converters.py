@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -55,15 +56,7 @@ class Converter(Transform):
                 tf.lite.Optimize.EXPERIMENTAL_SPARSITY,
             ]
         notes["optimizations"] = [str(getattr(o, "name", o)) for o in converter.optimizations]
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            # int8 I/O makes TF warn that input statistics were not given: calibration gives them.
-            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            flatbuffer = converter.convert()
-        notes["convert_s"] = time.perf_counter() - start
-        state.out_dir.mkdir(parents=True, exist_ok=True)
-        path = state.out_dir / f"{state.artifact_name}.tflite"
-        path.write_bytes(flatbuffer)
+        path, notes["convert_s"] = convert_to_file(converter, state.out_dir, state.artifact_name)
         notes["sparsity_flag"] = sparsity_flag
         notes["sparse_weights"] = _has_densify(path)
         return state.after(self.name, notes, tflite_path=path)
@@ -189,3 +182,17 @@ int8 = Int8()
 int16x8 = Int16x8()
 
 CONVERTERS: dict[str, Converter] = {c.name: c for c in (fp32, dynamic, float16, int8, int16x8)}
+
+
+def convert_to_file(converter: Any, out_dir: Path, name: str) -> tuple[Path, float]:
+    """Run a configured TFLiteConverter and write ``out_dir/name.tflite``; (path, seconds)."""
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # int8 I/O makes TF warn that input statistics were not given: calibration gives them.
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        flatbuffer = converter.convert()
+    seconds = time.perf_counter() - start
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.tflite"
+    path.write_bytes(flatbuffer)
+    return path, seconds

@@ -374,29 +374,56 @@ def expand(suite: Suite) -> list[Cell]:
                 for threads in threads_list:
                     for scenario in scenarios:
                         cells.append(
-                            Cell(
-                                model=entry.display_name,
+                            _cell(
+                                suite,
+                                entry,
+                                profile,
+                                execution,
+                                threads,
+                                scenario,
                                 model_path=model_path or "",
                                 optimization=optimization,
-                                profile=profile.name,
-                                profile_data=profile.model_dump(mode="json"),
-                                execution=execution,
-                                threads=threads,
-                                scenario=scenario,
-                                preset=suite.preset,
                                 runtime="jax" if on_accelerator else suite.runtime,
-                                xnnpack=suite.xnnpack,
-                                inputs_path=entry.inputs,
-                                seed=suite.seed,
-                                timeout_s=suite.timeout_s,
-                                settings=_scenario_settings(suite, scenario, entry),
                                 prepared_by=prepared_by,
-                            )
+                            )  # fmt: skip
                         )
         cells.extend(_model_cells(suite, entry, profiles))
     order = {"local": 0, "remote": 1, "emulated": 2, "projected": 3}
     cells.sort(key=lambda c: order.get(c.execution, 9))
     return cells
+
+
+def _cell(
+    suite: Suite,
+    entry: ModelEntry,
+    profile: Any,
+    execution: str,
+    threads: int,
+    scenario: str,
+    *,
+    model_path: str,
+    optimization: str,
+    runtime: str | None,
+    prepared_by: str | None = None,
+) -> Cell:
+    return Cell(
+        model=entry.display_name,
+        model_path=model_path,
+        optimization=optimization,
+        profile=profile.name,
+        profile_data=profile.model_dump(mode="json"),
+        execution=execution,
+        threads=threads,
+        scenario=scenario,
+        preset=suite.preset,
+        runtime=runtime,
+        xnnpack=suite.xnnpack,
+        inputs_path=entry.inputs,
+        seed=suite.seed,
+        timeout_s=suite.timeout_s,
+        settings=_scenario_settings(suite, scenario, entry),
+        prepared_by=prepared_by,
+    )
 
 
 def _scenario_settings(suite: Suite, scenario: str, entry: ModelEntry) -> dict[str, Any]:
@@ -424,23 +451,17 @@ def _model_cells(suite: Suite, entry: ModelEntry, profiles: list[tuple[Any, Any]
         for threads in _threads_for(profile, wanted_threads):
             for scenario in wanted:
                 cells.append(
-                    Cell(
-                        model=entry.display_name,
+                    _cell(
+                        suite,
+                        entry,
+                        profile,
+                        execution,
+                        threads,
+                        scenario,
                         model_path=entry.path or "",
                         optimization="fp32" if scenario == "training" else "none",
-                        profile=profile.name,
-                        profile_data=profile.model_dump(mode="json"),
-                        execution=execution,
-                        threads=threads,
-                        scenario=scenario,
-                        preset=suite.preset,
                         runtime=suite.runtime,
-                        xnnpack=suite.xnnpack,
-                        inputs_path=entry.inputs,
-                        seed=suite.seed,
-                        timeout_s=suite.timeout_s,
-                        settings=_scenario_settings(suite, scenario, entry),
-                    )
+                    )  # fmt: skip
                 )
     return cells
 
