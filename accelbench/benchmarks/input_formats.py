@@ -42,9 +42,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 FORMATS = ("csv", "jsonl", "tfrecord", "parquet", "numpy", "png", "jpeg")
 IMAGE_FORMATS = ("png", "jpeg")
@@ -95,6 +96,8 @@ def write_format(
     fmt: str, x: np.ndarray, y: np.ndarray, folder: str | Path, shards: int = 4
 ) -> WrittenFormat:
     """Write examples ``x`` and labels ``y`` in ``fmt`` as ``shards`` files (image folders)."""
+    import numpy as np
+
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -153,10 +156,14 @@ def _write_parquet(out: Path, k: int, x: np.ndarray, y: np.ndarray, _start: int)
 
 
 def _record_dtype(n_features: int) -> np.dtype:
+    import numpy as np
+
     return np.dtype([("features", "<f4", (n_features,)), ("label", "<i8")])
 
 
 def _write_numpy(out: Path, k: int, x: np.ndarray, y: np.ndarray, _start: int) -> Path:
+    import numpy as np
+
     path = out / f"shard_{k}.npy"
     flat = x.reshape(len(x), -1)
     records = np.empty(len(x), dtype=_record_dtype(flat.shape[1]))
@@ -167,6 +174,7 @@ def _write_numpy(out: Path, k: int, x: np.ndarray, y: np.ndarray, _start: int) -
 
 
 def _image_writer(fmt: str) -> Callable[..., Path]:
+
     def write(out: Path, k: int, x: np.ndarray, y: np.ndarray, start: int) -> Path:
         import tensorflow as tf
 
@@ -187,6 +195,8 @@ def _image_writer(fmt: str) -> Callable[..., Path]:
 
 def to_pixels(x: np.ndarray) -> np.ndarray:
     """Images in [0, 1] as the 8-bit pixels the image formats store."""
+    import numpy as np
+
     return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
@@ -203,6 +213,7 @@ _WRITERS: dict[str, Callable[..., Path]] = {
 
 def reader_for(written: WrittenFormat, input_shape: tuple[int, ...]) -> FormatReader:
     """The tf.data reader of a written format, producing the model's ``input_shape``."""
+    import numpy as np
     import tensorflow as tf
 
     n_features = int(np.prod(written.feature_shape))

@@ -43,9 +43,10 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from accelbench.benchmarks.input_formats import FORMATS
 from accelbench.errors import UsageError
@@ -145,6 +146,8 @@ def load_examples(model: str, data: str | None, seed: int = 0) -> dict[str, Any]
     checked against the model); a model that is not a reference model needs a .npz ``data``.
     The loaders' UsageError (naming the file and the mismatch) passes through.
     """
+    import numpy as np
+
     from accelbench.models import get_spec
     from accelbench.models.spec import ModelSpec
 
@@ -181,6 +184,8 @@ def load_examples(model: str, data: str | None, seed: int = 0) -> dict[str, Any]
 
 def take_examples(x: np.ndarray, y: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` examples, cycling through the data when it holds fewer."""
+    import numpy as np
+
     index = np.arange(n) % len(x)
     return x[index], y[index]
 
