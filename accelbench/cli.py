@@ -133,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="BASE and NEW are each a run folder, baseline:NAME (or a baseline .jsonl "
         "file), a pytest-benchmark JSON file, or a pytest-benchmark storage folder (its latest "
         "file; given alone, its two latest files are compared). Exit 0: no regression, 1: a "
-        "regression, 2: usage or input error.",
+        "regression, 2: usage or input error. Where both runs timed the machine-speed canary and "
+        "it moved by more than half the threshold, a latency verdict must also hold relative to "
+        "the canary's ratio, else it is inconclusive.",
     )
     cmp_.add_argument("base", help="run folder, baseline:NAME, baseline file or pytest-benchmark")
     cmp_.add_argument("new", nargs="?", default=None, help="the same kinds as BASE")

@@ -29,7 +29,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _KEPT_FIELDS = (
     "cell_id", "run_id", "model", "optimization", "profile", "execution", "threads", "scenario",
     "runtime", "status", "error", "metrics", "raw_latencies_ms", "finished_at", "settings",
-    "validity", "environment", "schema_version",
+    "validity", "environment", "schema_version", "canary", "parent_cell_id",
 )  # fmt: skip
 
 

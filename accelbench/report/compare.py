@@ -3,6 +3,20 @@
 Either side is a run folder, a stored baseline (``baseline:NAME`` or its .jsonl file) or a
 pytest-benchmark JSON file (or a pytest-benchmark storage folder: its latest file); the kind is
 found from the content, not the name.
+
+The machine-speed canary. On a shared machine the host's own speed drifts by tens of percent
+between runs minutes apart, and every latency follows it. The worker times a fixed CPU-bound
+workload right before and right after each LoadGen cell (``accelbench.benchmarks.canary``; the
+record's ``canary``: ``before_ms``, ``after_ms``). When both records of a cell pair carry one, the
+canary ratio c = new/base of the mean of before and after is shown on the cell's rows
+(``canary_ratio``). If c lies outside [1/(1+t/2), 1+t/2] (t: the threshold), the machine's speed
+changed between the runs, and a latency verdict must hold relative to it: besides the usual test,
+threshold and floor, the latency ratio divided by c must itself pass the threshold in the same
+direction; otherwise the verdict is ``inconclusive`` ("machine speed changed ×1.38 (canary);
+latency ×1.41 follows it"), and the cell's throughput verdicts, which follow its latency verdict,
+are inconclusive too. The canary only ever withholds a verdict; it never makes one (a latency
+that did not move while the machine slowed stays unchanged). Without a canary on both sides (older
+runs, pytest-benchmark files), nothing changes.
 """
 
 from __future__ import annotations
@@ -28,6 +42,7 @@ VERDICTS = ("regressed", "improved", "unchanged", "inconclusive")
 INFO = "info"
 
 TESTED_TIME_METRIC = "latency_p50_ms"
+OFFLINE = "offline"
 SIZE_METRICS = ("model_bytes", "model_gzip_bytes")
 QUALITY_METRICS = ("accuracy", "auc")
 # The quality metric whose per-example outcomes (quality.correct_bits) a McNemar test can pair.
@@ -72,6 +87,8 @@ class MetricComparison:
     verdict: str
     sha_changed: bool
     note: str = ""
+    # new/base of the cell's machine-speed canary, when both records carry one (module docstring).
+    canary_ratio: float | None = None
 
 
 @dataclass
@@ -112,24 +129,28 @@ class Comparison:
             "verdict",
             "sha",
         ]
+        canary = any(r.canary_ratio is not None for r in self.rows)
+        if canary:
+            header.insert(-2, "canary")
         rows = []
         for r in self.rows:
             if not include_unchanged and r.verdict in ("unchanged", INFO):
                 continue
             ci = f"{r.ci_low:.3f}–{r.ci_high:.3f}" if r.ci_low is not None else ""
-            rows.append(
-                [
-                    r.cell_id,
-                    r.metric,
-                    _fmt(r.base),
-                    _fmt(r.new),
-                    f"{r.ratio:.3f}" if r.ratio is not None else "-",
-                    ci,
-                    f"{r.p_value:.2g}" if r.p_value is not None else "",
-                    r.verdict + (f" ({r.note})" if r.note else ""),
-                    "changed" if r.sha_changed else "",
-                ]
-            )
+            row = [
+                r.cell_id,
+                r.metric,
+                _fmt(r.base),
+                _fmt(r.new),
+                f"{r.ratio:.3f}" if r.ratio is not None else "-",
+                ci,
+                f"{r.p_value:.2g}" if r.p_value is not None else "",
+                r.verdict + (f" ({r.note})" if r.note else ""),
+                "changed" if r.sha_changed else "",
+            ]
+            if canary:
+                row.insert(-2, f"{r.canary_ratio:.3f}" if r.canary_ratio is not None else "")
+            rows.append(row)
         return header, rows
 
     def to_table(self) -> str:
@@ -152,7 +173,13 @@ class Comparison:
             f"{self.settings['time_tests']} latency Mann–Whitney tests and "
             f"{self.settings.get('accuracy_tests', 0)} accuracy McNemar tests; p is the raw p of "
             f"the row's test), floor {self.settings['floor_ms']} ms, size policy "
-            f"{self.settings.get('size_policy', 'exact')}."
+            f"{self.settings.get('size_policy', 'exact')}"
+            + (
+                f"; latency judged relative to the machine-speed canary where it moved by more "
+                f"than {self.settings['canary_tolerance']:.1%}."
+                if any(r.canary_ratio is not None for r in self.rows)
+                else "."
+            )
         )
         return "\n\n".join(parts) + "\n"
 
@@ -210,12 +237,17 @@ def compare_runs(
     Cells are matched by `cell_id` (logical identity), never by artifact hash; a changed sha256
     is flagged on every row of that cell. Per metric that has a direction:
 
+    - `latency_p50_ms` of an Offline cell is `info`: its raw values are completion times within
+      one query, not request latencies; the cell's `qps` speaks for it.
     - `latency_p50_ms`: Mann–Whitney U on the two cells' `raw_latencies_ms`, p-values corrected by
       Benjamini–Hochberg over every such test in the comparison. Regressed (improved) only when the
       corrected test rejects at `alpha`, the median grew (shrank) by more than `threshold`, and by
       more than `floor_ms`. `ratio` is new/base of the recorded p50s; `ci_low`/`ci_high` bound the
       Hodges–Lehmann shift ratio of the raw latencies (the typical pairwise ratio, which differs
-      from the p50 ratio for multimodal latencies). `p_value` is the uncorrected p. Under 20 raw
+      from the p50 ratio for multimodal latencies). `p_value` is the uncorrected p. When both
+      records carry a machine-speed canary that moved by more than half the threshold, the ratio
+      divided by the canary's ratio must also pass the threshold in the same direction, else
+      inconclusive (module docstring). Under 20 raw
       latencies on either side, or a different
       `host_fingerprint_id` without `allow_different_hardware`, it is inconclusive (the note
       says "no raw timings" when a side has none at all, as in a pytest-benchmark file saved
@@ -262,6 +294,7 @@ def compare_runs(
             "floor_ms": floor_ms,
             "allow_different_hardware": allow_different_hardware,
             "size_policy": size_policy,
+            "canary_tolerance": threshold / 2.0,
         },
         only_in_base=sorted(set(base) - set(new)),
         only_in_new=sorted(set(new) - set(base)),
@@ -452,6 +485,7 @@ def _compare_cell(
     """Rows of one cell, each with its raw Mann–Whitney or McNemar p when it awaits BH."""
     sha_changed = _sha(base) != _sha(new)
     cell = base["cell_id"]
+    canary = canary_ratio(base, new)
     out: list[tuple[MetricComparison, float | None]] = []
     if base.get("status") != new.get("status"):
         verdict = "unchanged"
@@ -461,7 +495,7 @@ def _compare_cell(
             verdict = "improved"
         row = MetricComparison(
             cell, "status", "", "", None, None, None, None, None, None, verdict, sha_changed,
-            f"{base.get('status')} → {new.get('status')}",
+            f"{base.get('status')} → {new.get('status')}", canary,
         )  # fmt: skip
         out.append((row, None))
     base_metrics = base.get("metrics") or {}
@@ -476,7 +510,7 @@ def _compare_cell(
         row = dict(
             cell_id=cell, metric=name, unit=b.get("unit", ""), direction=direction, base=bv,
             new=nv, ratio=ratio, ci_low=None, ci_high=None, p_value=None, verdict=INFO,
-            sha_changed=sha_changed,
+            sha_changed=sha_changed, canary_ratio=canary,
         )  # fmt: skip
         raw_p = None
         better = (nv < bv) if direction == "lower" else (nv > bv)
@@ -501,6 +535,10 @@ def _compare_cell(
         elif name in QUALITY_METRICS:
             changed = abs(nv - bv) > QUALITY_TOLERANCE
             row["verdict"] = "unchanged" if not changed else "regressed" if worse else "improved"
+        elif name == TESTED_TIME_METRIC and OFFLINE in (base.get("scenario"), new.get("scenario")):
+            # One Offline query's "latencies" are completion times within the run: their median
+            # is about half the run's length, set by LoadGen's sample count, not a request's wait.
+            row["note"] = "Offline: completion times, not request latencies; see qps"
         elif name == TESTED_TIME_METRIC:
             raw_b = base.get("raw_latencies_ms") or []
             raw_n = new.get("raw_latencies_ms") or []
@@ -520,6 +558,30 @@ def _compare_cell(
                 row["note"] = "different hardware"
         out.append((MetricComparison(**row), raw_p))
     return out
+
+
+def canary_ratio(base: dict[str, Any], new: dict[str, Any]) -> float | None:
+    """new/base of the records' machine-speed canaries (mean of before and after each), or None
+    unless both carry one with positive times."""
+    means = []
+    for record in (base, new):
+        canary = record.get("canary")
+        if not isinstance(canary, dict):
+            return None
+        times = [canary.get("before_ms"), canary.get("after_ms")]
+        times = [float(t) for t in times if isinstance(t, int | float) and not isinstance(t, bool)]
+        if not times or not all(0.0 < t < float("inf") for t in times):
+            return None
+        means.append(sum(times) / len(times))
+    return means[1] / means[0]
+
+
+def machine_moved(canary: float | None, threshold: float) -> bool:
+    """True when the canary ratio lies outside [1/(1+t/2), 1+t/2]: the machine's speed changed."""
+    if canary is None:
+        return False
+    band = 1.0 + threshold / 2.0
+    return not 1.0 / band <= canary <= band
 
 
 def _paired_bits(base: dict[str, Any], new: dict[str, Any]) -> tuple[int, int] | None:
@@ -558,11 +620,25 @@ def _apply_time_verdicts(
         change = r.new - r.base
         big = r.ratio is not None and abs(r.ratio - 1.0) > threshold and abs(change) > floor_ms
         verdict = "unchanged"
+        note = "" if reject or not big else f"not significant at alpha {alpha} after BH"
         if reject and big:
             verdict = "regressed" if change > 0 else "improved"
-        if verdict != "unchanged":
+            if r.ratio is not None and machine_moved(r.canary_ratio, threshold):
+                # The machine's speed changed between the runs: judge relative to it.
+                relative = r.ratio / r.canary_ratio
+                if (relative - 1.0) * change > 0 and abs(relative - 1.0) > threshold:
+                    note = (
+                        f"×{relative:.2f} relative to the machine's speed "
+                        f"(canary ×{r.canary_ratio:.2f})"
+                    )
+                else:
+                    verdict = "inconclusive"
+                    note = (
+                        f"machine speed changed ×{r.canary_ratio:.2f} (canary); latency "
+                        f"×{r.ratio:.2f} follows it"
+                    )
+        if verdict in ("regressed", "improved"):
             judged[r.cell_id] = 1 if change > 0 else -1
-        note = "" if reject or not big else f"not significant at alpha {alpha} after BH"
         rows[index] = _replace(r, p_value=p, verdict=verdict, note=note)
     for index, r in enumerate(rows):
         if r.verdict != "pending":
@@ -576,6 +652,8 @@ def _apply_time_verdicts(
             verdict, note = ("regressed" if r.new < r.base else "improved"), ""
         else:
             verdict, note = "inconclusive", "no latency verdict behind it"
+            if machine_moved(r.canary_ratio, threshold):
+                note += f"; machine speed changed ×{r.canary_ratio:.2f} (canary)"
         rows[index] = _replace(r, verdict=verdict, note=note)
 
 

@@ -507,6 +507,7 @@ def make_record(
         "projection": result.get("projection"),
         "graph": _graph_summary(result.get("graph")),
         "raw_latencies_ms": result.get("raw_latencies_ms") or [],
+        "canary": result.get("canary"),
         "wall_s": wall_s,
         "log": str(log_file),
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

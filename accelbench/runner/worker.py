@@ -100,7 +100,18 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         runtime.run(samples[0])
         first_ms = (time.perf_counter() - t0) * 1e3
+        # The machine's own speed just before and after the scenario, for compare (canary.py).
+        from accelbench.benchmarks import canary
+
+        timed = execution in ("local", "emulated")
+        before_ms = canary.measure() if timed else None
         scenario = run_scenario(runtime, samples, cell["scenario"], cell["preset"], log_dir)
+        if timed:
+            result["canary"] = {
+                "before_ms": before_ms,
+                "after_ms": canary.measure(),
+                "method": canary.METHOD,
+            }
         result["runtime"] = runtime.info()
     finally:
         runtime.close()
