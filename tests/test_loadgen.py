@@ -235,3 +235,27 @@ def test_real_litert_model_single_stream(tmp_path):
     assert 0 < p50 < 50  # a 64-feature MLP on a CPU
     assert len(result.latencies_ms) == result.metrics["query_count"]["value"]
     assert result.metrics["qps"]["value"] > 20
+
+
+class SpeedsUpRuntime:
+    """Slow while the calibration measures it, then four times faster: the machine sped up."""
+
+    max_batch_size = 1
+
+    def __init__(self, slow_calls: int) -> None:
+        self.calls = 0
+        self.slow_calls = slow_calls
+
+    def run(self, inputs):
+        self.calls += 1
+        time.sleep(0.002 if self.calls <= self.slow_calls else 0.0005)
+        return [inputs[0]]
+
+
+def test_offline_that_runs_short_of_its_minimum_duration_is_rerun_at_the_seen_rate(tmp_path):
+    # The quick calibration (300 ms at 2 ms per call) sees ~150 calls; everything after is fast,
+    # so the calibrated sample count runs out long before the 1 s minimum duration.
+    runtime = SpeedsUpRuntime(slow_calls=150)
+    result = run_scenario(runtime, _samples(), "offline", "quick", tmp_path)
+    assert result.valid, result.invalid_reason
+    assert "rerun" in result.settings["derived"]["offline_expected_qps"]
