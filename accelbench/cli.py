@@ -193,13 +193,7 @@ _COMMAND_MODULES = (
 def _load_commands(module: str, sub: Any) -> None:
     import importlib
 
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return  # not built yet
-        raise
-    mod.register(sub)
+    importlib.import_module(module).register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -273,9 +275,6 @@ def benchmark_stats(data_s: Sequence[float] | np.ndarray) -> dict[str, Any]:
     ops (rounds / total), total and rounds. Written this way so a file accelbench writes reads
     the same in pytest-benchmark's own compare.
     """
-    import bisect
-    import statistics
-
     data = [float(x) for x in _as_values(data_s, "data_s")]
     ordered = sorted(data)
     n = len(data)

@@ -79,12 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         row = _training_row(figures)
         row["scaling_efficiency"] = row["examples_per_s"] / (len(devices) * one["examples_per_s"])
         report["data_parallel"] = row
+    # Inference runs the fp32 export: one peak for every row.
+    peak = jax_models.device_peak_flops(platform, kind, "fp32")
     with tempfile.TemporaryDirectory() as tmp:
         for name, params in trained.items():
             path = jax_models.export_jax(name, params, Path(tmp) / f"{name}.jaxexport")
             for batch in (1, 256 if args.quick else 4096):
                 report["inference"].append(
-                    _inference(name, path, batch, 0.2 if args.quick else 3.0, platform, kind)
+                    _inference(name, path, batch, 0.2 if args.quick else 3.0, peak)
                 )
     if args.compare_tf:
         batch = report["training"][0]["batch_size"]
@@ -159,12 +161,12 @@ def _tf_steps(name: str, batch: int, seed: int, xla: bool, steps: int = 200) -> 
 
 
 def _inference(
-    name: str, path: Path, batch: int, budget_s: float, platform: str, kind: str
+    name: str, path: Path, batch: int, budget_s: float, peak: tuple[float | None, str]
 ) -> dict[str, Any]:
-    """Samples/s of the exported model at one batch size, timed here (runtimes never time)."""
+    """Samples/s of the exported model at one batch size, timed here (runtimes never time);
+    MFU against ``peak`` (``device_peak_flops``: FLOP/s and its source)."""
     import numpy as np
 
-    from accelbench.models import jax_models
     from accelbench.runtimes.jax_runtime import JaxRuntime
 
     runtime = JaxRuntime(path)
@@ -182,7 +184,7 @@ def _inference(
     runtime.close()
     samples_per_s = calls * batch / elapsed
     flops = info.get("flops_per_sample")
-    peak, source = jax_models.device_peak_flops(platform, kind, "fp32")
+    peak_flops, source = peak
     achieved = flops * samples_per_s if flops else None
     return {
         "model": name,
@@ -192,7 +194,7 @@ def _inference(
         "samples_per_s": samples_per_s,
         "flops_per_sample": flops,
         "achieved_flops_per_s": achieved,
-        "mfu": achieved / peak if achieved and peak else None,
+        "mfu": achieved / peak_flops if achieved and peak_flops else None,
         "peak_source": source,
         "device_memory_peak_bytes": info.get("device_memory_peak_bytes"),
     }

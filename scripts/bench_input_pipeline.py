@@ -36,12 +36,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from accelbench.benchmarks import input_pipeline as ip
     from accelbench.benchmarks.input_formats import reader_for, write_format
+    from accelbench.hardware_profiles.host import cpu_info
 
     data = ip.load_examples(args.model, None)
     x, y = ip.take_examples(data["x"], data["y"], args.examples)
     configurations = {name: ip.PIPELINE_FEATURES[name] for name in ip.PIPELINES}
     configurations["best-streaming"] = ip.PIPELINE_FEATURES["best"] - {"cache"}
-    print(f"host: {os.cpu_count()} cores ({_cpu_model()}); model {args.model}, "
+    print(f"host: {os.cpu_count()} cores ({cpu_info()['cpu_model']}); model {args.model}, "
           f"{args.examples} images {tuple(x.shape[1:])}, batch {args.batch_size}, "
           f"median of {args.repeats} x {args.seconds:g} s")  # fmt: skip
     folder = tempfile.mkdtemp(prefix="bench-input-pipeline-")
@@ -71,17 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return 0 if all(verdicts[0::2]) else 1  # the target is for the best configuration
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":

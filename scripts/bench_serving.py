@@ -38,7 +38,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from accelbench.benchmarks.serving import DEFAULTS, LISTENING, server_args  # noqa: E402
+from accelbench.benchmarks.serving import DEFAULTS, server_args  # noqa: E402
+from accelbench.serving import LISTENING_PREFIX  # noqa: E402
 
 INPUT_SHAPE = [-1, 4]
 ANSWER = b'{"predictions": [[0.25, 0.75]]}'
@@ -115,7 +116,7 @@ def trivial_starlette(port: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(1024)
-    print(f"{LISTENING}http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    print(f"{LISTENING_PREFIX}http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
 
@@ -157,7 +158,9 @@ def trivial_raw(port: int) -> None:
 
     async def main() -> None:
         server = await asyncio.get_running_loop().create_server(Http, "127.0.0.1", port)
-        print(f"{LISTENING}http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+        print(
+            f"{LISTENING_PREFIX}http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True
+        )
         await server.serve_forever()
 
     asyncio.run(main())
@@ -175,10 +178,10 @@ class Server:
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
         )
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
-        if not line.startswith(LISTENING):
+        if not line.startswith(LISTENING_PREFIX):
             self.stop()
             raise RuntimeError(f"{' '.join(command)} did not start: {line!r}")
-        self.url = line.removeprefix(LISTENING).strip()
+        self.url = line.removeprefix(LISTENING_PREFIX).strip()
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -140,11 +140,14 @@ def test_prepare_serves_the_jax_model_and_bench_takes_its_tflite(tmp_path) -> No
     from accelbench.runner.prepare import prepare
 
     job = {"kind": "reference", "model": "digits_cnn_jax", "path": None, "data": None, "seed": 0,
-           "epochs": 2, "fine_tune_epochs": 1, "optimizations": ["int8", "prune50+int8"],
+           "epochs": 2, "fine_tune_epochs": 1, "optimizations": ["fp32", "int8", "prune50+int8"],
            "out_dir": str(tmp_path / "prepared")}  # fmt: skip
     result = prepare(job)
     assert result["training"]["framework"] == "jax" and result["training"]["compile_s"] > 0
     assert Path(result["training"]["jax_export"]).is_file()
+    # The sweep sends the fp32 artifact's cells to an attached GPU/TPU through this export.
+    assert result["artifacts"]["fp32"]["jax_export"] == result["training"]["jax_export"]
+    assert "jax_export" not in result["artifacts"]["int8"]
     int8 = result["artifacts"]["int8"]
     assert int8["status"] == "ok" and int8["quality"] >= 0.8
     assert abs(int8["quality_delta"]) <= 0.05  # against the fp32 jax2tf artifact

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from accelbench.benchmarks.serving import LISTENING, endpoint_samples, run_endpoint
+from accelbench.benchmarks.serving import endpoint_samples, run_endpoint
 from accelbench.cli import main
 from accelbench.records import read_records
 from accelbench.runtimes.remote import open_remote
+from accelbench.serving import LISTENING_PREFIX
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
@@ -29,8 +30,8 @@ def _start(command: list[str]) -> tuple[subprocess.Popen, str]:
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO
     )
     line = proc.stdout.readline()
-    assert line.startswith(LISTENING), line
-    return proc, line.removeprefix(LISTENING).strip()
+    assert line.startswith(LISTENING_PREFIX), line
+    return proc, line.removeprefix(LISTENING_PREFIX).strip()
 
 
 def _stop(proc: subprocess.Popen) -> None:

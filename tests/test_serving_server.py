@@ -19,8 +19,9 @@ import pytest
 
 from accelbench.cli import main
 from accelbench.runtimes import open_runtime
+from accelbench.serving import LISTENING_PREFIX
 from accelbench.serving.batching import BatchingConfig
-from accelbench.serving.server import LISTENING_PREFIX, build_app, running
+from accelbench.serving.server import build_app, running
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[1]

@@ -209,6 +209,11 @@ def _train_tf(
     keras = legacy_keras()
     import tensorflow as tf
 
+    if len(problem.x_train) < job.batch_size:
+        raise UsageError(
+            f"{len(problem.x_train)} training samples are fewer than one batch of "
+            f"{job.batch_size}; give a smaller --batch-size"
+        )
     _set_policy(job.precision)
     try:
         with dist.scope():
@@ -226,18 +231,13 @@ def _train_tf(
             tf.data.experimental.AutoShardPolicy.DATA
         )
         dataset = dataset.with_options(options)
-        if len(problem.x_train) < job.batch_size:
-            raise UsageError(
-                f"{len(problem.x_train)} training samples are fewer than one batch of "
-                f"{job.batch_size}; give a smaller --batch-size"
-            )
         clock = _Clock(problem, fault)
         started = time.perf_counter()
         model.fit(dataset, epochs=job.epochs, verbose=0, callbacks=[clock.callback(keras)])
         wall_s = time.perf_counter() - started
     finally:
         _set_policy("fp32")
-    run = clock.result(job, seed, devices, wall_s, problem)
+    run = clock.result(job, seed, devices, wall_s)
     # What the model actually ran with, as TensorFlow reports it, not as asked.
     run["compute_dtype"] = model.layers[-1].compute_dtype
     run["jit_compile"] = bool(model.jit_compile)
@@ -283,15 +283,13 @@ class _Clock:
 
         return _Timing()
 
-    def result(
-        self, job: TrainJob, seed: int, devices: int, wall_s: float, problem: _Problem
-    ) -> dict[str, Any]:
+    def result(self, job: TrainJob, seed: int, devices: int, wall_s: float) -> dict[str, Any]:
         return run_summary(
             seed=seed,
             step_times_s=self.steps,
             batch_size=job.batch_size,
             quality=self.quality[-1] if self.quality else None,
-            target=problem.target,
+            target=self.problem.target,
             time_to_target_s=self.to_target,
             devices=devices,
             epochs_run=len(self.quality),

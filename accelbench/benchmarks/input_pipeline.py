@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from accelbench.benchmarks.input_formats import FORMATS
-from accelbench.errors import UsageError
+from accelbench.errors import UsageError, failure_reason
 
 PIPELINES = (
     "naive",
@@ -498,7 +498,8 @@ def _measure_formats(
             written = write_format(fmt, x, y, folder, shards=options["shards"])
             reader = reader_for(written, input_shape)
         except Exception as exc:  # noqa: BLE001 - one format failing leaves the others measured
-            records.append({"key": fmt, "status": "failed", "error": _reason(exc), "metrics": {},
+            records.append({"key": fmt, "status": "failed", "error": failure_reason(exc),
+                            "metrics": {},
                             "settings": {"format": fmt, "pipeline": None}})  # fmt: skip
             continue
         mb = written.bytes / 1e6
@@ -516,7 +517,7 @@ def _measure_formats(
                         f"{written.examples}"
                     )
             except Exception as exc:  # noqa: BLE001 - recorded as this configuration's failure
-                record.update(status="failed", error=_reason(exc))
+                record.update(status="failed", error=failure_reason(exc))
                 format_records.append(record)
                 continue
             measured[pipeline] = m
@@ -600,7 +601,7 @@ def _input_bound_record(
         targets = x if spec.is_autoencoder else data["y"][: 8 * batch_size]
         step = measure_train_step(model, x, targets, batch_size)
     except Exception as exc:  # noqa: BLE001 - recorded as this check's failure
-        record.update(status="failed", error=_reason(exc))
+        record.update(status="failed", error=failure_reason(exc))
         return record
     per_format = {f: input_bound_verdict(step["examples_per_s"], s) for f, s in measured.items()}
     headline = next(f for f in options["formats"] if f in per_format)
@@ -626,9 +627,3 @@ def _input_bound_record(
         per_format=per_format,
     )
     return record
-
-
-def _reason(exc: BaseException) -> str:
-    """One line for a configuration that failed: a UsageError's text, else type and first line."""
-    text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
-    return text if isinstance(exc, UsageError) else f"{type(exc).__name__}: {text}"

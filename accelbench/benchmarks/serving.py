@@ -33,9 +33,9 @@ from typing import Any
 
 from accelbench.errors import UsageError
 from accelbench.records import metric
+from accelbench.serving import LISTENING_PREFIX
 
 MODES = ("online", "batching", "cache")
-LISTENING = "accelbench-serving: listening on "
 STOP_GRACE_S = 10.0
 # Bisection above the highest target that met the bound when none failed yet.
 GROWTH = 1.5
@@ -346,8 +346,8 @@ class ServerProcess:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:  # drained to the end, so the server never blocks on it
             line = raw.decode("utf-8", "replace").rstrip()
-            if self.url is None and line.startswith(LISTENING):
-                self.url = line.removeprefix(LISTENING).strip()
+            if self.url is None and line.startswith(LISTENING_PREFIX):
+                self.url = line.removeprefix(LISTENING_PREFIX).strip()
                 self._ready.set()
             else:
                 self._lines.append(line)

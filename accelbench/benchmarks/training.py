@@ -39,9 +39,9 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise UsageError(f"unknown option {unknown[0]!r}; the options are {', '.join(OPTIONS)}")
     checked: dict[str, Any] = {
-        "seeds": _positive(options.get("seeds"), "seeds", None),
-        "epochs": _positive(options.get("epochs"), "epochs", None),
-        "batch_size": _positive(options.get("batch_size"), "batch_size", None),
+        "seeds": _positive(options.get("seeds"), "seeds"),
+        "epochs": _positive(options.get("epochs"), "epochs"),
+        "batch_size": _positive(options.get("batch_size"), "batch_size"),
         "precisions": _names(options.get("precisions"), "precisions", PRECISIONS, ["fp32"]),
         "strategies": _names(options.get("strategies"), "strategies", STRATEGIES, ["none"]),
         "frameworks": _names(options.get("frameworks"), "frameworks", FRAMEWORKS, ["tensorflow"]),
@@ -54,7 +54,7 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
     devices = [devices] if isinstance(devices, int) else devices
     if not isinstance(devices, list) or not devices:
         raise UsageError("devices must be a list of device counts, for example [1, 2]")
-    checked["devices"] = sorted({_positive(d, "devices", None) for d in devices})
+    checked["devices"] = sorted({_positive(d, "devices") for d in devices})
     if distributed and max(checked["devices"]) < 2:
         raise UsageError(
             f"strategy {distributed[0]} spreads training over several devices; give devices "
@@ -69,9 +69,9 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
     return checked
 
 
-def _positive(value: Any, name: str, default: int | None) -> int | None:
+def _positive(value: Any, name: str) -> int | None:
     if value is None:
-        return default
+        return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UsageError(f"{name} must be a positive integer, got {value!r}; for example 2")
     return value

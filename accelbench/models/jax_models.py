@@ -154,11 +154,15 @@ def predict_fn(name: str, params: Any, precision: str = "fp32") -> Callable[[Any
     return lambda x: jax.nn.softmax(_logits(name, params, x, dtype), axis=-1)
 
 
-def _compute_dtype(precision: str) -> Any:
-    import jax.numpy as jnp
-
+def _check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise UsageError(f"precision {precision!r} is not supported; use one of {PRECISIONS}")
+
+
+def _compute_dtype(precision: str) -> Any:
+    _check_precision(precision)
+    import jax.numpy as jnp
+
     return jnp.bfloat16 if precision == "bfloat16" else jnp.float32
 
 
@@ -224,8 +228,7 @@ def fit(
             f"batch_size {batch_size} does not split evenly over {devices} devices; use a "
             f"multiple of {devices}"
         )
-    if precision not in PRECISIONS:
-        raise UsageError(f"precision {precision!r} is not supported; use one of {PRECISIONS}")
+    _check_precision(precision)  # before JAX loads
     jax = import_jax(devices)
     import optax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec

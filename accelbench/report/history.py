@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import fnmatch
 import html
-import io
 import math
 import os
 import statistics
@@ -180,10 +179,7 @@ def history_text(trends: list[Trend], runs: list[Run]) -> str:
 
 def write_html(trends: list[Trend], runs: list[Run], path: str | Path) -> Path:
     """A self-contained page: the table, then one trend plot per series (change points marked)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from accelbench.report.plots import trend_png
 
     path = Path(path)
     header, rows = history_table(trends)
@@ -201,19 +197,10 @@ def write_html(trends: list[Trend], runs: list[Run], path: str | Path) -> Path:
     ]
     # Series with a change point first: they are what a reader came for.
     for t in sorted(trends, key=lambda t: (not t.change_points, t.cell_id, t.metric)):
-        fig, ax = plt.subplots(figsize=(7, 2.6), dpi=80)
-        ax.plot(range(len(t.values)), t.values, marker="o", markersize=3, linewidth=1)
-        for cp in t.change_points:
-            ax.axvline(cp.index - 0.5, color="tab:red", linestyle="--", linewidth=1)
-        ax.set_xticks(range(len(t.values)))
-        ax.set_xticklabels(t.run_ids, rotation=45, ha="right", fontsize=6)
-        ax.set_ylabel(f"{t.metric} ({t.unit})" if t.unit else t.metric, fontsize=8)
-        ax.set_title(t.cell_id, fontsize=8)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        plt.close(fig)
-        encoded = base64.b64encode(buffer.getvalue()).decode()
+        ylabel = f"{t.metric} ({t.unit})" if t.unit else t.metric
+        cuts = [cp.index for cp in t.change_points]
+        png = trend_png(t.cell_id, t.run_ids, t.values, cuts, ylabel)
+        encoded = base64.b64encode(png).decode()
         alt = html.escape(f"{t.metric} of {t.cell_id} over {len(t.values)} runs")
         parts.append(f"<h3>{html.escape(t.cell_id)}: {html.escape(t.metric)}</h3>")
         parts.append(f"<img alt='{alt}' src='data:image/png;base64,{encoded}'>")

@@ -1,4 +1,5 @@
-"""The report's figures as PNG bytes: latency CDFs, Pareto fronts and roofline plots.
+"""The report's figures as PNG bytes: latency CDFs, Pareto fronts,
+roofline plots and the history's trend plots.
 
 Each function takes plain data (no records) and draws one figure with matplotlib's Agg backend,
 imported when a figure is drawn, so that importing the report costs nothing.
@@ -254,3 +255,19 @@ def roofline_png(
     # Room for the legend on the right, set by hand: tight_layout would measure every label.
     fig.subplots_adjust(left=0.07, right=0.7, top=0.89, bottom=0.11)
     return _png(fig, tight=False)
+
+
+def trend_png(
+    title: str, run_ids: list[str], values: list[float], cuts: list[int], ylabel: str
+) -> bytes:
+    """One series across runs, oldest first; a dashed line before each change point's run."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 2.6), dpi=80)
+    ax.plot(range(len(values)), values, marker="o", markersize=3, linewidth=1)
+    for cut in cuts:
+        ax.axvline(cut - 0.5, color="tab:red", linestyle="--", linewidth=1)
+    ax.set_xticks(range(len(values)))
+    ax.set_xticklabels(run_ids, rotation=45, ha="right", fontsize=6)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=8)
+    return _png(fig)

@@ -145,13 +145,9 @@ def history_files(folder: str | Path) -> list[Path]:
     holds a single machine folder; several machines are ambiguous, so a UsageError names them.
     """
     folder = Path(folder)
-    direct = [p for p in folder.glob("*.json") if HISTORY_FILE.match(p.name)]
+    direct = _numbered(folder)
     if not direct:
-        machines = sorted(
-            d for d in folder.iterdir() if d.is_dir() and any(
-                HISTORY_FILE.match(p.name) for p in d.glob("*.json")
-            )
-        )  # fmt: skip
+        machines = sorted(d for d in folder.iterdir() if d.is_dir() and _numbered(d))
         if len(machines) > 1:
             raise UsageError(
                 f"{folder} holds pytest-benchmark runs of {len(machines)} machines ("
@@ -159,8 +155,13 @@ def history_files(folder: str | Path) -> list[Path]:
                 + "); pass one machine's folder"
             )
         if machines:
-            direct = [p for p in machines[0].glob("*.json") if HISTORY_FILE.match(p.name)]
+            direct = _numbered(machines[0])
     return sorted(direct, key=lambda p: (int(HISTORY_FILE.match(p.name).group(1)), p.name))
+
+
+def _numbered(folder: Path) -> list[Path]:
+    """The folder's ``NNNN_*.json`` files, unordered."""
+    return [p for p in folder.glob("*.json") if HISTORY_FILE.match(p.name)]
 
 
 def write_file(path: str | Path, payload: dict[str, Any]) -> None:

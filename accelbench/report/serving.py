@@ -58,10 +58,14 @@ def _bound(r: dict[str, Any]) -> float | None:
     return float(value) if value else None
 
 
+def _search_bounds(members: list[dict[str, Any]]) -> list[float]:
+    """Each peak search's own latency bound, once each, ascending."""
+    return sorted({b for b in map(_bound, members) if b})
+
+
 def bounds_of(members: list[dict[str, Any]]) -> list[float]:
     """The latency bounds to answer for: each search's bound, with half and twice it."""
-    found = sorted({b for b in map(_bound, members) if b})
-    return sorted({round(f * b, 6) for b in found for f in (0.5, 1.0, 2.0)})
+    return sorted({round(f * b, 6) for b in _search_bounds(members) for f in (0.5, 1.0, 2.0)})
 
 
 def best_qps(r: dict[str, Any], bound_ms: float) -> float | None:
@@ -226,7 +230,7 @@ def _plot_png(members: list[dict[str, Any]], title: str) -> str:
             y = [p.get(name) for p in points]
             label = f"{_mode(r)} {name.split('_')[1]}"
             ax.plot(x, y, style, marker="o", color=colour, label=label)
-    for bound in sorted({b for b in map(_bound, members) if b}):
+    for bound in _search_bounds(members):
         ax.axhline(bound, color="grey", linewidth=0.8, linestyle=":")
         ax.annotate(f"p99 bound {bound:g} ms", (0, bound), xycoords=("axes fraction", "data"),
                     fontsize=8, color="grey", va="bottom")  # fmt: skip

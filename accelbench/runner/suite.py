@@ -204,19 +204,25 @@ def suite_from_mapping(data: Any, source: str) -> Suite:
             )
     for scenario in suite.scenarios:
         if scenario in MODULE_SCENARIOS:
-            key = scenario.replace("-", "_")
+            key = options_key(scenario)
             try:
-                checked = _scenario_module(scenario).check_options(getattr(suite, key))
+                checked = scenario_module(scenario).check_options(getattr(suite, key))
             except UsageError as exc:
                 raise UsageError(f"{source}: field '{key}': {exc}") from None
             setattr(suite, key, checked)
     return suite
 
 
-def _scenario_module(scenario: str) -> Any:
+def scenario_module(scenario: str) -> Any:
+    """The module that measures a module scenario (its check_options and run_cell)."""
     import importlib
 
     return importlib.import_module(MODULE_SCENARIOS[scenario])
+
+
+def options_key(scenario: str) -> str:
+    """The suite field holding a module scenario's options: 'input-pipeline' -> 'input_pipeline'."""
+    return scenario.replace("-", "_")
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -274,7 +280,7 @@ class Cell:
             "xnnpack": self.xnnpack,
         }
         if self.scenario in MODULE_SCENARIOS:
-            key["options"] = self.settings.get(self.scenario.replace("-", "_"))
+            key["options"] = self.settings.get(options_key(self.scenario))
         return key
 
     @property
@@ -385,7 +391,7 @@ def expand(suite: Suite) -> list[Cell]:
                                 optimization=optimization,
                                 runtime="jax" if on_accelerator else suite.runtime,
                                 prepared_by=prepared_by,
-                            )  # fmt: skip
+                            )
                         )
         cells.extend(_model_cells(suite, entry, profiles))
     order = {"local": 0, "remote": 1, "emulated": 2, "projected": 3}
@@ -429,7 +435,7 @@ def _cell(
 def _scenario_settings(suite: Suite, scenario: str, entry: ModelEntry) -> dict[str, Any]:
     if scenario not in MODULE_SCENARIOS:
         return {}
-    key = scenario.replace("-", "_")
+    key = options_key(scenario)
     return {key: dict(getattr(suite, key)), "data": entry.data}
 
 
@@ -461,7 +467,7 @@ def _model_cells(suite: Suite, entry: ModelEntry, profiles: list[tuple[Any, Any]
                         model_path=entry.path or "",
                         optimization="fp32" if scenario == "training" else "none",
                         runtime=suite.runtime,
-                    )  # fmt: skip
+                    )
                 )
     return cells
 

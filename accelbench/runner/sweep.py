@@ -188,9 +188,7 @@ def run_one(
         made = _prepared_artifact(run_dir, cell)
         if made.get("status") != "ok":
             reason = f"no artifact: {cell.optimization} failed ({made.get('error')})"
-            log_file.write_text(reason + "\n", encoding="utf-8")
-            return [make_record(cell, run_id, environment, {"status": "failed", "error": reason},
-                            0.0, log_file)]  # fmt: skip
+            return [_unrun_record(cell, run_id, environment, "failed", reason, log_file)]
         cell.model_path = made["artifact"]["path"]
         quality = made
     if cell.execution == "local" and cell.profile_data.get("kind") in ("gpu", "tpu"):
@@ -203,9 +201,7 @@ def run_one(
                 f"{cell.profile} is attached, but only a JAX export (.jaxexport) runs on it "
                 f"here; {cell.model} ({cell.optimization}) has none"
             )
-            log_file.write_text(reason + "\n", encoding="utf-8")
-            return [make_record(cell, run_id, environment, {"status": "skipped", "error": reason},
-                            0.0, log_file)]  # fmt: skip
+            return [_unrun_record(cell, run_id, environment, "skipped", reason, log_file)]
         cell.model_path = jax_export
     cell_file = cells_dir / f"{cell.cell_id}.cell.json"
     result_file = cells_dir / f"{cell.cell_id}.result.json"
@@ -220,24 +216,28 @@ def run_one(
     result = _worker_result(result_file, code, timed_out, cell.timeout_s, cap, log_file)
     if result.get("status") == "failed":
         result["error"] = _explain_memory(result.get("error") or "", cell, log_file)
-    parts = result.pop("records", None) or []
-    if not parts:
-        record = make_record(cell, run_id, environment, result, wall_s, log_file)
-        if quality:
-            _merge_quality(record, quality)
-        return [record]
+    parts = result.pop("records", None)
     records = []
-    for part in parts:
+    for part in parts or [{}]:
         merged = {**result, **part, "settings": {**(result.get("settings") or {}),
                                                  **(part.get("settings") or {})}}  # fmt: skip
         merged["metrics"] = {**(result.get("metrics") or {}), **(part.get("metrics") or {})}
         record = make_record(cell, run_id, environment, merged, wall_s, log_file)
-        record["cell_id"] = f"{cell.cell_id}.{part['key']}"
-        record["parent_cell_id"] = cell.cell_id
+        if parts:
+            record["cell_id"] = f"{cell.cell_id}.{part['key']}"
+            record["parent_cell_id"] = cell.cell_id
         if quality:
             _merge_quality(record, quality)
         records.append(record)
     return records
+
+
+def _unrun_record(
+    cell: Cell, run_id: str, environment: dict[str, Any], status: str, reason: str, log: Path
+) -> dict[str, Any]:
+    """The record of a cell that never reached a worker, with the reason in its log too."""
+    log.write_text(reason + "\n", encoding="utf-8")
+    return make_record(cell, run_id, environment, {"status": status, "error": reason}, 0.0, log)
 
 
 def _prepared_path(run_dir: Path, model: str) -> Path:

@@ -51,13 +51,10 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
         # Before any interpreter import: thread pools and affinity are fixed at first use.
         applied = apply_emulation(profile, threads) if execution == "emulated" else {}
     _injected_fault(cell)
-    from accelbench.runner.suite import MODULE_SCENARIOS
+    from accelbench.runner.suite import MODULE_SCENARIOS, scenario_module
 
     if cell["scenario"] in MODULE_SCENARIOS:
-        import importlib
-
-        module = importlib.import_module(MODULE_SCENARIOS[cell["scenario"]])
-        measured = module.run_cell(cell, log_dir)
+        measured = scenario_module(cell["scenario"]).run_cell(cell, log_dir)
         measured.setdefault("emulation", applied)
         return measured
     model_path = Path(cell["model_path"])

@@ -69,19 +69,6 @@ class EndpointInfo:
     server_stats: dict[str, Any] | None = None
     signature: str = "serving_default"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "model": self.model,
-            "version": self.version,
-            "predict_url": self.predict_url,
-            "signature": self.signature,
-            "inputs": [s.to_dict() for s in self.inputs],
-            "outputs": [s.to_dict() for s in self.outputs],
-            "status": self.status,
-            "server_stats": self.server_stats,
-        }
-
 
 def base_url(url: str) -> str:
     """The endpoint's scheme://host:port, checked; UsageError for anything that is not one."""

@@ -39,6 +39,8 @@ from starlette.routing import Route
 
 from accelbench.errors import UsageError
 from accelbench.runtimes import TensorSpec, open_runtime
+from accelbench.runtimes.remote import TF_DTYPES
+from accelbench.serving import LISTENING_PREFIX
 from accelbench.serving.batching import (
     BatchingConfig,
     BatchScheduler,
@@ -57,26 +59,13 @@ MODEL_VERSION = "1"
 DEFAULT_SIGNATURE = "serving_default"
 DEFAULT_MAX_BODY_BYTES = 16 * 2**20
 _PARSE_OFF_LOOP_BYTES = 2**20
-LISTENING_PREFIX = "accelbench-serving: listening on "
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _PREDICT_PATH = re.compile(r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?:(?P<verb>[^/]*)")
 _GET_PATH = re.compile(
     r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<metadata>/metadata)?"
 )
-_TF_DTYPES = {
-    "float16": "DT_HALF",
-    "float32": "DT_FLOAT",
-    "float64": "DT_DOUBLE",
-    "bool": "DT_BOOL",
-    "int8": "DT_INT8",
-    "int16": "DT_INT16",
-    "int32": "DT_INT32",
-    "int64": "DT_INT64",
-    "uint8": "DT_UINT8",
-    "uint16": "DT_UINT16",
-    "uint32": "DT_UINT32",
-    "uint64": "DT_UINT64",
-}
+# dtype -> TensorFlow DataType name, the inverse of the client's map (one source for both).
+_TF_DTYPES = {dtype: tf_name for tf_name, dtype in TF_DTYPES.items()}
 _KIND_WORDS = {"f": "floats", "i": "integers", "u": "integers", "b": "booleans", "U": "strings"}
 
 Arrays = list[np.ndarray]
