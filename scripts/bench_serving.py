@@ -19,7 +19,8 @@ It also serves that trivial endpoint for tests (canned answers, no model):
 
 ``starlette`` is a tiny Starlette app on uvicorn (models ``echo``; ``overloaded``, whose predict
 always answers 429; ``flaky``, whose every second predict answers 503); ``raw`` answers ``echo``
-from a bare asyncio protocol, cheap enough that the client, not the endpoint, sets the pace.
+from a bare asyncio protocol (on uvloop where installed), cheap enough that the client, not the
+endpoint, sets the pace.
 Either prints ``accelbench-serving: listening on http://HOST:PORT`` once it accepts connections.
 """
 
@@ -163,7 +164,12 @@ def trivial_raw(port: int) -> None:
         )
         await server.serve_forever()
 
-    asyncio.run(main())
+    try:  # uvloop's loop, where installed, makes the endpoint cheaper still
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
 
 
 # --- the benchmark ---

@@ -4,15 +4,16 @@
 names, dtypes and shapes, and accelbench's own ``/v1/accelbench/stats`` when it answers), and
 turns an endpoint that does not answer, or a model it does not know, into one UsageError line.
 
-``RemoteRuntime`` is an asynchronous SUT (``accelbench.benchmarks.loadgen.SupportsSubmit``): an
-aiohttp session with a connection pool runs on an asyncio event loop of its own thread, so
-LoadGen's issue call only hands requests to that loop and returns. Each sample's request body is
-JSON-encoded once (``prepare``), so the client's own cost per request is small. A request that
+``RemoteRuntime`` is an asynchronous SUT (``accelbench.benchmarks.loadgen.SupportsSubmit``): a
+keep-alive connection pool (`accelbench.runtimes.http_client`: asyncio transports, httptools)
+runs on an event loop of its own thread, so LoadGen's issue call only
+hands requests to that loop and returns. Each sample's whole HTTP request is encoded once
+(``prepare``), so the client's own cost per request is small. A request that
 fails (an HTTP error status, a refused or dropped connection, a timeout) completes all the same
 and is counted by kind; ``counters()`` gives the counts. Like every runtime it never reads a
 clock: LoadGen times the requests.
 
-aiohttp is imported when a RemoteRuntime opens; probing uses only the standard library.
+The client is imported when a RemoteRuntime opens; probing uses only the standard library.
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ TF_DTYPES = {
     "DT_UINT64": "uint64",
     "DT_BOOL": "bool",
 }
-_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @dataclass
@@ -181,8 +181,8 @@ def _tensor_specs(tensors: dict[str, Any], kind: str) -> list[TensorSpec]:
 
 def get_json(url: str, timeout_s: float, quiet: bool = False) -> tuple[int, dict[str, Any]]:
     """(status, JSON body) of a GET; a connection failure is a UsageError unless quiet."""
-    # No proxy: a benchmark measures the endpoint, never a proxy in between (aiohttp, below,
-    # ignores proxy variables too).
+    # No proxy: a benchmark measures the endpoint, never a proxy in between (the load client
+    # connects directly too).
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(url, timeout=timeout_s) as response:
@@ -264,31 +264,25 @@ class RemoteRuntime:
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise UsageError(f"concurrency must be a positive integer, not {concurrency!r}")
-        import aiohttp
+        from accelbench.runtimes import http_client
 
         self.endpoint = endpoint
         self.concurrency = concurrency
-        self._aiohttp = aiohttp
+        self._client = http_client
         self._timeout_s = timeout_s
         self._counters = Counters()
-        self._bodies: list[bytes] = []
+        self._requests: list[bytes] = []
         self._encoded: list[list[np.ndarray]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # asyncio's own loop, not uvloop: LoadGen wakes it from another thread for every query,
+        # and asyncio's self-pipe wake-up is the long-proven path (uvloop saved ~3% here).
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="accelbench-http", daemon=True
         )
         self._thread.start()
-        self._session = self._call(self._open_session())
-
-    async def _open_session(self) -> Any:
-        aiohttp = self._aiohttp
-        connector = aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=self.concurrency)
-        return aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self._timeout_s),
-            headers=_JSON_HEADERS,
-            trust_env=False,
+        self._pool = http_client.ConnectionPool(
+            endpoint.url, limit=concurrency, timeout_s=timeout_s
         )
 
     def _call(self, coroutine: Any) -> Any:
@@ -309,7 +303,7 @@ class RemoteRuntime:
 
         return {
             "runtime": "remote",
-            "client": f"aiohttp {metadata.version('aiohttp')}",
+            "client": f"accelbench http_client (httptools {metadata.version('httptools')})",
             "url": self.endpoint.url,
             "model": self.endpoint.model,
             "version": self.endpoint.version,
@@ -325,7 +319,11 @@ class RemoteRuntime:
             a is b for a, b in zip(samples, self._encoded, strict=True)
         )
         if not same:
-            self._bodies = [request_body(s, self.endpoint.inputs) for s in samples]
+            url = self.endpoint.predict_url
+            self._requests = [
+                self._client.request_bytes("POST", url, request_body(s, self.endpoint.inputs))
+                for s in samples
+            ]
             self._encoded = list(samples)
 
     def submit(self, requests: list[tuple[int, int]], done: Callable[[int], None]) -> None:
@@ -333,27 +331,27 @@ class RemoteRuntime:
 
     def _start(self, requests: list[tuple[int, int]], done: Callable[[int], None]) -> None:
         for index, token in requests:
-            task = self._loop.create_task(self._send(self._bodies[index], token, done))
+            task = self._loop.create_task(self._send(self._requests[index], token, done))
             self._tasks.add(task)  # the loop keeps only weak references to tasks
             task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, body: bytes, token: int, done: Callable[[int], None]) -> None:
+    async def _send(self, request: bytes, token: int, done: Callable[[int], None]) -> None:
         counters = self._counters
         counters.requests += 1
         try:
-            async with self._session.post(self.endpoint.predict_url, data=body) as response:
-                answer = await response.read()
-                if response.status != 200:
-                    counters.http_errors[response.status] = (
-                        counters.http_errors.get(response.status, 0) + 1
-                    )
-                    self._note(f"HTTP {response.status}: {answer[:200].decode('utf-8', 'replace')}")
-                elif b'"predictions"' not in answer and b'"outputs"' not in answer:
-                    counters.bad_responses += 1
-                    self._note(f"HTTP 200 without predictions: {answer[:200]!r}")
-                else:
-                    counters.ok += 1
-        except (self._aiohttp.ClientError, TimeoutError, OSError) as err:
+            response = await self._pool.request(request)
+            if response.status != 200:
+                counters.http_errors[response.status] = (
+                    counters.http_errors.get(response.status, 0) + 1
+                )
+                text = response.body[:200].decode("utf-8", "replace")
+                self._note(f"HTTP {response.status}: {text}")
+            elif b'"predictions"' not in response.body and b'"outputs"' not in response.body:
+                counters.bad_responses += 1
+                self._note(f"HTTP 200 without predictions: {response.body[:200]!r}")
+            else:
+                counters.ok += 1
+        except (TimeoutError, OSError, self._client.BadResponse) as err:
             counters.connection_errors += 1
             self._note(f"{type(err).__name__}: {err}")
         finally:
@@ -382,10 +380,14 @@ class RemoteRuntime:
         return self._call(self._predict(body))
 
     async def _predict(self, body: bytes) -> list[np.ndarray]:
-        async with self._session.post(self.endpoint.predict_url, data=body) as response:
-            answer = await response.json(content_type=None)
-            if response.status != 200:
-                raise RuntimeError(f"HTTP {response.status}: {_error_text(answer)}")
+        request = self._client.request_bytes("POST", self.endpoint.predict_url, body)
+        response = await self._pool.request(request)
+        try:
+            answer = json.loads(response.body)
+        except ValueError:
+            answer = {"error": response.body[:200].decode("utf-8", "replace")}
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {_error_text(answer)}")
         predictions = answer.get("predictions", answer.get("outputs"))
         names = [s.name for s in self.endpoint.outputs]
         if isinstance(predictions, dict):
@@ -397,7 +399,7 @@ class RemoteRuntime:
     def close(self) -> None:
         if not self._loop.is_running():
             return
-        self._call(self._session.close())
+        self._loop.call_soon_threadsafe(self._pool.close)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
