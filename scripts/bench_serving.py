@@ -11,7 +11,8 @@ prints, each measured now on this machine (nothing is stored or assumed):
     dynamic batching and without (target: batching >= 2x), by the peak search of
     ``accelbench.benchmarks.serving``;
 (c) the load client's own sustained rate (LoadGen Offline, and a Server run at 5x the highest
-    rate of (b)) against a trivial endpoint, against that highest rate (target: >= 5x).
+    peak of (b)) against a trivial endpoint, against that highest peak (target: >= 5x) and
+    against the highest rate any run of (b) achieved (its capacity probes, over the bound).
 
 It also serves that trivial endpoint for tests (canned answers, no model):
 
@@ -318,7 +319,9 @@ def _curve_lines(search: Any) -> list[str]:
     ]
 
 
-def run_benchmark(preset: str, bound_ms: float) -> None:
+def run_benchmark(
+    preset: str, bound_ms: float, conv_model: str | None = None, digits_model: str | None = None
+) -> None:
     from accelbench.hardware_profiles.host import cpu_info
 
     cpu = cpu_info()
@@ -326,7 +329,10 @@ def run_benchmark(preset: str, bound_ms: float) -> None:
           f"preset {preset}; loopback")  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
 
-    model, probe_p50 = make_1ms_model(work)
+    if conv_model:  # made elsewhere (a machine without TensorFlow): not re-sized here
+        model = Path(conv_model)
+    else:
+        model, _ = make_1ms_model(work)
     local = in_process_p50_ms(model, work / "a-local", preset)
     with Server(serve_command(model, "--threads", "1")) as server:
         remote = served_p50_ms(server.url, work / "a-served", preset)
@@ -335,7 +341,7 @@ def run_benchmark(preset: str, bound_ms: float) -> None:
           f"{remote:.3f} ms: the server adds {added:.3f} ms (target <= 1 ms: "
           f"{'met' if added <= 1.0 else 'NOT met'})")  # fmt: skip
 
-    digits = make_digits_cnn(work / "digits")
+    digits = Path(digits_model) if digits_model else make_digits_cnn(work / "digits")
     searches = {}
     for mode in ("online", "batching"):
         # The suite scenario's own server settings for each mode (TF Serving's batching defaults).
@@ -356,23 +362,33 @@ def run_benchmark(preset: str, bound_ms: float) -> None:
         print("(b) batching / online: not measurable, no online run met the bound "
               "(target >= 2x: NOT shown)")  # fmt: skip
 
-    # The highest rate (b) reports: any run's achieved QPS, valid or not (the stricter yardstick).
-    highest = max(
-        max((p["achieved_qps"] or 0.0) for p in s.curve()) if s.runs else 0.0
-        for s in searches.values()
+    # The highest rate (b) reports is its highest peak; the stricter yardstick is the highest rate
+    # any run of (b) achieved (the Offline capacity probes and the curves' top points, all over
+    # the latency bound).
+    highest_peak = max(qps.values())
+    highest_any = max(
+        [highest_peak]
+        + [p["achieved_qps"] or 0.0 for s in searches.values() for p in s.curve()]
+        + [
+            s.capacity.scenario.metrics["qps"]["value"]
+            for s in searches.values()
+            if s.capacity is not None
+        ]
     )
-    highest = max(highest, *qps.values())
+    load_base = highest_peak or highest_any  # no peak at all: load at 5x what any run reached
     for impl in ("starlette", "raw"):
         command = [sys.executable, __file__, "trivial-endpoint", "--impl", impl]
         with Server(command) as server:
-            rates = client_rates(server.url, work / f"c-{impl}", preset, 5 * highest)
+            rates = client_rates(server.url, work / f"c-{impl}", preset, 5 * load_base)
         offline = rates["offline"]["achieved_qps"]
         server_run = rates["server"]
-        print(f"(c) client vs trivial {impl} endpoint: Offline {offline:.0f} req/s "
-              f"= {offline / highest:.1f}x the highest rate in (b) ({highest:.0f}/s); Server at "
-              f"{5 * highest:.0f}/s completed {server_run['achieved_qps']:.0f}/s "
+        ratio = offline / highest_peak if highest_peak else float("inf")
+        print(f"(c) client vs trivial {impl} endpoint: Offline {offline:.0f} req/s = {ratio:.1f}x "
+              f"the highest peak in (b) ({highest_peak:.0f}/s) and {offline / highest_any:.1f}x "
+              f"the highest rate any run of (b) achieved ({highest_any:.0f}/s); Server at "
+              f"{5 * load_base:.0f}/s completed {server_run['achieved_qps']:.0f}/s "
               f"(p99 {server_run['latency_p99_ms']:.2f} ms, errors {server_run['errors']}) "
-              f"(target >= 5x: {'met' if offline >= 5 * highest else 'NOT met'})")  # fmt: skip
+              f"(target >= 5x the highest peak: {'met' if ratio >= 5 else 'NOT met'})")  # fmt: skip
     print(f"logs: {work}")
 
 
@@ -383,12 +399,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--impl", choices=("starlette", "raw"), default="starlette")
     parser.add_argument("--preset", default="quick", choices=("quick", "standard"))
     parser.add_argument("--latency-bound-ms", type=float, default=10.0)
+    parser.add_argument("--conv-model", help="a ready ~1 ms .tflite for (a) instead of making one")
+    parser.add_argument("--digits-model", help="a ready digits CNN .tflite for (b)")
     args = parser.parse_args(argv)
     if args.command == "trivial-endpoint":
         (trivial_raw if args.impl == "raw" else trivial_starlette)(args.port)
         return 0
     started = time.time()
-    run_benchmark(args.preset, args.latency_bound_ms)
+    run_benchmark(args.preset, args.latency_bound_ms, args.conv_model, args.digits_model)
     print(f"took {time.time() - started:.0f} s")
     return 0
 

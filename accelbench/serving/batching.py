@@ -10,7 +10,6 @@ already hold ``max_enqueued_batches`` batches, a new request is refused at once 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 from collections import deque
 from collections.abc import Callable
@@ -22,8 +21,9 @@ from accelbench.errors import UsageError
 
 # One request's inputs (one array per model input, dimension 0 = its instances).
 Arrays = list[np.ndarray]
-# Runs several requests as one batch on a worker thread; returns each request's outputs.
-ExecuteBatch = Callable[[list[Arrays]], "concurrent.futures.Future[list[Arrays]]"]
+# Runs several requests as one batch on a worker thread: a future (of the event loop) of each
+# request's outputs.
+ExecuteBatch = Callable[[list[Arrays]], "asyncio.Future[list[Arrays]]"]
 
 
 def default_batch_threads() -> int:
@@ -164,8 +164,8 @@ class BatchScheduler:
     def _start(self, batch: _Batch) -> None:
         self._running += 1
         try:
-            future = asyncio.wrap_future(self._execute([t.arrays for t in batch.tasks]))
-        except BaseException as err:  # the executor is shut down: fail this batch, keep going
+            future = self._execute([t.arrays for t in batch.tasks])
+        except BaseException as err:  # the model is closed: fail this batch, keep going
             self._running -= 1
             _fail(batch.tasks, err)
             return

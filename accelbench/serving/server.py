@@ -9,12 +9,14 @@ Endpoints (TF Serving's ``api_rest`` forms, version "1" being the artifact):
 
 Inference runs off the event loop on ``num_batch_threads`` threads, each with its own runtime
 instance (LiteRT interpreters are not thread-safe). Request bodies are parsed as JSON only.
+Predict requests go straight from uvicorn to the model server (no router or middleware on that
+path: the server's own Python per request is most of its cost for a small model); everything
+else goes through the Starlette app.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import ipaddress
 import json
@@ -58,6 +60,7 @@ except ImportError:  # pragma: no cover - orjson is optional
 MODEL_VERSION = "1"
 DEFAULT_SIGNATURE = "serving_default"
 DEFAULT_MAX_BODY_BYTES = 16 * 2**20
+MODELS_PREFIX = "/v1/models/"
 _PARSE_OFF_LOOP_BYTES = 2**20
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _PREDICT_PATH = re.compile(r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?:(?P<verb>[^/]*)")
@@ -98,7 +101,9 @@ class Servable:
     ) -> None:
         self.path = Path(model_path).resolve()
         self._runtimes: list[Any] = []
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._threads: list[threading.Thread] = []
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
         self._lock = threading.Lock()
         self.batches = self.instances = self.invocations = self.largest_batch = 0
         try:
@@ -121,12 +126,12 @@ class Servable:
             raise
         # Batches from several requests are concatenated only when all other dims are fixed.
         self._mergeable = all(-1 not in s.shape[1:] for s in self.inputs)
-        self._free: queue.SimpleQueue = queue.SimpleQueue()
-        for rt in self._runtimes:
-            self._free.put(rt)
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            copies, thread_name_prefix="accelbench-inference"
-        )
+        for i, rt in enumerate(self._runtimes):
+            thread = threading.Thread(
+                target=self._work, args=(rt,), name=f"accelbench-inference-{i}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
         self.batches = self.instances = self.invocations = self.largest_batch = 0  # warm-up off
 
     def _check_servable(self) -> None:
@@ -148,24 +153,45 @@ class Servable:
             return "one invocation per batch (dynamic batch dimension)"
         return f"consecutive invocations of {self.fixed_batch} instance(s) (fixed batch dimension)"
 
-    def submit(self, requests: list[Arrays]) -> concurrent.futures.Future[list[Arrays]]:
-        """Run several requests' inputs as one batch on a free thread; each request's outputs."""
-        return self._executor.submit(self._run_batch, requests)
+    def submit(self, requests: list[Arrays]) -> asyncio.Future[list[Arrays]]:
+        """Run several requests' inputs as one batch on a free inference thread; a future (of the
+        running event loop) of each request's outputs. RuntimeError once the servable is closed."""
+        if self._closed:
+            raise RuntimeError("the model is closed: the server is shutting down")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._jobs.put((requests, loop, future))
+        return future
 
-    def _run_batch(self, requests: list[Arrays]) -> list[Arrays]:
-        rows = [len(arrays[0]) for arrays in requests]
-        runtime = self._free.get()
-        try:
-            if len(requests) == 1 or not self._mergeable:
-                results = [self._invoke(runtime, arrays) for arrays in requests]
+    def _work(self, runtime: Any) -> None:
+        """An inference thread: runs batches on its own runtime until close() says stop."""
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            requests, loop, future = job
+            results, error = None, None
+            if self._closed:
+                error = RuntimeError("the server is shutting down")
             else:
-                merged = [np.concatenate(parts) for parts in zip(*requests, strict=True)]
-                outputs = self._invoke(runtime, merged)
-                cuts = np.cumsum(rows)[:-1]
-                per_output = [np.split(out, cuts) for out in outputs]
-                results = [list(parts) for parts in zip(*per_output, strict=True)]
-        finally:
-            self._free.put(runtime)
+                try:
+                    results = self._run_batch(runtime, requests)
+                except BaseException as err:  # noqa: BLE001 - handed to the request, not lost
+                    error = err
+            # A closed event loop raises RuntimeError: nobody waits for this batch any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_deliver, future, results, error)
+
+    def _run_batch(self, runtime: Any, requests: list[Arrays]) -> list[Arrays]:
+        rows = [len(arrays[0]) for arrays in requests]
+        if len(requests) == 1 or not self._mergeable:
+            results = [self._invoke(runtime, arrays) for arrays in requests]
+        else:
+            merged = [np.concatenate(parts) for parts in zip(*requests, strict=True)]
+            outputs = self._invoke(runtime, merged)
+            cuts = np.cumsum(rows)[:-1]
+            per_output = [np.split(out, cuts) for out in outputs]
+            results = [list(parts) for parts in zip(*per_output, strict=True)]
         with self._lock:
             self.batches += 1
             self.instances += sum(rows)
@@ -216,11 +242,25 @@ class Servable:
             }
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the inference threads (batches still queued fail) and close the runtimes."""
+        self._closed = True
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
         for rt in self._runtimes:
             rt.close()
         self._runtimes = []
+
+
+def _deliver(future: asyncio.Future, results: Any, error: BaseException | None) -> None:
+    if future.done():  # cancelled: the client went away
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(results)
 
 
 def _zeros(specs: list[TensorSpec], n: int) -> Arrays:
@@ -592,16 +632,15 @@ class ModelServer:
             except QueueFull as err:
                 raise RequestError(429, str(err)) from None
         else:
-            (outputs,) = await asyncio.wrap_future(self.servable.submit([parsed.arrays]))
+            (outputs,) = await self.servable.submit([parsed.arrays])
         finite = all(o.dtype.kind != "f" or np.isfinite(o).all() for o in outputs)
         response = _json(format_outputs(parsed.form, outputs, self.servable.outputs), finite=finite)
         if key is not None:
             self.cache.put(key, response.body)
         return response
 
-    async def handle(self, request: Request) -> Response:
-        """Route /v1/models/...: every failure becomes TF Serving's {"error": ...} form."""
-        rest = request.path_params["rest"]
+    async def handle(self, request: Request, rest: str) -> Response:
+        """Route /v1/models/<rest>: every failure becomes TF Serving's {"error": ...} form."""
         if request.method == "POST":
             self.counts["requests"] += 1
         try:
@@ -661,8 +700,8 @@ def build_app(
     num_batch_threads: int | None = None,
     cache_size: int = 0,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-) -> Starlette:
-    """The Starlette app serving model_path; its runtimes are open (and warm) when this returns.
+) -> ServingApp:
+    """The ASGI app serving model_path; its runtimes are open (and warm) when this returns.
 
     ``num_batch_threads`` (inference threads, one runtime each) defaults to batching's, or to the
     CPUs of this process. ``app.state.model_server`` is the ModelServer; the app closes it at
@@ -711,7 +750,7 @@ def build_app(
             server.close()
 
     async def models(request: Request) -> Response:
-        return await server.handle(request)
+        return await server.handle(request, request.path_params["rest"])
 
     async def stats(request: Request) -> Response:
         return _json(server.stats())
@@ -726,14 +765,37 @@ def build_app(
 
     app = Starlette(
         routes=[
-            Route("/v1/models/{rest:path}", models, methods=["GET", "POST"]),
+            Route(MODELS_PREFIX + "{rest:path}", models, methods=["GET", "POST"]),
             Route("/v1/accelbench/stats", stats, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )
     app.state.model_server = server
-    return app
+    return ServingApp(app, server)
+
+
+class ServingApp:
+    """The ASGI app: POSTs under /v1/models/ go straight to the ModelServer (the same handler
+    the Starlette route calls, without router and middleware); everything else, lifespan
+    included, to the Starlette app. ``state.model_server`` is the ModelServer."""
+
+    def __init__(self, app: Starlette, server: ModelServer) -> None:
+        self.app = app
+        self.state = app.state
+        self._server = server
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].startswith(MODELS_PREFIX)
+        ):
+            request = Request(scope, receive)
+            response = await self._server.handle(request, scope["path"][len(MODELS_PREFIX) :])
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class _Server(uvicorn.Server):
@@ -777,7 +839,7 @@ def is_loopback(sock: socket.socket) -> bool:
     return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
 
 
-def _config(app: Starlette) -> uvicorn.Config:
+def _config(app: ServingApp) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         log_level="warning",
@@ -789,12 +851,12 @@ def _config(app: Starlette) -> uvicorn.Config:
     )
 
 
-def _closing(app: Starlette) -> None:
+def _closing(app: ServingApp) -> None:
     app.state.model_server.close()
 
 
 def serve(
-    app: Starlette, host: str = "127.0.0.1", port: int = 8501, *, stdout: TextIO | None = None
+    app: ServingApp, host: str = "127.0.0.1", port: int = 8501, *, stdout: TextIO | None = None
 ) -> None:
     """Serve in the foreground until SIGINT or SIGTERM, then close the runtimes and return.
 
@@ -836,7 +898,7 @@ def serve(
 
 @contextlib.contextmanager
 def running(
-    app: Starlette, host: str = "127.0.0.1", *, start_timeout_s: float = 60.0
+    app: ServingApp, host: str = "127.0.0.1", *, start_timeout_s: float = 60.0
 ) -> Iterator[str]:
     """Run app on a free port of host on a background thread; yields the base URL, then stops it."""
     try:
