@@ -67,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="single-stream, multi-stream, offline, server (default: single-stream)",
     )
     b.add_argument("--preset", default="quick", help="quick (default), standard or mlperf")
+    b.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="offline and server: up to N queued samples per runtime call, for a model with a "
+        "dynamic batch dimension (default: one sample per call; a fixed batch dimension B is "
+        "always B); single-stream and multi-stream keep one sample per query",
+    )
     b.add_argument("--runtime", default=None, help="litert, tflite-runtime, tensorflow or jax")
     b.add_argument("--no-xnnpack", action="store_true", help="run LiteRT without XNNPACK")
     b.add_argument("--inputs", default=None, help=".npy/.npz file of real inputs")
@@ -269,10 +278,34 @@ def _bench(args: argparse.Namespace) -> int:
             "runtime": args.runtime,
             "xnnpack": not args.no_xnnpack,
             "timeout_s": args.timeout,
+            "batch_size": args.batch_size,
         },
         "command line",
     )
+    if suite.batch_size is not None:
+        check_batch_size(model, suite.batch_size)
     return execute_suite(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
+
+
+def check_batch_size(model: Path, batch_size: int) -> None:
+    """Refuse, before any folder is written, a batch size that the model's fixed batch
+    dimension rules out. A .tflite or .jaxexport is opened here to read it (no device is
+    touched); other artifacts are checked in their cells, which fail with the same reason."""
+    from accelbench.runtimes import artifact_kind, open_runtime
+
+    kind = artifact_kind(model)
+    if kind not in ("tflite", "jaxexport"):
+        return
+    from accelbench.benchmarks.loadgen import sut_batching
+
+    # Without XNNPACK, whose delegate would log a line to stderr; the shapes are the same.
+    runtime = open_runtime(model, xnnpack=kind != "tflite")
+    try:
+        sut_batching(runtime, "offline", batch_size)
+    except UsageError as err:
+        raise UsageError(f"{model.name}: {err}") from None
+    finally:
+        runtime.close()
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 def _training_row(figures: dict[str, Any]) -> dict[str, Any]:
     keep = (
         "model", "precision", "devices", "batch_size", "epochs", "quality", "reached_target",
-        "compile_s", "step_time_median_s", "examples_per_s", "flops_per_step",
+        "compile_s", "step_time_median_s", "examples_per_s", "flops_per_step", "flops_source",
         "achieved_flops_per_s", "mfu", "peak_flops_per_s", "peak_source", "peak_memory_bytes",
         "time_to_target_s", "wall_s",
     )  # fmt: skip
@@ -193,6 +193,7 @@ def _inference(
         "latency_ms": elapsed / calls * 1e3,
         "samples_per_s": samples_per_s,
         "flops_per_sample": flops,
+        "flops_source": info.get("flops_source"),
         "achieved_flops_per_s": achieved,
         "mfu": achieved / peak_flops if achieved and peak_flops else None,
         "peak_source": source,
@@ -228,7 +229,10 @@ def _print_table(report: dict[str, Any]) -> None:
             f"{r['model']:24} {r['batch']:>9} {r['latency_ms']:>12.3f} "
             f"{r['samples_per_s']:>12.0f} {_pct(r['mfu']):>7}"
         )
-    print(f"MFU against: {report['training'][0]['peak_source']}; wall {report['wall_s']:.1f} s")
+    print(
+        f"MFU against: {report['training'][0]['peak_source']}; FLOPs from "
+        f"{report['training'][0]['flops_source']}; wall {report['wall_s']:.1f} s"
+    )
 
 
 def _pct(value: float | None) -> str:

@@ -164,6 +164,11 @@ def test_bad_model_file(tmp_path: Path, case: str, needles: tuple[str, ...]) -> 
         (("--runtime", "onnx"), ("onnx", "litert")),
         (("--timeout", "-1"), ("timeout",)),
         (("--frobnicate",), ("frobnicate",)),
+        # mlp_f32.tflite's batch dimension is fixed to 1.
+        (("--batch-size", "8", "--scenario", "offline"), ("mlp_f32.tflite", "fixed to 1")),
+        (("--batch-size", "8"), ("batch_size", "offline and server")),
+        (("--batch-size", "0", "--scenario", "server"), ("batch_size", "positive integer")),
+        (("--batch-size", "many"), ("--batch-size", "many")),
     ],
 )
 def test_bad_flag_values(tmp_path: Path, flags: tuple[str, ...], needles: tuple[str, ...]) -> None:

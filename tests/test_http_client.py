@@ -67,8 +67,7 @@ def test_keep_alive_reuses_at_most_limit_connections():
 
 def test_chunked_and_read_until_close_bodies_arrive_whole():
     chunked = (
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"5\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\n\r\n"
+        b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\n3\r\n 1}\r\n0\r\n\r\n'
     )
 
     async def send_chunked(writer):
@@ -79,7 +78,7 @@ def test_chunked_and_read_until_close_bodies_arrive_whole():
     assert [r.body for r in results] == [b'{"a": 1}'] * 3
 
     async def until_close(writer):
-        writer.write(b"HTTP/1.1 503 Unavailable\r\nConnection: close\r\n\r\n{\"error\": \"x\"}")
+        writer.write(b'HTTP/1.1 503 Unavailable\r\nConnection: close\r\n\r\n{"error": "x"}')
         await writer.drain()
         return False  # the body ends when the connection closes
 

@@ -45,6 +45,8 @@ SERVER_LOAD_FRACTION = 0.5
 # Offline pre-generates expected_qps x min_duration x 1.1 samples; overestimating the rate only
 # lengthens the run, underestimating it ends the run before the minimum duration (INVALID).
 OFFLINE_QPS_MARGIN = 1.25
+# Offline calibration runs at most this many short runs to find a batched rate (see _calibrate).
+OFFLINE_CALIBRATION_RUNS = 5
 # LoadGen's percentiles, as (metric suffix, percent); p97 is LoadGen's too.
 LOADGEN_PERCENTILES: tuple[tuple[str, float], ...] = (
     ("p50", 50.0),
@@ -63,11 +65,14 @@ CRITERIA_KEYS: dict[str, str] = {
 LOG_PREFIX = "mlperf_log_"
 # LoadGen keeps global state (its logger, the issue thread): one test at a time per process.
 _LOADGEN_LOCK = threading.Lock()
+# The scenarios whose SUT may group queued samples into one runtime call (``batch_size``).
+BATCHED_SCENARIOS = ("offline", "server")
 
 
 class SupportsRun(Protocol):
     """The part of accelbench.runtimes.base.Runtime a scenario uses: run(), and optionally
-    max_batch_size (the model's fixed batch dimension; None or absent: one sample per call)."""
+    max_batch_size (the model's fixed batch dimension; None or absent: a dynamic batch, one
+    sample per call unless a batch_size is asked for) and set_batch_size(n)."""
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]: ...
 
@@ -118,6 +123,79 @@ class ScenarioResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How the SUT groups samples into runtime calls: at most ``size`` samples per call, each
+    call padded up to the smallest of ``shapes`` (batch sizes) that holds them.
+
+    ``fixed``: the model's batch dimension is fixed, so ``shapes`` is just that size.
+    """
+
+    size: int
+    fixed: bool
+    shapes: tuple[int, ...]
+
+    @classmethod
+    def of(cls, size: int, fixed: bool) -> Batching:
+        """A fixed batch: that size only. A dynamic one: the powers of two below ``size``, and
+        ``size``. A runtime may pay for every new batch shape (JAX compiles each one, ~1 s on a
+        GPU; LiteRT reallocates its tensors), and unpadded calls would meet many shapes: one
+        per partial batch. Padding to at most twice the samples bounds them to log2(size) + 1
+        shapes, all compiled before the measurement (`_warm_up`); padded rows are counted."""
+        if fixed or size == 1:
+            return cls(size, fixed, (size,))
+        powers = tuple(1 << i for i in range(size.bit_length()) if 1 << i < size)
+        return cls(size, fixed, (*powers, size))
+
+    def rows_for(self, samples: int) -> int:
+        """The batch size a call of ``samples`` samples is padded to."""
+        return next(shape for shape in self.shapes if shape >= samples)
+
+
+def sut_batching(runtime: SupportsRun, scenario: str, batch_size: int | None = None) -> Batching:
+    """The batching a scenario runs ``runtime`` with, ``batch_size`` samples per call asked for.
+
+    A fixed batch dimension B is always B rows per call (padded), and refuses another
+    batch_size. A dynamic batch takes one sample per call unless ``batch_size`` is given (offline
+    and server only): then up to that many queued samples per call, padded to a power of two
+    (see `Batching.of`), after ``runtime.set_batch_size(batch_size)`` where the runtime has it.
+    UsageError, naming the fix, for an impossible batch size.
+    """
+    value = getattr(runtime, "max_batch_size", None)
+    if value is not None and (not isinstance(value, int | np.integer) or value < 1):
+        raise ValueError(
+            f"runtime.max_batch_size must be a positive integer or None, not {value!r}"
+        )
+    fixed = None if value is None else int(value)
+    if batch_size is None:
+        return Batching.of(fixed or 1, fixed is not None)
+    if scenario not in BATCHED_SCENARIOS:
+        raise UsageError(
+            f"batch_size applies to the offline and server scenarios, not {scenario} (one sample "
+            "per query, as MLPerf defines it); drop it"
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(f"batch_size must be a positive integer, not {batch_size!r}")
+    if _is_async(runtime):
+        raise UsageError(
+            "batch_size applies to a runtime in this process; a remote endpoint batches on its "
+            "server (accelbench serve --max-batch-size); drop it"
+        )
+    if fixed is not None and batch_size != fixed:
+        raise UsageError(
+            f"the model's batch dimension is fixed to {fixed}, so batch size {batch_size} is "
+            f"impossible; use batch size {fixed} (or none), or a model with a dynamic batch "
+            "dimension"
+        )
+    set_batch_size = getattr(runtime, "set_batch_size", None)
+    if callable(set_batch_size):
+        try:
+            set_batch_size(batch_size)
+        except ValueError as err:
+            raise UsageError(str(err)) from err
+    return Batching.of(batch_size, fixed is not None)
+
+
 @dataclass
 class DetailLog:
     """The ":::MLLOG" entries of mlperf_log_detail.txt: values by key, and LoadGen's messages."""
@@ -139,14 +217,17 @@ def run_scenario(
     target_latency_ms: float | None = None,
     samples_per_query: int | None = None,
     max_duration_s: float | None = None,
+    batch_size: int | None = None,
 ) -> ScenarioResult:
     """Run one LoadGen scenario (PerformanceOnly) against `runtime` and return LoadGen's verdict.
 
     samples: the QSL, each a list of input arrays with batch 1. target_qps: server target QPS or
     offline expected QPS (calibrated when omitted). target_latency_ms: the server latency bound
     (LoadGen's rule when omitted). samples_per_query: multi-stream only. max_duration_s caps the
-    run. LoadGen's logs (and a calibration/ subfolder when a speed had to be measured) go to
-    log_dir. A runtime that raises fails the run with its own exception once LoadGen has finished.
+    run. batch_size (offline and server only): up to that many queued samples per runtime call
+    for a model with a dynamic batch dimension (default: one; see `sut_batching`). LoadGen's logs
+    (and a calibration/ subfolder when a speed had to be measured) go to log_dir. A runtime that
+    raises fails the run with its own exception once LoadGen has finished.
     """
     check_scenario(scenario)
     chosen = get_preset(preset, scenario)
@@ -159,8 +240,9 @@ def run_scenario(
             f"each sample must be a list of input arrays, got {type(samples[0]).__name__}; "
             "wrap a single-input sample as [array]"
         )
-    max_batch = _max_batch_size(runtime)
+    batching = sut_batching(runtime, scenario, batch_size)
     log_dir = Path(log_dir)
+    warmed = _warm_up(runtime, samples, batching)
 
     settings = _base_settings(scenario)
     rule_samples_per_query = settings.multi_stream_samples_per_query
@@ -168,14 +250,14 @@ def run_scenario(
     derived: dict[str, str] = {}
     calibration = None
     if scenario in ("single-stream", "multi-stream") or target_qps is None:
-        calibration = _calibrate(runtime, samples, chosen, max_batch, log_dir / "calibration")
-    _apply_speed(settings, scenario, target_qps, max_batch, calibration, derived)
+        calibration = _calibrate(runtime, samples, chosen, batching, log_dir / "calibration")
+    _apply_speed(settings, scenario, target_qps, batching.size, calibration, derived)
 
     threaded = scenario in ("server", "offline")
     for attempt in (1, 2):
         with _LOADGEN_LOCK:
-            padded_rows = _run_loadgen(
-                runtime, samples, settings, log_dir, chosen.loadgen_trace, max_batch, threaded
+            sut_counts = _run_loadgen(
+                runtime, samples, settings, log_dir, chosen.loadgen_trace, batching, threaded
             )
         detail = parse_detail_log(log_dir / f"{LOG_PREFIX}detail.txt")
         values = detail.values
@@ -225,10 +307,13 @@ def run_scenario(
             "calibration": calibration,
             "preset": chosen.to_dict(),
             "sut": {
-                "batch_size": max_batch,
+                "batch_size": batching.size,
+                "fixed_batch": batching.fixed,
+                "batch_shapes": list(batching.shapes),
+                "warm_up_calls": warmed,
                 "worker_thread": threaded,
                 "asynchronous": _is_async(runtime),
-                "padded_rows": padded_rows,
+                **sut_counts,
             },
             "qsl": {"total_sample_count": len(samples), "performance_sample_count": len(samples)},
             "log": {"enable_trace": chosen.loadgen_trace, "outdir": str(log_dir)},
@@ -283,19 +368,6 @@ def _check_options(
         )
 
 
-def _max_batch_size(runtime: SupportsRun) -> int:
-    # A runtime with a dynamic batch (None) or none declared gets one sample per call: batching
-    # is opt-in, since only the runtime knows which batch sizes its model accepts.
-    value = getattr(runtime, "max_batch_size", None)
-    if value is None:
-        return 1
-    if not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(
-            f"runtime.max_batch_size must be a positive integer or None, not {value!r}"
-        )
-    return int(value)
-
-
 def _base_settings(scenario: str) -> lg.TestSettings:
     """TestSettings holding the installed LoadGen's own rules for this scenario."""
     settings = lg.TestSettings()
@@ -340,17 +412,20 @@ def _calibrate(
     runtime: SupportsRun,
     samples: list[list[np.ndarray]],
     preset: ScenarioPreset,
-    max_batch: int,
+    batching: Batching,
     log_dir: Path,
 ) -> dict[str, Any]:
-    """Measure the runtime's speed with short LoadGen runs; their logs stay in log_dir."""
+    """Measure the runtime's speed with short LoadGen runs; their logs stay in log_dir.
+
+    One sample per query (single-stream), and for offline with batches of more than one sample,
+    a short offline run at that batching: its samples/s sizes the real run."""
     settings = _base_settings("single-stream")
     settings.min_duration_ms = preset.calibration_ms
     settings.min_query_count = 1
     # LoadGen pre-generates 2 x duration / expected latency queries; a small guess leaves plenty.
     settings.single_stream_expected_latency_ns = 100_000
     with _LOADGEN_LOCK:
-        _run_loadgen(runtime, samples, settings, log_dir / "single-stream", False, max_batch, False)
+        _run_loadgen(runtime, samples, settings, log_dir / "single-stream", False, batching, False)
     values = parse_detail_log(log_dir / "single-stream" / f"{LOG_PREFIX}detail.txt").values
     # The median, not the mean: the first inferences of a fresh runtime are often slow.
     p50_ns = int(values["result_50.00_percentile_latency_ns"])
@@ -361,16 +436,45 @@ def _calibrate(
         "single_stream_p50_latency_ms": p50_ns / 1e6,
         "single_stream_samples_per_second": 1e9 / max(p50_ns, 1),
     }
-    if preset.scenario == "offline" and max_batch > 1:
+    if preset.scenario == "offline" and batching.size > 1:
+        result.update(_calibrate_offline(runtime, samples, preset, batching, log_dir, result))
+    return result
+
+
+def _calibrate_offline(
+    runtime: SupportsRun,
+    samples: list[list[np.ndarray]],
+    preset: ScenarioPreset,
+    batching: Batching,
+    log_dir: Path,
+    single_stream: dict[str, Any],
+) -> dict[str, Any]:
+    """The batched Offline rate, from short Offline runs of growing size.
+
+    What a batch gains is unknown until measured (a GPU's batch of 4096 can take as long as one
+    sample), and Offline pre-generates expected rate x duration samples: a guess of the
+    single-stream rate x the batch size can last hundreds of times the calibration's duration.
+    So the first run guesses the single-stream rate (it can only end early), and each run that
+    ends before half the duration guesses the rate it saw, until one lasts long enough.
+    """
+    target_s = preset.calibration_ms / 1e3
+    guess = single_stream["single_stream_samples_per_second"]
+    runs = 0
+    while runs < OFFLINE_CALIBRATION_RUNS:
+        runs += 1
         settings = _base_settings("offline")
         settings.min_duration_ms = preset.calibration_ms
         settings.min_query_count = 1
-        settings.offline_expected_qps = result["single_stream_samples_per_second"] * max_batch
+        settings.offline_expected_qps = guess
         with _LOADGEN_LOCK:
-            _run_loadgen(runtime, samples, settings, log_dir / "offline", False, max_batch, True)
+            _run_loadgen(runtime, samples, settings, log_dir / "offline", False, batching, True)
         values = parse_detail_log(log_dir / "offline" / f"{LOG_PREFIX}detail.txt").values
-        result["offline_samples_per_second"] = float(values["result_samples_per_second"])
-    return result
+        rate = float(values["result_samples_per_second"])
+        seconds = int(values["generated_samples_per_query"]) / max(rate, 1e-9)
+        if seconds >= target_s / 2:
+            break
+        guess = max(rate, guess)
+    return {"offline_samples_per_second": rate, "offline_calibration_runs": runs}
 
 
 def _apply_speed(
@@ -428,10 +532,11 @@ def _run_loadgen(
     settings: lg.TestSettings,
     log_dir: Path,
     trace: bool,
-    max_batch: int,
+    batching: Batching,
     threaded: bool,
-) -> int:
-    """One LoadGen test, SUT and QSL constructed and destroyed around it; returns padded rows."""
+) -> dict[str, Any]:
+    """One LoadGen test, SUT and QSL constructed and destroyed around it; returns the SUT's
+    counts (padded_rows, runtime_calls, samples_per_call)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     output = lg.LogOutputSettings()
     output.outdir = str(log_dir)
@@ -447,7 +552,7 @@ def _run_loadgen(
     if _is_async(runtime):
         system = _AsyncSystemUnderTest(runtime, samples)  # type: ignore[arg-type]
     else:
-        system = _SystemUnderTest(runtime, samples, max_batch, threaded)
+        system = _SystemUnderTest(runtime, samples, batching, threaded)
     sut = lg.ConstructSUT(system.issue_queries, system.flush_queries)
     # The samples are already in memory, so loading and unloading them is a no-op.
     qsl = lg.ConstructQSL(len(samples), len(samples), _no_op, _no_op)
@@ -463,7 +568,7 @@ def _run_loadgen(
         lg.DestroySUT(sut)
     if system.error is not None:
         raise system.error
-    return system.padded_rows
+    return system.counts()
 
 
 def _no_op(_sample_indices: list[int]) -> None:
@@ -485,8 +590,11 @@ class _AsyncSystemUnderTest:
     def __init__(self, runtime: SupportsSubmit, samples: list[list[np.ndarray]]) -> None:
         self._runtime = runtime
         runtime.prepare(samples)
-        self.padded_rows = 0
         self.error: BaseException | None = None
+
+    def counts(self) -> dict[str, Any]:
+        # The runtime sends its requests itself: there are no calls here to count.
+        return {"padded_rows": 0, "runtime_calls": None, "samples_per_call": None}
 
     def issue_queries(self, query_samples: list[Any]) -> None:
         self._runtime.submit([(s.index, s.id) for s in query_samples], self._complete)
@@ -507,20 +615,30 @@ class _SystemUnderTest:
 
     Single-stream and multi-stream run inline in LoadGen's issue call (LoadGen waits for each
     query anyway); server and offline go through one worker thread so the issue call returns at
-    once. The worker takes up to max_batch queued samples per runtime call, concatenated on
-    axis 0. Every call carries exactly max_batch rows, because a runtime's max_batch_size is its
-    model's fixed batch dimension: a short batch is padded with copies of its last sample, whose
-    outputs are dropped (counted in padded_rows). A runtime error is kept, the remaining samples
-    complete empty so LoadGen can finish, and the error is raised after the test.
+    once. The worker takes up to ``batching.size`` queued samples per runtime call, stacked on
+    axis 0, padded to the batching's next shape (`Batching.rows_for`: a fixed batch dimension
+    exactly, a dynamic one the next power of two) with copies of its last sample, whose outputs
+    are dropped (counted in padded_rows). A runtime error is kept, the remaining samples complete
+    empty so LoadGen can finish, and the error is raised after the test.
     """
 
     def __init__(
-        self, runtime: SupportsRun, samples: list[list[np.ndarray]], max_batch: int, threaded: bool
+        self,
+        runtime: SupportsRun,
+        samples: list[list[np.ndarray]],
+        batching: Batching,
+        threaded: bool,
     ) -> None:
         self._runtime = runtime
         self._samples = samples
-        self._max_batch = max_batch
+        self._batching = batching
+        self._max_batch = batching.size
+        # Every input of every sample, stacked once: a batch is then one gather per input
+        # rather than a concatenation of many small arrays per call.
+        self._stacked = _stack_samples(samples) if batching.size > 1 else None
         self.padded_rows = 0
+        self.runtime_calls = 0
+        self.samples_run = 0
         self.error: BaseException | None = None
         self._queue: queue.SimpleQueue[Any] | None = None
         self._worker: threading.Thread | None = None
@@ -529,13 +647,23 @@ class _SystemUnderTest:
             self._worker = threading.Thread(target=self._serve, name="accelbench-sut", daemon=True)
             self._worker.start()
 
+    def counts(self) -> dict[str, Any]:
+        calls = self.runtime_calls
+        return {
+            "padded_rows": self.padded_rows,
+            "runtime_calls": calls,
+            "samples_per_call": self.samples_run / calls if calls else None,
+        }
+
     def issue_queries(self, query_samples: list[Any]) -> None:
         if self._queue is None:
             for start in range(0, len(query_samples), self._max_batch):
                 self._complete(query_samples[start : start + self._max_batch])
             return
-        for sample in query_samples:
-            self._queue.put(sample)
+        # In slices of at most one batch: Offline issues every sample in one query, and one
+        # queue operation per sample would cost more than a fast accelerator's inference.
+        for start in range(0, len(query_samples), self._max_batch):
+            self._queue.put(query_samples[start : start + self._max_batch])
 
     def flush_queries(self) -> None:
         # Nothing is held back waiting for a fuller batch, so there is nothing to flush.
@@ -547,55 +675,98 @@ class _SystemUnderTest:
             self._worker.join()
 
     def _serve(self) -> None:
+        """Run what is queued, up to one batch per call, until close() queues None."""
         assert self._queue is not None
+        pending: list[Any] = []
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self._max_batch:
+            if not pending:
+                first = self._queue.get()
+                if first is None:
+                    return
+                pending = list(first)
+            while len(pending) < self._max_batch:
                 try:
-                    item = self._queue.get_nowait()
+                    more = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
-                    self._queue.put(None)  # stop after this batch
+                if more is None:
+                    self._queue.put(None)  # stop once what is pending has run
                     break
-                batch.append(item)
+                pending.extend(more)
+            batch, pending = pending[: self._max_batch], pending[self._max_batch :]
             self._complete(batch)
 
     def _complete(self, batch: list[Any]) -> None:
-        buffers: list[np.ndarray] = []
+        pointers: list[tuple[int, int]] = []
+        keep_alive: Any = None
         if self.error is None:
             try:
-                buffers = self._infer(batch)
+                pointers, keep_alive = self._infer(batch)
             except Exception as exc:  # raised again after the test, when LoadGen has finished
                 self.error = exc
         if self.error is None:
             responses = [
-                lg.QuerySampleResponse(sample.id, buffer.ctypes.data, buffer.nbytes)
-                for sample, buffer in zip(batch, buffers, strict=True)
+                lg.QuerySampleResponse(sample.id, address, nbytes)
+                for sample, (address, nbytes) in zip(batch, pointers, strict=True)
             ]
         else:
             responses = [lg.QuerySampleResponse(sample.id, 0, 0) for sample in batch]
-        # `buffers` stays referenced until LoadGen has read the responses.
+        # The outputs (`keep_alive`) stay referenced until LoadGen has read the responses.
         lg.QuerySamplesComplete(responses)
+        del keep_alive
 
-    def _infer(self, batch: list[Any]) -> list[np.ndarray]:
-        rows = [self._samples[sample.index] for sample in batch]
-        if len(rows) < self._max_batch:
-            self.padded_rows += self._max_batch - len(rows)
-            rows += [rows[-1]] * (self._max_batch - len(rows))
-        if len(rows) == 1:
-            inputs = rows[0]
-        else:
-            inputs = [np.concatenate(arrays, axis=0) for arrays in zip(*rows, strict=True)]
+    def _infer(self, batch: list[Any]) -> tuple[list[tuple[int, int]], Any]:
+        indices = [sample.index for sample in batch]
+        rows = self._batching.rows_for(len(indices))
+        if rows > len(indices):
+            self.padded_rows += rows - len(indices)
+            indices += [indices[-1]] * (rows - len(indices))
+        inputs = _batch_inputs(self._samples, self._stacked, indices)
         outputs = [np.asarray(output) for output in self._runtime.run(inputs)]
-        return _response_buffers(outputs, len(rows), keep=len(batch))
+        self.runtime_calls += 1
+        self.samples_run += len(batch)
+        return _response_pointers(outputs, len(indices), keep=len(batch))
 
 
-def _response_buffers(outputs: list[np.ndarray], rows: int, keep: int) -> list[np.ndarray]:
-    """Per kept sample, its row of every output as one contiguous buffer (LoadGen's response)."""
+def _warm_up(runtime: SupportsRun, samples: list[list[np.ndarray]], batching: Batching) -> int:
+    """Run each batch shape of a dynamic batching once, before LoadGen measures anything, so
+    that a runtime that compiles per shape (JAX) does it here rather than in a timed query, as
+    MLPerf allows a SUT to warm up; returns the calls made (none for a fixed or unit batch)."""
+    if batching.fixed or batching.size == 1:
+        return 0
+    stacked = _stack_samples(samples)
+    for rows in batching.shapes:
+        runtime.run(_batch_inputs(samples, stacked, [i % len(samples) for i in range(rows)]))
+    return len(batching.shapes)
+
+
+def _batch_inputs(
+    samples: list[list[np.ndarray]], stacked: list[np.ndarray] | None, indices: list[int]
+) -> list[np.ndarray]:
+    """The inputs of one call: the samples at ``indices``, stacked on axis 0."""
+    if len(indices) == 1:
+        return samples[indices[0]]
+    if stacked is not None:
+        return [inputs[indices] for inputs in stacked]
+    rows = [samples[i] for i in indices]
+    return [np.concatenate(arrays, axis=0) for arrays in zip(*rows, strict=True)]
+
+
+def _stack_samples(samples: list[list[np.ndarray]]) -> list[np.ndarray] | None:
+    """Each input of all samples as one array (sample i is row i), or None when the samples'
+    shapes or dtypes differ or a sample is not one row."""
+    try:
+        stacked = [np.concatenate(arrays, axis=0) for arrays in zip(*samples, strict=True)]
+    except ValueError:
+        return None
+    return stacked if all(len(a) == len(samples) for a in stacked) else None
+
+
+def _response_pointers(
+    outputs: list[np.ndarray], rows: int, keep: int
+) -> tuple[list[tuple[int, int]], Any]:
+    """Per kept sample, (address, bytes) of its row of every output as one contiguous buffer
+    (LoadGen's response), and what must stay alive until LoadGen has read them."""
     for output in outputs:
         if output.ndim == 0 or output.shape[0] != rows:
             raise ValueError(
@@ -603,8 +774,12 @@ def _response_buffers(outputs: list[np.ndarray], rows: int, keep: int) -> list[n
                 f"{rows}; outputs must keep the batch as their first dimension"
             )
     if len(outputs) == 1:
-        return [np.ascontiguousarray(outputs[0][i : i + 1]) for i in range(keep)]
-    return [
+        # One output: its rows already are the buffers; no copy, no object per sample.
+        output = np.ascontiguousarray(outputs[0])
+        row_bytes = output.nbytes // rows
+        base = output.ctypes.data
+        return [(base + i * row_bytes, row_bytes) for i in range(keep)], output
+    buffers = [
         np.concatenate(
             [
                 np.ascontiguousarray(output[i : i + 1]).reshape(-1).view(np.uint8)
@@ -613,6 +788,7 @@ def _response_buffers(outputs: list[np.ndarray], rows: int, keep: int) -> list[n
         )
         for i in range(keep)
     ]
+    return [(buffer.ctypes.data, buffer.nbytes) for buffer in buffers], buffers
 
 
 def settings_dict(settings: lg.TestSettings) -> dict[str, Any]:

@@ -186,9 +186,11 @@ def train(
     if none), ``compile_s`` (tracing, lowering and XLA compilation of the train step, apart from
     the steps), ``step_times_s`` (every step, blocked until done), ``examples_per_s`` (steady
     state: all steps but the first), ``devices``, ``wall_s``, ``params`` (parameter count), and
-    ``flops_per_step`` (XLA's cost analysis), ``achieved_flops_per_s``, ``mfu`` against
-    ``peak_flops_per_s`` (``peak_source`` says whose), ``peak_memory_bytes`` (None where the
-    device does not report it, as on CPU), ``platform``, ``device_kind``, ``history``.
+    ``flops_per_step`` (the whole global batch, from XLA's cost analysis of the step compiled
+    for the CPU whatever device trains, as ``flops_source`` says: see
+    `jax_runtime.cpu_flops`), ``achieved_flops_per_s``, ``mfu`` against ``peak_flops_per_s``
+    (``peak_source`` says whose), ``peak_memory_bytes`` (None where the device does not report
+    it, as on CPU), ``platform``, ``device_kind``, ``history``.
 
     ``devices > 1`` is data parallelism: the global ``batch_size`` is split across the devices
     (so throughput scaling is comparable) and parameters are replicated. On a CPU-only host it
@@ -234,7 +236,7 @@ def fit(
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     from accelbench.models.training import check_dataset, quality_from_scores
-    from accelbench.runtimes.jax_runtime import compiled_flops, peak_memory_bytes
+    from accelbench.runtimes.jax_runtime import FLOPS_SOURCE, cpu_flops, peak_memory_bytes
 
     dataset = spec.load_data(data, seed=seed)
     check_dataset(spec, dataset, origin=data or "the built-in data")
@@ -293,7 +295,12 @@ def fit(
         .compile()
     )
     compile_s = time.perf_counter() - t0
-    flops_per_step = compiled_flops(compiled, devices)
+    # The whole global batch on the CPU, unsharded: a GPU's cost analysis misses its cuDNN
+    # convolutions (see cpu_flops), and the one figure holds for any device count.
+    abstract = jax.tree_util.tree_map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), (params, opt_state, *batches[0])
+    )
+    flops_per_step = cpu_flops(step, *abstract)
 
     predict = jax.jit(lambda p, x: _logits(name, p, x, dtype))
     history: dict[str, list[float]] = {"loss": [], "quality": [], "elapsed_s": []}
@@ -353,6 +360,7 @@ def fit(
         "precision": precision,
         "seed": seed,
         "flops_per_step": flops_per_step,
+        "flops_source": FLOPS_SOURCE if flops_per_step else None,
         "achieved_flops_per_s": achieved,
         "peak_flops_per_s": peak,
         "peak_source": peak_source,

@@ -27,6 +27,10 @@ MODEL_SCENARIOS = ("input-pipeline", "training")
 SCENARIOS = (*LOADGEN_SCENARIOS, *MODULE_SCENARIOS)
 PRESETS = ("quick", "standard", "mlperf")
 RUNTIMES = ("litert", "tflite-runtime", "tensorflow", "jax")
+# The scenarios whose SUT may group queued samples into one runtime call (``batch_size``);
+# single-stream and multi-stream keep one sample per query, as MLPerf defines them.
+BATCHED_SCENARIOS = ("offline", "server")
+ACCELERATOR_KINDS = ("gpu", "tpu")
 
 
 KERAS_SUFFIXES = (".keras", ".h5")
@@ -95,6 +99,7 @@ class Suite(BaseModel):
     runtime: str | None = None
     xnnpack: bool = True
     timeout_s: float = 600.0
+    batch_size: int | None = None
     seed: int = 0
     optimizations: list[str] = ["fp32"]
     epochs: int | None = None
@@ -174,6 +179,13 @@ class Suite(BaseModel):
             raise ValueError("timeout_s must be a positive number of seconds")
         return v
 
+    @field_validator("batch_size")
+    @classmethod
+    def _positive_batch_size(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError("batch_size must be a positive integer, for example 64")
+        return v
+
 
 def _one_of(names: tuple[str, ...]) -> str:
     return "one of " + ", ".join(names)
@@ -202,6 +214,11 @@ def suite_from_mapping(data: Any, source: str) -> Suite:
                 f"{source}: models.{i} has neither 'path' nor 'name'; give a model file's path "
                 "or a reference model's name (see accelbench models list)"
             )
+    if suite.batch_size is not None and not set(suite.scenarios) & set(BATCHED_SCENARIOS):
+        raise UsageError(
+            f"{source}: field 'batch_size': applies to the offline and server scenarios only, "
+            f"and the suite has {', '.join(suite.scenarios)}; add one of them or drop batch_size"
+        )
     for scenario in suite.scenarios:
         if scenario in MODULE_SCENARIOS:
             key = options_key(scenario)
@@ -265,6 +282,12 @@ class Cell:
     timeout_s: float
     settings: dict[str, Any] = field(default_factory=dict)
     prepared_by: str | None = None  # the preparation job that makes this cell's artifact
+    batch_size: int | None = None  # samples per runtime call (offline/server); None: the default
+
+    @property
+    def on_accelerator(self) -> bool:
+        """True when the cell runs on an attached GPU/TPU (through JAX, see `on_accelerator`)."""
+        return on_accelerator(self.profile_data.get("kind"), self.execution)
 
     @property
     def logical_key(self) -> dict[str, Any]:
@@ -281,6 +304,9 @@ class Cell:
         }
         if self.scenario in MODULE_SCENARIOS:
             key["options"] = self.settings.get(options_key(self.scenario))
+        if self.batch_size is not None:
+            # Only when set, so that the cells of runs without a batch size keep their ids.
+            key["batch_size"] = self.batch_size
         return key
 
     @property
@@ -296,6 +322,12 @@ class Cell:
 
 def host_cores() -> int:
     return len(os.sched_getaffinity(0))
+
+
+def on_accelerator(profile_kind: str | None, execution: str) -> bool:
+    """True for a cell on an attached GPU/TPU (a gpu/tpu profile that runs ``local``): only
+    such a cell runs JAX on the accelerator; every other cell runs JAX on the CPU."""
+    return execution == "local" and profile_kind in ACCELERATOR_KINDS
 
 
 @dataclass
@@ -368,14 +400,14 @@ def expand(suite: Suite) -> list[Cell]:
             for profile, wanted_threads in profiles:
                 execution = execution_mode(profile)
                 # An attached GPU/TPU runs the JAX path (the model's .jaxexport), never a .tflite.
-                on_accelerator = execution == "local" and profile.kind in ("gpu", "tpu")
+                accelerated = on_accelerator(profile.kind, execution)
                 threads_list = _threads_for(profile, wanted_threads)
                 scenarios = [s for s in suite.scenarios if s not in MODEL_SCENARIOS]
                 if execution == "projected":
                     # A roofline projection estimates one inference: it has no thread count of
                     # this host and no traffic pattern, so one single-stream cell stands for all.
                     threads_list, scenarios = [1], ["single-stream"]
-                if on_accelerator:
+                if accelerated:
                     threads_list = [1]  # host threads do not size an accelerator's work
                 for threads in threads_list:
                     for scenario in scenarios:
@@ -389,7 +421,7 @@ def expand(suite: Suite) -> list[Cell]:
                                 scenario,
                                 model_path=model_path or "",
                                 optimization=optimization,
-                                runtime="jax" if on_accelerator else suite.runtime,
+                                runtime="jax" if accelerated else suite.runtime,
                                 prepared_by=prepared_by,
                             )
                         )
@@ -429,6 +461,7 @@ def _cell(
         timeout_s=suite.timeout_s,
         settings=_scenario_settings(suite, scenario, entry),
         prepared_by=prepared_by,
+        batch_size=suite.batch_size if scenario in BATCHED_SCENARIOS else None,
     )
 
 

@@ -191,7 +191,7 @@ def run_one(
             return [_unrun_record(cell, run_id, environment, "failed", reason, log_file)]
         cell.model_path = made["artifact"]["path"]
         quality = made
-    if cell.execution == "local" and cell.profile_data.get("kind") in ("gpu", "tpu"):
+    if cell.on_accelerator:
         # Only JAX reaches an attached accelerator here: a .tflite would measure the CPU.
         jax_export = (quality or {}).get("jax_export") or (
             cell.model_path if cell.model_path.endswith(".jaxexport") else None
@@ -473,6 +473,7 @@ def make_record(
         "inputs": cell.inputs_path or "synthetic",
         "seed": cell.seed,
         "timeout_s": cell.timeout_s,
+        "batch_size": cell.batch_size,  # as asked; settings.loadgen.sut.batch_size: as run
         "loadgen": loadgen.get("settings"),
         "comparable_to_mlperf": loadgen.get("comparable_to_mlperf"),
         **cell.settings,

@@ -1,7 +1,8 @@
 """The worker process: runs one cell in isolation and writes its result as JSON.
 
 Started as ``python -m accelbench.runner.worker CELL.json RESULT.json`` by the sweep. The profile's
-threads, CPU affinity and memory cap are applied before any interpreter or framework is imported.
+threads, CPU affinity and memory cap, and the platform JAX may use (the CPU, unless the cell is on
+an attached GPU/TPU), are applied before any interpreter or framework is imported.
 """
 
 from __future__ import annotations
@@ -42,16 +43,18 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
     from accelbench.hardware_profiles import HardwareProfile
     from accelbench.hardware_profiles.emulation import apply_emulation, check_artifact_supported
     from accelbench.records import metric
+    from accelbench.runner.suite import MODULE_SCENARIOS, on_accelerator, scenario_module
 
     profile = HardwareProfile.model_validate(cell["profile_data"])
     execution = cell["execution"]
     threads = int(cell["threads"])
+    accelerated = on_accelerator(profile.kind, execution)
     applied: dict[str, Any] = {}
     if execution in ("emulated", "local"):
         # Before any interpreter import: thread pools and affinity are fixed at first use.
         applied = apply_emulation(profile, threads) if execution == "emulated" else {}
+    pin_jax_platform(accelerated)
     _injected_fault(cell)
-    from accelbench.runner.suite import MODULE_SCENARIOS, scenario_module
 
     if cell["scenario"] in MODULE_SCENARIOS:
         measured = scenario_module(cell["scenario"]).run_cell(cell, log_dir)
@@ -89,6 +92,8 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
     )
     load_ms = (time.perf_counter() - t0) * 1e3
     try:
+        if accelerated:
+            _check_runs_on_accelerator(runtime, profile)
         specs = runtime.inputs()
         if cell.get("inputs_path"):
             samples = load_inputs(cell["inputs_path"], specs)
@@ -102,7 +107,14 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
 
         timed = execution in ("local", "emulated")
         before_ms = canary.measure() if timed else None
-        scenario = run_scenario(runtime, samples, cell["scenario"], cell["preset"], log_dir)
+        scenario = run_scenario(
+            runtime,
+            samples,
+            cell["scenario"],
+            cell["preset"],
+            log_dir,
+            batch_size=cell.get("batch_size"),
+        )
         if timed:
             result["canary"] = {
                 "before_ms": before_ms,
@@ -122,16 +134,59 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
         failed = [k for k, ok in scenario.criteria.items() if not ok]
         result["error"] = "LoadGen result INVALID: " + (", ".join(failed) or "see the log")
     p50 = scenario.metrics.get("latency_p50_ms", {}).get("value")
-    if execution == "local" and profile.kind in ("gpu", "tpu"):
+    if accelerated:
         from accelbench.runtimes.jax_runtime import utilization_metrics
 
-        result["metrics"].update(utilization_metrics(result["runtime"], p50, profile))
+        rate = samples_per_second(cell["scenario"], scenario.metrics)
+        result["metrics"].update(utilization_metrics(result["runtime"], rate, profile))
     if execution == "emulated" and cost is not None and p50:
         result["projection"] = _project(cost, profile, p50, threads)
         result["metrics"]["projected_latency_ms"] = metric(
             result["projection"]["projected_latency_ms"], "ms", "lower"
         )
     return result
+
+
+def pin_jax_platform(accelerated: bool) -> str | None:
+    """Make JAX run on the CPU in this worker unless the cell is on an attached GPU/TPU;
+    returns the ``JAX_PLATFORMS`` the worker runs with (None: JAX picks).
+
+    JAX takes the accelerator whenever it finds one, so on a GPU machine a host, emulated or
+    edge cell would otherwise measure the GPU and label it as the CPU. Must run before JAX is
+    imported (it reads ``JAX_PLATFORMS`` once); an accelerator cell keeps the environment's.
+    """
+    if not accelerated:
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    return os.environ.get("JAX_PLATFORMS")
+
+
+def _check_runs_on_accelerator(runtime: Any, profile: Any) -> None:
+    """An attached GPU/TPU cell whose JAX fell back to the CPU fails: never a CPU figure under a
+    GPU's name."""
+    backend = getattr(runtime, "backend", None)
+    if backend == "cpu":
+        raise RuntimeError(
+            f"{profile.name} is attached, but JAX runs on the CPU in this worker "
+            f"(JAX_PLATFORMS={os.environ.get('JAX_PLATFORMS', 'unset')}); install JAX for the "
+            f"{profile.kind.upper()} (jax[cuda12], jax[cuda13] or jax[tpu]) and leave "
+            "JAX_PLATFORMS unset"
+        )
+
+
+def samples_per_second(scenario: str, metrics: dict[str, Any]) -> float | None:
+    """The rate the runtime did samples at in a LoadGen run: LoadGen's samples/s where it
+    counts them over the run (offline, server), else a query's samples over its p50 latency."""
+
+    def value(name: str) -> float | None:
+        return (metrics.get(name) or {}).get("value")
+
+    if scenario in ("offline", "server"):
+        return value("qps")
+    p50, samples, queries = value("latency_p50_ms"), value("sample_count"), value("query_count")
+    if not p50:
+        return None
+    per_query = samples / queries if samples and queries else 1.0
+    return per_query / (p50 / 1e3)
 
 
 def _injected_fault(cell: dict[str, Any]) -> None:

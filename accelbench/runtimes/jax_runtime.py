@@ -19,6 +19,8 @@ from accelbench.runtimes.base import FixedSpecsRuntime
 from accelbench.runtimes.edge import TensorSpec, check_inputs
 
 SINGLE_THREAD_FLAG = "--xla_cpu_multi_thread_eigen=false"
+# Where every FLOP count of a JAX function comes from (see `cpu_flops`).
+FLOPS_SOURCE = "XLA CPU cost analysis"
 
 
 def _limit_threads(threads: int | None) -> str:
@@ -76,33 +78,39 @@ class JaxRuntime(FixedSpecsRuntime):
         leaves = self._jax.tree_util.tree_leaves(result)
         return [np.asarray(leaf) for leaf in leaves]
 
+    @property
+    def backend(self) -> str:
+        """The platform JAX runs this artifact on: 'cpu', 'gpu' or 'tpu'."""
+        return self._jax.default_backend()
+
     def info(self) -> dict[str, Any]:
         device = self._jax.devices()[0]
+        flops = self.flops_per_sample()
         return {
             "runtime": self.name,
             "package": "jax",
             "version": self._jax.__version__,
-            "backend": self._jax.default_backend(),
+            "backend": self.backend,
             "device_kind": device.device_kind,
+            "jax_platforms": os.environ.get("JAX_PLATFORMS"),
             "exported_platforms": list(self._exported.platforms),
             "threads": self.threads,
             "threads_limited_by": self._threads_by,
-            "flops_per_sample": self.flops_per_sample(),
+            "flops_per_sample": flops,
+            "flops_source": FLOPS_SOURCE if flops is not None else None,
             "device_memory_peak_bytes": peak_memory_bytes(self._jax.devices()),
         }
 
     def flops_per_sample(self) -> float | None:
-        """FLOPs of one sample (batch 1 where the batch is free), from XLA's cost analysis."""
+        """FLOPs of one sample (batch 1 where the batch is free), counted by `cpu_flops`
+        whatever backend runs the artifact; None where the export has no CPU lowering."""
         jax = self._jax
         avals = [
             jax.ShapeDtypeStruct(tuple(1 if d == -1 else d for d in s.shape), np.dtype(s.dtype))
             for s in self._inputs
         ]
         batch = self._inputs[0].shape[0] if self._inputs and self._inputs[0].shape else 1
-        try:
-            flops = compiled_flops(jax.jit(self._exported.call).lower(*avals).compile())
-        except Exception:  # noqa: BLE001 - a figure for the record, never a reason to fail
-            return None
+        flops = cpu_flops(self._exported.call, *avals)
         return None if flops is None else flops / max(1, batch)
 
     def close(self) -> None:
@@ -142,16 +150,41 @@ def save_jax_export(
     return path
 
 
-def compiled_flops(compiled: Any, devices: int = 1) -> float | None:
-    """FLOPs of one call of a compiled JAX function (``jit(f).lower(...).compile()``), from
-    XLA's cost analysis; an SPMD program is analysed per device, so ``devices`` scales it."""
+def cpu_flops(fn: Callable[..., Any], *avals: Any) -> float | None:
+    """FLOPs of one call of ``fn`` on ``avals`` (``jax.ShapeDtypeStruct``s, no shardings),
+    from XLA's cost analysis of its **CPU** compilation, whatever backend runs ``fn``; None
+    where the CPU cannot compile it or has no figure (a figure for a record, never a failure).
+
+    Why the CPU: the cost analysis counts the HLO ops it knows, and on a GPU convolutions (and
+    some matmuls and fusions) become cuDNN/cuBLAS custom calls that it counts as 0 FLOPs: the
+    digits CNN counted ~68k FLOPs/sample on an H100 against ~0.58M on the CPU, so MFU came
+    out ~8.6x too low. The CPU compilation keeps them as ops and counts the model's work, which
+    is the same on every device. It is compiled under ``jax.default_device(cpu)`` rather than
+    lowered with ``lowering_platforms=("cpu",)``, since a program lowered for the CPU may not
+    compile on a CUDA client; ``Lowered.cost_analysis()`` is not used, as it fails on
+    shape-polymorphic exports. A data-parallel step is counted whole (the global batch, one
+    device), so its figure needs no per-device scaling.
+    """
+    import jax
+
+    try:
+        with jax.default_device(jax.devices("cpu")[0]):
+            compiled = jax.jit(fn).lower(*avals).compile()
+    except Exception:  # noqa: BLE001 - e.g. an export lowered for cuda only
+        return None
+    return compiled_flops(compiled)
+
+
+def compiled_flops(compiled: Any) -> float | None:
+    """FLOPs of one call of a compiled JAX function (``jit(f).lower(...).compile()``) on the
+    device it was compiled for, from XLA's cost analysis (see `cpu_flops` for which to use)."""
     try:
         analysis = compiled.cost_analysis()
     except Exception:  # noqa: BLE001 - some backends have no cost model
         return None
     entries = analysis if isinstance(analysis, list | tuple) else [analysis]
     flops = sum(float((e or {}).get("flops", 0.0)) for e in entries)
-    return flops * devices if flops > 0 else None
+    return flops if flops > 0 else None
 
 
 def peak_memory_bytes(devices: Sequence[Any]) -> int | None:
@@ -169,16 +202,17 @@ def peak_memory_bytes(devices: Sequence[Any]) -> int | None:
 
 
 def utilization_metrics(
-    runtime_info: dict[str, Any], latency_p50_ms: float | None, profile: Any
+    runtime_info: dict[str, Any], samples_per_s: float | None, profile: Any
 ) -> dict[str, Any]:
-    """Achieved FLOP/s, model FLOPs utilization against ``profile``'s fp32 peak, and device
-    memory, as record metrics, for a JAX cell that ran on an attached GPU/TPU; {} otherwise."""
+    """Achieved FLOP/s (FLOPs per sample x the samples/s the scenario ran at), model FLOPs
+    utilization against ``profile``'s fp32 peak, and device memory, as record metrics, for a
+    JAX cell that ran on an attached GPU/TPU; {} otherwise."""
     from accelbench.records import metric
 
     flops = runtime_info.get("flops_per_sample")
-    if runtime_info.get("runtime") != "jax" or not flops or not latency_p50_ms:
+    if runtime_info.get("runtime") != "jax" or not flops or not samples_per_s:
         return {}
-    achieved = flops / (latency_p50_ms / 1e3)
+    achieved = flops * samples_per_s
     metrics = {"achieved_flops_per_s": metric(achieved, "FLOP/s", "higher")}
     peak = profile.peak_ops_per_s("fp32") or profile.peak_ops_per_s("bf16")
     if peak:
