@@ -85,11 +85,19 @@ def artifact_info(path: Path) -> dict[str, Any]:
     return {"path": str(path), "sha256": digest.hexdigest(), "bytes": total}
 
 
+def write_atomic(path: Path, text: str) -> Path:
+    """Write text whole or not at all: a temporary file beside path (named per process, so
+    concurrent writers never share one), then a rename. A reader sees the old file or the new."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def write_result(path: Path, result: dict[str, Any]) -> None:
     """Write a worker's result atomically: the sweep sees all of it or nothing."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, default=plain), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(result, default=plain))
 
 
 def plain(obj: Any) -> Any:

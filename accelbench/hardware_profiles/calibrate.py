@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.hardware_profiles.host import available_cores, host_fingerprint_id, memory_bytes
+from accelbench.records import write_atomic
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -112,11 +113,7 @@ def save_calibration(calibration: Calibration) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     entries = _read_cache()
     entries[calibration.host_fingerprint_id] = calibration.to_dict()
-    # Write then rename, so a reader never sees half a file.
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(entries, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps(entries, indent=2, sort_keys=True))
 
 
 def _read_cache() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
+from accelbench.records import write_atomic
 
 BASELINE_FORMAT = 1
 HEADER_KEY = "accelbench_baseline"
@@ -89,12 +90,9 @@ def save_baseline(
         "cells": len(cells),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     lines = [json.dumps(header, sort_keys=True)]
     lines += [json.dumps(c, sort_keys=True, allow_nan=False) for c in cells]
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)  # whole or not at all
-    return path
+    return write_atomic(path, "\n".join(lines) + "\n")  # whole or not at all
 
 
 def is_baseline_file(path: Path) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
-from accelbench.records import RECORDS_FILE
+from accelbench.records import RECORDS_FILE, write_atomic
 from accelbench.report import baselines
 from accelbench.report.compare import Source, load_source, text_table
 from accelbench.stats import e_divisive
@@ -206,10 +206,7 @@ def write_html(trends: list[Trend], runs: list[Run], path: str | Path) -> Path:
         parts.append(f"<img alt='{alt}' src='data:image/png;base64,{encoded}'>")
     parts.append("</body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, "\n".join(parts))
 
 
 def _sources(path: Path) -> list[Source]:

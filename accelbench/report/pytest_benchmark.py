@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
-from accelbench.records import metric
+from accelbench.records import metric, write_atomic
 
 # The schema read here is 5.x's; 4.x wrote the same fields (4.0 dropped Python 2, not fields).
 SUPPORTED_MAJOR_VERSIONS = (4, 5)
@@ -168,6 +168,4 @@ def write_file(path: str | Path, payload: dict[str, Any]) -> None:
     """Write a pytest-benchmark JSON file whole (temp file, then rename: never half-written)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=4, allow_nan=False), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(payload, indent=4, allow_nan=False))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accelbench.records import write_atomic
 from accelbench.report.tables import LEGEND, markdown_table
 from accelbench.report.tradeoffs import Point, pareto_front, points, recommendation
 
@@ -965,9 +966,7 @@ def write_report(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
 
 def _write(path: Path, text: str) -> None:
     """Write through a temporary file, so a reader never sees half a report."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text)
 
 
 _HTML = """<!doctype html>

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
-from accelbench.records import RECORDS_FILE, read_records
+from accelbench.records import RECORDS_FILE, read_records, write_atomic
 
 # The columns a person reads first; every other metric follows in name order.
 HEADLINE_METRICS = (
@@ -197,9 +197,7 @@ def write_run_outputs(run_dir: Path) -> None:
     tmp = run_dir / "results.parquet.tmp"
     frame.to_parquet(tmp, index=False)
     tmp.replace(run_dir / "results.parquet")
-    tmp = run_dir / "summary.md.tmp"
-    tmp.write_text(summary_markdown(records, run_dir), encoding="utf-8")
-    tmp.replace(run_dir / "summary.md")
+    write_atomic(run_dir / "summary.md", summary_markdown(records, run_dir))
     from accelbench.report.report import write_report
 
     write_report(run_dir, records)

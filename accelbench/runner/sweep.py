@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
-from accelbench.records import SCHEMA_VERSION, append_record, metric, read_records
+from accelbench.records import (
+    SCHEMA_VERSION,
+    append_record,
+    metric,
+    read_records,
+    write_atomic,
+)
 from accelbench.runner.suite import Cell, PrepareJob, Suite, expand, prepare_jobs
 
 SUITE_FILE = "suite.json"
@@ -44,9 +50,7 @@ def prepare_run_dir(run_dir: Path, suite: Suite, resume: bool) -> None:
             f"or continue it with --resume {run_dir}"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = suite_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(suite.model_dump(mode="json"), indent=2), encoding="utf-8")
-    tmp.replace(suite_path)
+    write_atomic(suite_path, json.dumps(suite.model_dump(mode="json"), indent=2))
 
 
 def load_run_suite(run_dir: Path) -> Suite:
@@ -328,9 +332,7 @@ def run_prepare(
     wall_s = time.time() - started
     result = _worker_result(result_file, code, timed_out, job.timeout_s, None, log_file)
     result.setdefault("artifacts", {})
-    tmp = _prepared_path(run_dir, job.model).with_suffix(".tmp")
-    tmp.write_text(json.dumps(result), encoding="utf-8")
-    tmp.replace(_prepared_path(run_dir, job.model))
+    write_atomic(_prepared_path(run_dir, job.model), json.dumps(result))
     return [r for r in _prepare_records(job, result, run_id, environment, wall_s, log_file)
             if r["cell_id"] not in done]  # fmt: skip
 
