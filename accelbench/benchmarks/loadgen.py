@@ -29,7 +29,12 @@ from typing import Any, Protocol
 import mlperf_loadgen as lg
 import numpy as np
 
-from accelbench.benchmarks.presets import ScenarioPreset, check_scenario, get_preset
+from accelbench.benchmarks.presets import (
+    BATCHED_SCENARIOS,
+    ScenarioPreset,
+    check_scenario,
+    get_preset,
+)
 from accelbench.errors import UsageError
 from accelbench.records import metric
 
@@ -67,8 +72,6 @@ CRITERIA_KEYS: dict[str, str] = {
 LOG_PREFIX = "mlperf_log_"
 # LoadGen keeps global state (its logger, the issue thread): one test at a time per process.
 _LOADGEN_LOCK = threading.Lock()
-# The scenarios whose SUT may group queued samples into one runtime call (``batch_size``).
-BATCHED_SCENARIOS = ("offline", "server")
 
 
 class SupportsRun(Protocol):

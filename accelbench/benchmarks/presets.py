@@ -9,6 +9,9 @@ from accelbench.errors import UsageError
 
 SCENARIOS: tuple[str, ...] = ("single-stream", "multi-stream", "server", "offline")
 PRESETS: tuple[str, ...] = ("quick", "standard", "mlperf")
+# The scenarios whose system under test may group queued samples into one runtime call
+# (``batch_size``); single-stream and multi-stream keep one sample per query, as MLPerf defines.
+BATCHED_SCENARIOS: tuple[str, ...] = ("offline", "server")
 
 
 @dataclass(frozen=True)

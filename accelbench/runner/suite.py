@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from accelbench.benchmarks.presets import BATCHED_SCENARIOS
 from accelbench.errors import UsageError
 
 LOADGEN_SCENARIOS = ("single-stream", "multi-stream", "offline", "server")
@@ -27,9 +28,6 @@ MODEL_SCENARIOS = ("input-pipeline", "training")
 SCENARIOS = (*LOADGEN_SCENARIOS, *MODULE_SCENARIOS)
 PRESETS = ("quick", "standard", "mlperf")
 RUNTIMES = ("litert", "tflite-runtime", "tensorflow", "jax")
-# The scenarios whose SUT may group queued samples into one runtime call (``batch_size``);
-# single-stream and multi-stream keep one sample per query, as MLPerf defines them.
-BATCHED_SCENARIOS = ("offline", "server")
 ACCELERATOR_KINDS = ("gpu", "tpu")
 
 
