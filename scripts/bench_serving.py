@@ -207,9 +207,9 @@ def serve_command(model: Path, *flags: str) -> list[str]:
             *flags]  # fmt: skip
 
 
-def make_1ms_model(out_dir: Path) -> tuple[Path, float]:
-    """A conv model sized until its in-process SingleStream p50 is close to 1 ms; (path, p50)."""
-    width, path, p50 = 16, None, 0.0
+def make_1ms_model(out_dir: Path) -> Path:
+    """A conv model sized until its in-process SingleStream p50 is close to 1 ms."""
+    width, path = 16, None
     for _ in range(4):
         path = out_dir / f"conv_w{width}.tflite"
         _convert_conv_model(path, width)
@@ -218,7 +218,7 @@ def make_1ms_model(out_dir: Path) -> tuple[Path, float]:
             break
         width = max(4, round(width * (1.0 / p50) ** 0.5))  # cost grows ~ width^2
     assert path is not None
-    return path, p50
+    return path
 
 
 def _convert_conv_model(path: Path, width: int) -> None:
@@ -330,10 +330,8 @@ def run_benchmark(
           f"preset {preset}; loopback")  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
 
-    if conv_model:  # made elsewhere (a machine without TensorFlow): not re-sized here
-        model = Path(conv_model)
-    else:
-        model, _ = make_1ms_model(work)
+    # A ready model (made elsewhere, e.g. for a machine without TensorFlow) is not re-sized here.
+    model = Path(conv_model) if conv_model else make_1ms_model(work)
     local = in_process_p50_ms(model, work / "a-local", preset)
     with Server(serve_command(model, "--threads", "1")) as server:
         remote = served_p50_ms(server.url, work / "a-served", preset)

@@ -7,8 +7,9 @@ load client, at a fixed LoadGen Server rate, for each serving mode.
 Starts ``python -m accelbench.serving`` with the suite scenario's settings for each mode, runs one
 LoadGen Server test at ``--qps`` against it, and prints, from /proc, each server thread's user
 and system CPU per request and its voluntary + involuntary context switches per request (the
-event loop is ``main``; the inference threads follow), and this process's (LoadGen and the load
-client) CPU per request. Linux only.
+event loop is ``main``; the inference threads follow), this process's (LoadGen and the load
+client) CPU per request, and, for scale, the model's own time per call in process (the server's
+runtime, 1 thread, batch 1). Linux only.
 """
 
 from __future__ import annotations
@@ -79,6 +80,28 @@ def measure(model: Path, mode: str, qps: float, preset: str, work: Path) -> None
     )
 
 
+def model_call_us(model: Path, calls: int = 5000) -> float:
+    """The median over 5 rounds of the model's mean time per call in process, in µs."""
+    import statistics
+    import time
+
+    from accelbench.runtimes import make_inputs, open_runtime
+
+    runtime = open_runtime(model, None, threads=1)
+    try:
+        inputs = make_inputs(runtime.inputs(), 1)[0]
+        runtime.run(inputs)
+        rounds = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(calls):
+                runtime.run(inputs)
+            rounds.append((time.perf_counter() - start) / calls * 1e6)
+    finally:
+        runtime.close()
+    return statistics.median(rounds)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
@@ -87,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default="online,batching")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-serving-cpu-"))
+    print(f"model in process: {model_call_us(args.model):.1f} us per call (batch 1, 1 thread)")
     for mode in args.modes.split(","):
         measure(args.model, mode, args.qps, args.preset, work)
     return 0

@@ -464,9 +464,7 @@ def _calibrate_offline(
     """
     target_s = preset.calibration_ms / 1e3
     guess = single_stream["single_stream_samples_per_second"]
-    runs = 0
-    while runs < OFFLINE_CALIBRATION_RUNS:
-        runs += 1
+    for runs in range(1, OFFLINE_CALIBRATION_RUNS + 1):  # noqa: B007 - the count is returned
         settings = _base_settings("offline")
         settings.min_duration_ms = preset.calibration_ms
         settings.min_query_count = 1
@@ -642,7 +640,6 @@ class _SystemUnderTest:
         self._runtime = runtime
         self._samples = samples
         self._batching = batching
-        self._max_batch = batching.size
         # Every input of every sample, stacked once: a batch is then one gather per input
         # rather than a concatenation of many small arrays per call.
         self._stacked = _stack_samples(samples) if batching.size > 1 else None
@@ -667,13 +664,13 @@ class _SystemUnderTest:
 
     def issue_queries(self, query_samples: list[Any]) -> None:
         if self._queue is None:
-            for start in range(0, len(query_samples), self._max_batch):
-                self._complete(query_samples[start : start + self._max_batch])
+            for start in range(0, len(query_samples), self._batching.size):
+                self._complete(query_samples[start : start + self._batching.size])
             return
         # In slices of at most one batch: Offline issues every sample in one query, and one
         # queue operation per sample would cost more than a fast accelerator's inference.
-        for start in range(0, len(query_samples), self._max_batch):
-            self._queue.put(query_samples[start : start + self._max_batch])
+        for start in range(0, len(query_samples), self._batching.size):
+            self._queue.put(query_samples[start : start + self._batching.size])
 
     def flush_queries(self) -> None:
         # Nothing is held back waiting for a fuller batch, so there is nothing to flush.
@@ -694,7 +691,7 @@ class _SystemUnderTest:
                 if first is None:
                     return
                 pending = list(first)
-            while len(pending) < self._max_batch:
+            while len(pending) < self._batching.size:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
@@ -703,7 +700,7 @@ class _SystemUnderTest:
                     self._queue.put(None)  # stop once what is pending has run
                     break
                 pending.extend(more)
-            batch, pending = pending[: self._max_batch], pending[self._max_batch :]
+            batch, pending = pending[: self._batching.size], pending[self._batching.size :]
             self._complete(batch)
 
     def _complete(self, batch: list[Any]) -> None:

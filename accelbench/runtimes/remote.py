@@ -13,7 +13,7 @@ fails (an HTTP error status, a refused or dropped connection, a timeout) complet
 and is counted by kind; ``counters()`` gives the counts. Like every runtime it never reads a
 clock: LoadGen times the requests.
 
-The client is imported when a RemoteRuntime opens; probing uses only the standard library.
+Probing uses only the standard library; requests go through `http_client`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from accelbench.errors import UsageError
+from accelbench.runtimes import http_client
 from accelbench.runtimes.edge import TensorSpec
 
 DEFAULT_CONCURRENCY = 64
@@ -264,11 +265,8 @@ class RemoteRuntime:
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise UsageError(f"concurrency must be a positive integer, not {concurrency!r}")
-        from accelbench.runtimes import http_client
-
         self.endpoint = endpoint
         self.concurrency = concurrency
-        self._client = http_client
         self._timeout_s = timeout_s
         self._counters = Counters()
         self._requests: list[bytes] = []
@@ -321,7 +319,7 @@ class RemoteRuntime:
         if not same:
             url = self.endpoint.predict_url
             self._requests = [
-                self._client.request_bytes("POST", url, request_body(s, self.endpoint.inputs))
+                http_client.request_bytes("POST", url, request_body(s, self.endpoint.inputs))
                 for s in samples
             ]
             self._encoded = list(samples)
@@ -351,7 +349,7 @@ class RemoteRuntime:
                 self._note(f"HTTP 200 without predictions: {response.body[:200]!r}")
             else:
                 counters.ok += 1
-        except (TimeoutError, OSError, self._client.BadResponse) as err:
+        except (TimeoutError, OSError, http_client.BadResponse) as err:
             counters.connection_errors += 1
             self._note(f"{type(err).__name__}: {err}")
         finally:
@@ -380,7 +378,7 @@ class RemoteRuntime:
         return self._call(self._predict(body))
 
     async def _predict(self, body: bytes) -> list[np.ndarray]:
-        request = self._client.request_bytes("POST", self.endpoint.predict_url, body)
+        request = http_client.request_bytes("POST", self.endpoint.predict_url, body)
         response = await self._pool.request(request)
         try:
             answer = json.loads(response.body)
