@@ -9,7 +9,8 @@ prints, each measured now on this machine (nothing is stored or assumed):
     the same .tflite in the same runtime (target: <= 1 ms);
 (b) the digits CNN's peak valid Server QPS (trained here by the reference model code) served with
     dynamic batching and without (target: batching >= 2x), by the peak search of
-    ``accelbench.benchmarks.serving``;
+    ``accelbench.benchmarks.serving``, on two runtimes: LiteRT running the fp32 .tflite, and
+    TensorFlow running the same architecture as a SavedModel (what TensorFlow Serving serves);
 (c) the load client's own sustained rate (LoadGen Offline, and a Server run at 5x the highest
     peak of (b)) against a trivial endpoint, against that highest peak (target: >= 5x) and
     against the highest rate any run of (b) achieved (its capacity probes, over the bound).
@@ -283,6 +284,23 @@ def make_digits_cnn(out_dir: Path) -> Path:
     return Path(made["artifact"]["path"])
 
 
+def make_digits_savedmodel(out_dir: Path) -> Path:
+    """The digits CNN trained by the reference model code, saved as a SavedModel (its
+    serving_default signature is what runtime 'tensorflow' and TensorFlow Serving call)."""
+    path = out_dir / "digits_savedmodel"
+    code = f"""
+from accelbench.keras_compat import legacy_keras
+legacy_keras()
+from accelbench.models import get_spec, train
+spec = get_spec("digits_cnn")
+trained = train(spec, spec.load_data(None, seed=0), seed=0)
+trained.model.save({str(path)!r}, save_format="tf")
+"""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
+    return path
+
+
 def peak(url: str, log_dir: Path, preset: str, bound_ms: float) -> Any:
     from accelbench.benchmarks.serving import endpoint_samples, find_peak
     from accelbench.runtimes.remote import open_remote
@@ -321,7 +339,11 @@ def _curve_lines(search: Any) -> list[str]:
 
 
 def run_benchmark(
-    preset: str, bound_ms: float, conv_model: str | None = None, digits_model: str | None = None
+    preset: str,
+    bound_ms: float,
+    conv_model: str | None = None,
+    digits_model: str | None = None,
+    digits_savedmodel: str | None = None,
 ) -> None:
     from accelbench.hardware_profiles.host import cpu_info
 
@@ -340,26 +362,37 @@ def run_benchmark(
           f"{remote:.3f} ms: the server adds {added:.3f} ms (target <= 1 ms: "
           f"{'met' if added <= 1.0 else 'NOT met'})")  # fmt: skip
 
-    digits = Path(digits_model) if digits_model else make_digits_cnn(work / "digits")
+    # The same digits CNN on two runtimes: LiteRT's interpreter (~17 us a call here) and
+    # TensorFlow's SavedModel signature (~0.7 ms a call, most of it fixed per call).
+    digits = {
+        "litert": Path(digits_model) if digits_model else make_digits_cnn(work / "digits"),
+        "tensorflow": (
+            Path(digits_savedmodel) if digits_savedmodel else make_digits_savedmodel(work)
+        ),
+    }
     searches = {}
-    for mode in ("online", "batching"):
-        # The suite scenario's own server settings for each mode (TF Serving's batching defaults).
-        cell = {"model_path": str(digits), "model": "m", "threads": 1, "runtime": None}
-        flags = server_args(cell, DEFAULTS, mode)
-        with Server([sys.executable, "-m", "accelbench.serving", *flags]) as server:
-            searches[mode] = peak(server.url, work / f"b-{mode}", preset, bound_ms)
-    qps = {m: (s.peak.target_qps if s.peak else 0.0) for m, s in searches.items()}
-    for mode, search in searches.items():
-        print(f"(b) digits_cnn {mode}: peak valid Server QPS {qps[mode]:.1f} "
+    for runtime, path in digits.items():
+        for mode in ("online", "batching"):
+            # The suite scenario's own server settings for each mode (TF Serving's defaults).
+            cell = {"model_path": str(path), "model": "m", "threads": 1, "runtime": runtime}
+            flags = server_args(cell, DEFAULTS, mode)
+            with Server([sys.executable, "-m", "accelbench.serving", *flags]) as server:
+                log_dir = work / f"b-{runtime}-{mode}"
+                searches[runtime, mode] = peak(server.url, log_dir, preset, bound_ms)
+    qps = {key: (s.peak.target_qps if s.peak else 0.0) for key, s in searches.items()}
+    for (runtime, mode), search in searches.items():
+        print(f"(b) digits_cnn {runtime} {mode}: peak valid Server QPS {qps[runtime, mode]:.1f} "
               f"(p99 bound {bound_ms:g} ms)")  # fmt: skip
         print("\n".join(_curve_lines(search)))
-    if qps["online"] > 0:
-        ratio = qps["batching"] / qps["online"]
-        print(f"(b) batching / online = {ratio:.2f}x (target >= 2x: "
-              f"{'met' if ratio >= 2 else 'NOT met'})")  # fmt: skip
-    else:
-        print("(b) batching / online: not measurable, no online run met the bound "
-              "(target >= 2x: NOT shown)")  # fmt: skip
+    for runtime in digits:
+        online, batching = qps[runtime, "online"], qps[runtime, "batching"]
+        if online > 0:
+            ratio = batching / online
+            print(f"(b) {runtime}: batching / online = {ratio:.2f}x (target >= 2x: "
+                  f"{'met' if ratio >= 2 else 'NOT met'})")  # fmt: skip
+        else:
+            print(f"(b) {runtime}: batching / online not measurable, no online run met the "
+                  "bound (target >= 2x: NOT shown)")  # fmt: skip
 
     # The highest rate (b) reports is its highest peak; the stricter yardstick is the highest rate
     # any run of (b) achieved (the Offline capacity probes and the curves' top points, all over
@@ -400,12 +433,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-bound-ms", type=float, default=10.0)
     parser.add_argument("--conv-model", help="a ready ~1 ms .tflite for (a) instead of making one")
     parser.add_argument("--digits-model", help="a ready digits CNN .tflite for (b)")
+    parser.add_argument("--digits-savedmodel", help="a ready digits CNN SavedModel for (b)")
     args = parser.parse_args(argv)
     if args.command == "trivial-endpoint":
         (trivial_raw if args.impl == "raw" else trivial_starlette)(args.port)
         return 0
     started = time.time()
-    run_benchmark(args.preset, args.latency_bound_ms, args.conv_model, args.digits_model)
+    run_benchmark(
+        args.preset, args.latency_bound_ms, args.conv_model, args.digits_model,
+        args.digits_savedmodel,
+    )  # fmt: skip
     print(f"took {time.time() - started:.0f} s")
     return 0
 
