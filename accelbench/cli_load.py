@@ -223,6 +223,9 @@ def _write_and_print(
     if peak is not None:
         bound = record["settings"]["latency_bound_ms"]
         value = "none" if peak["value"] is None else f"{peak['value']:.1f} QPS"
+        if peak["value"] is not None:
+            confirmed = record["settings"].get("peak_confirmed")
+            value += " (met the bound again when re-run)" if confirmed else " (not re-confirmed)"
         print(f"server peak (p99 <= {bound:g} ms): {value}")
     requests = record["settings"].get("requests") or {}
     if requests.get("errors"):

@@ -148,11 +148,14 @@ def test_load_cli_finds_the_peak_of_accelbench_server(served_cnn, tmp_path, caps
     peak = record["metrics"]["server_peak_qps"]
     assert peak["unit"] == "qps" and peak["direction"] == "higher" and peak["value"] > 0
     curve = record["settings"]["curve"]
-    assert len(curve) == 3 and all(p["errors"] == 0 for p in curve)
+    # 2 curve points, 1 bisection, then the peak's target once more (confirmed: bound 1000 ms)
+    assert len(curve) == 4 and all(p["errors"] == 0 for p in curve)
     assert peak["value"] == max(p["target_qps"] for p in curve if p["meets_bound"])
+    assert record["settings"]["peak_confirmed"] is True
+    assert [p["target_qps"] for p in curve].count(peak["value"]) == 2
     assert {200, 400} <= {p["target_qps"] for p in curve}  # the curve up to --target-qps
     assert record["metrics"]["latency_p99_ms"]["value"] <= 1000
-    assert "server peak (p99 <= 1000 ms)" in printed
+    assert "server peak (p99 <= 1000 ms)" in printed and "met the bound again" in printed
     assert (out / "results.parquet").is_file() and (out / "summary.md").is_file()
 
 
@@ -206,7 +209,9 @@ def test_serving_suite_scenario_measures_every_mode_and_leaves_no_server(tmp_pat
         assert record["status"] == "ok", record["error"]
         assert record["cell_id"].endswith("." + mode) and record["scenario"] == "serving"
         curve = record["settings"]["curve"]
-        assert len(curve) == 2 and 400 in {p["target_qps"] for p in curve}
+        # 1 curve point, 1 bisection above it, the peak's target once more
+        assert len(curve) == 3 and 400 in {p["target_qps"] for p in curve}
+        assert record["settings"]["peak_confirmed"] is True
         peak = max(p["target_qps"] for p in curve if p["meets_bound"])
         assert record["metrics"]["server_peak_qps"]["value"] == peak
         server = record["settings"]["server"]
