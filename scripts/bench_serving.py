@@ -10,7 +10,9 @@ prints, each measured now on this machine (nothing is stored or assumed):
 (b) the digits CNN's peak valid Server QPS (trained here by the reference model code) served with
     dynamic batching and without (target: batching >= 2x), by the peak search of
     ``accelbench.benchmarks.serving``, on two runtimes: LiteRT running the fp32 .tflite, and
-    TensorFlow running the same architecture as a SavedModel (what TensorFlow Serving serves);
+    TensorFlow running the same architecture as a SavedModel (what TensorFlow Serving serves),
+    with each runtime's in-process time per call at batch 1 and 32, which decides what batching
+    can save;
 (c) the load client's own sustained rate (LoadGen Offline, and a Server run at 5x the highest
     peak of (b)) against a trivial endpoint, against that highest peak (target: >= 5x) and
     against the highest rate any run of (b) achieved (its capacity probes, over the bound).
@@ -301,6 +303,34 @@ trained.model.save({str(path)!r}, save_format="tf")
     return path
 
 
+def call_times_us(model: Path, runtime: str) -> dict[int, float]:
+    """The model's in-process time per call at batch 1 and 32 (median of 5 x 100 calls, 1
+    thread), in a fresh process: TensorFlow takes its thread count only before it starts."""
+    code = f"""
+import json, statistics, time
+import numpy as np
+from accelbench.runtimes import make_inputs, open_runtime
+rt = open_runtime({str(model)!r}, {runtime!r}, threads=1)
+spec = rt.inputs()[0]
+times = {{}}
+for batch in (1, 32):
+    x = [np.zeros((batch, *spec.shape[1:]), spec.dtype)]
+    rt.run(x)
+    rounds = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(100):
+            rt.run(x)
+        rounds.append((time.perf_counter() - start) / 100 * 1e6)
+    times[batch] = statistics.median(rounds)
+print(json.dumps(times))
+"""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                          text=True, env=env)  # fmt: skip
+    return {int(k): v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+
+
 def peak(url: str, log_dir: Path, preset: str, bound_ms: float) -> Any:
     from accelbench.benchmarks.serving import endpoint_samples, find_peak
     from accelbench.runtimes.remote import open_remote
@@ -380,6 +410,11 @@ def run_benchmark(
             Path(digits_savedmodel) if digits_savedmodel else make_digits_savedmodel(work)
         ),
     }
+    for runtime, path in digits.items():
+        times = call_times_us(path, runtime)
+        print(f"(b) digits_cnn {runtime}: {times[1]:.0f} us per call at batch 1, "
+              f"{times[32]:.0f} us at batch 32 ({times[32] / 32:.1f} us per instance), "
+              "in process, 1 thread")  # fmt: skip
     searches = {}
     for runtime, path in digits.items():
         for mode in ("online", "batching"):
