@@ -90,6 +90,14 @@ def test_a_lucky_peak_that_misses_when_re_run_is_not_reported(monkeypatch, tmp_p
     assert sorted(p["meets_bound"] for p in curve if p["target_qps"] == 300) == [False, True]
 
 
+def test_when_the_lowest_target_misses_on_re_run_the_search_looks_lower(monkeypatch, tmp_path):
+    # Only 100 met the bound, once; its re-run missed: half of it is tried, then confirmed.
+    calls = _scripted(monkeypatch, lambda t, nth: t < 100 or (t == 100 and nth == 1))
+    search = _search(tmp_path)  # curve 100..400, then 150 (missed)
+    assert search.peak.target_qps == 50 and search.peak_confirmed
+    assert calls[100] == 2 and calls[50] == 2 and calls[150] == 1
+
+
 def test_confirmation_stops_after_its_limit_and_says_so(monkeypatch, tmp_path):
     # Every target meets the bound once and misses it on a re-run: the re-runs stop at the
     # limit, and the peak left is reported as not confirmed.

@@ -12,8 +12,9 @@ capacity, ``curve_points`` target QPS spread up to that capacity give the latenc
 curve, and ``search_steps`` bisections narrow the gap between the highest target that met the
 bound and the lowest that did not. A point meets the bound only when LoadGen says VALID and no
 request failed. The peak is then confirmed: its target is run again and kept only if that run
-meets the bound too; if not, the next lower target that met it is tried the same way (at most
-``MAX_CONFIRMATIONS`` re-runs), so one lucky run on a noisy machine is not the reported peak.
+meets the bound too; if not, the next lower target that met it is tried the same way, or, when
+none is left, half the lowest target tried (at most ``MAX_CONFIRMATIONS`` more runs), so one
+lucky run on a noisy machine is not the reported peak.
 LoadGen's own FindPeakPerformance mode (TestMode.FindPeakPerformance, present in LoadGen 6.0) is
 not used: this sweep keeps every run's own LoadGen result, which is the curve the report plots,
 and runs a known number of tests (at most 1 + curve_points + search_steps + MAX_CONFIRMATIONS),
@@ -303,11 +304,14 @@ def find_peak(
             break
         search.runs.append(_server_run(runtime, samples, preset, log_dir, target, bound))
     for _ in range(MAX_CONFIRMATIONS):
+        if search.peak_confirmed or not any(r.meets_bound for r in search.runs):
+            break  # confirmed, or no target ever met the bound: nothing to confirm
         peak = search.peak
-        if peak is None or search.peak_confirmed:
-            break
-        again = _server_run(runtime, samples, preset, log_dir, peak.target_qps, bound, "-again")
-        search.runs.append(again)
+        if peak is not None:  # met the bound once: run it again
+            target, suffix = peak.target_qps or 0.0, "-again"
+        else:  # every target that met the bound missed it when re-run: look lower
+            target, suffix = _next_target(search.runs) or 0.0, ""
+        search.runs.append(_server_run(runtime, samples, preset, log_dir, target, bound, suffix))
     return search
 
 
@@ -327,13 +331,18 @@ def _server_run(
 
 
 def _next_target(runs: list[EndpointRun]) -> float | None:
-    """Halfway between the highest target that met the bound and the lowest above it that missed."""
-    met = [r.target_qps for r in runs if r.meets_bound]
-    missed = [r.target_qps for r in runs if not r.meets_bound]
+    """Halfway between the highest target that met the bound and the lowest above it that missed
+    (a target met it only if every run at it did)."""
+    verdicts: dict[float, bool] = {}
+    for r in runs:
+        target = r.target_qps or 0.0
+        verdicts[target] = verdicts.get(target, True) and r.meets_bound
+    met = [t for t, ok in verdicts.items() if ok]
+    missed = [t for t, ok in verdicts.items() if not ok]
     if not met:
-        return min(missed) / 2  # type: ignore[type-var,operator]
-    low = max(met)  # type: ignore[type-var]
-    above = [t for t in missed if t > low]  # type: ignore[operator]
+        return min(missed) / 2
+    low = max(met)
+    above = [t for t in missed if t > low]
     if not above:
         return low * GROWTH
     high = min(above)
