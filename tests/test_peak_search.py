@@ -66,22 +66,25 @@ def _search(tmp_path: Path, steps: int = 1):
 
 
 def test_a_steady_peak_is_run_twice_and_kept(monkeypatch, tmp_path):
-    calls = _scripted(monkeypatch, lambda target, nth: target <= 300)
+    calls = _scripted(monkeypatch, lambda target, nth: target <= 330)
     search = _search(tmp_path)  # curve 100..400, then 350 (missed)
-    assert search.peak.target_qps == 300 and search.peak_confirmed
-    assert calls[300] == 2 and calls[350] == 1 and calls[None] == 1
+    # 300 holds twice; the runs left bisect the gap to 350: 325 holds twice too.
+    assert search.peak.target_qps == 325 and search.peak_confirmed
+    assert calls[300] == 2 and calls[325] == 2 and calls[350] == 1 and calls[None] == 1
     result = search.result()
-    assert result["metrics"]["server_peak_qps"]["value"] == 300
+    assert result["metrics"]["server_peak_qps"]["value"] == 325
     assert result["settings"]["peak_confirmed"] is True
-    assert best_qps({"settings": result["settings"]}, 10.0) == 300
+    assert best_qps({"settings": result["settings"]}, 10.0) == 325
 
 
 def test_a_lucky_peak_that_misses_when_re_run_is_not_reported(monkeypatch, tmp_path):
     # 300 met the bound once, then missed it: the next lower target is re-run and kept.
     calls = _scripted(monkeypatch, lambda t, nth: t <= 200 or (t == 300 and nth == 1))
     search = _search(tmp_path)
+    # 200 holds twice; 250, halfway to the 300 that missed, misses; one run left is not enough
+    # for a new target and its re-run.
     assert search.peak.target_qps == 200 and search.peak_confirmed
-    assert calls[300] == 2 and calls[200] == 2
+    assert calls[300] == 2 and calls[200] == 2 and calls[250] == 1
     result = search.result()
     assert result["metrics"]["server_peak_qps"]["value"] == 200
     # The report's per-bound answer agrees with the peak: 300 failed one of its two runs.
@@ -102,9 +105,9 @@ def test_confirmation_stops_after_its_limit_and_says_so(monkeypatch, tmp_path):
     # Every target meets the bound once and misses it on a re-run: the re-runs stop at the
     # limit, and the peak left is reported as not confirmed.
     calls = _scripted(monkeypatch, lambda target, nth: nth == 1)
-    search = _search(tmp_path, steps=0)
+    search = _search(tmp_path, steps=1)  # curve 100..400, then 600 (all met once)
     reruns = sum(n - 1 for target, n in calls.items() if target is not None)
-    assert reruns == MAX_CONFIRMATIONS == 3
+    assert reruns == MAX_CONFIRMATIONS == 4  # 600, 400, 300, 200 each missed when re-run
     assert search.peak.target_qps == 100 and not search.peak_confirmed
     assert search.result()["settings"]["peak_confirmed"] is False
 

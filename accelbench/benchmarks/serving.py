@@ -13,8 +13,9 @@ curve, and ``search_steps`` bisections narrow the gap between the highest target
 bound and the lowest that did not. A point meets the bound only when LoadGen says VALID and no
 request failed. The peak is then confirmed: its target is run again and kept only if that run
 meets the bound too; if not, the next lower target that met it is tried the same way, or, when
-none is left, half the lowest target tried (at most ``MAX_CONFIRMATIONS`` more runs), so one
-lucky run on a noisy machine is not the reported peak.
+none is left, half the lowest target tried; once a peak holds twice, runs left search the gap up
+to the target whose re-run missed (at most ``MAX_CONFIRMATIONS`` more runs in all), so one lucky
+run on a noisy machine is not the reported peak.
 LoadGen's own FindPeakPerformance mode (TestMode.FindPeakPerformance, present in LoadGen 6.0) is
 not used: this sweep keeps every run's own LoadGen result, which is the curve the report plots,
 and runs a known number of tests (at most 1 + curve_points + search_steps + MAX_CONFIRMATIONS),
@@ -44,7 +45,7 @@ STOP_GRACE_S = 10.0
 # Bisection above the highest target that met the bound when none failed yet.
 GROWTH = 1.5
 # Re-runs that confirm the peak: each repeats the highest target not yet run twice.
-MAX_CONFIRMATIONS = 3
+MAX_CONFIRMATIONS = 4
 # TensorFlow Serving's batching parameters, as its batching guide starts CPU serving: batches
 # of up to 32, a short wait to fill them, a bounded queue. num_batch_threads None leaves the
 # server's own default (the same in every mode, so the modes differ only in batching and cache).
@@ -303,14 +304,21 @@ def find_peak(
         if target is None:
             break
         search.runs.append(_server_run(runtime, samples, preset, log_dir, target, bound))
-    for _ in range(MAX_CONFIRMATIONS):
-        if search.peak_confirmed or not any(r.meets_bound for r in search.runs):
-            break  # confirmed, or no target ever met the bound: nothing to confirm
+    for left in range(MAX_CONFIRMATIONS, 0, -1):
+        if not any(r.meets_bound for r in search.runs):
+            break  # no target ever met the bound: nothing to confirm
         peak = search.peak
-        if peak is not None:  # met the bound once: run it again
-            target, suffix = peak.target_qps or 0.0, "-again"
-        else:  # every target that met the bound missed it when re-run: look lower
+        if peak is None:  # every target that met the bound missed it when re-run: look lower
             target, suffix = _next_target(search.runs) or 0.0, ""
+        elif not search.peak_confirmed:  # met the bound once: run it again
+            target, suffix = peak.target_qps or 0.0, "-again"
+        else:  # confirmed: a re-run that missed may have left a gap above it to search
+            gap = _next_target(search.runs)
+            missed_above = any(not r.meets_bound and (r.target_qps or 0.0) > (peak.target_qps
+                               or 0.0) for r in search.runs)  # fmt: skip
+            if gap is None or not missed_above or left < 2:  # a new target needs 2 runs
+                break
+            target, suffix = gap, ""
         search.runs.append(_server_run(runtime, samples, preset, log_dir, target, bound, suffix))
     return search
 
