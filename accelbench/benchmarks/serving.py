@@ -44,7 +44,8 @@ MODES = ("online", "batching", "cache")
 STOP_GRACE_S = 10.0
 # Bisection above the highest target that met the bound when none failed yet.
 GROWTH = 1.5
-# Re-runs that confirm the peak: each repeats the highest target not yet run twice.
+# Runs after the bisection that confirm the peak: re-runs of it, or new targets below it or in
+# the gap a failed re-run left above it.
 MAX_CONFIRMATIONS = 4
 # TensorFlow Serving's batching parameters, as its batching guide starts CPU serving: batches
 # of up to 32, a short wait to fill them, a bounded queue. num_batch_threads None leaves the
@@ -213,11 +214,8 @@ class PeakSearch:
 
     def _kept(self) -> list[list[EndpointRun]]:
         """The runs of each target at which every run met the bound, highest target first."""
-        by_target: dict[float, list[EndpointRun]] = {}
-        for r in self.runs:
-            by_target.setdefault(r.target_qps or 0.0, []).append(r)
-        kept = [runs for runs in by_target.values() if all(r.meets_bound for r in runs)]
-        return sorted(kept, key=lambda runs: runs[0].target_qps or 0.0, reverse=True)
+        by_target = _by_target(self.runs)
+        return [by_target[t] for t in sorted(_split(self.runs)[0], reverse=True)]
 
     @property
     def peak(self) -> EndpointRun | None:
@@ -313,9 +311,8 @@ def find_peak(
         elif not search.peak_confirmed:  # met the bound once: run it again
             target, suffix = peak.target_qps or 0.0, "-again"
         else:  # confirmed: a re-run that missed may have left a gap above it to search
+            missed_above = [t for t in _split(search.runs)[1] if t > (peak.target_qps or 0.0)]
             gap = _next_target(search.runs)
-            missed_above = any(not r.meets_bound and (r.target_qps or 0.0) > (peak.target_qps
-                               or 0.0) for r in search.runs)  # fmt: skip
             if gap is None or not missed_above or left < 2:  # a new target needs 2 runs
                 break
             target, suffix = gap, ""
@@ -338,15 +335,23 @@ def _server_run(
     )
 
 
+def _by_target(runs: list[EndpointRun]) -> dict[float, list[EndpointRun]]:
+    by_target: dict[float, list[EndpointRun]] = {}
+    for r in runs:
+        by_target.setdefault(r.target_qps or 0.0, []).append(r)
+    return by_target
+
+
+def _split(runs: list[EndpointRun]) -> tuple[list[float], list[float]]:
+    """The targets that met the bound (in every run at them) and those that missed it (in any)."""
+    verdicts = {t: all(r.meets_bound for r in rs) for t, rs in _by_target(runs).items()}
+    return [t for t, ok in verdicts.items() if ok], [t for t, ok in verdicts.items() if not ok]
+
+
 def _next_target(runs: list[EndpointRun]) -> float | None:
     """Halfway between the highest target that met the bound and the lowest above it that missed
     (a target met it only if every run at it did)."""
-    verdicts: dict[float, bool] = {}
-    for r in runs:
-        target = r.target_qps or 0.0
-        verdicts[target] = verdicts.get(target, True) and r.meets_bound
-    met = [t for t, ok in verdicts.items() if ok]
-    missed = [t for t, ok in verdicts.items() if not ok]
+    met, missed = _split(runs)
     if not met:
         return min(missed) / 2
     low = max(met)
