@@ -179,14 +179,31 @@ def trivial_raw(port: int) -> None:
 # --- the benchmark ---
 
 
+def child_env(tf_log_level: str = "3") -> dict[str, str]:
+    """The environment of this script's child Pythons: the repository first on the path, the
+    caller's PYTHONPATH kept (a machine may install packages there), TensorFlow's logs quieted."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": tf_log_level, "PYTHONPATH": path}
+
+
+def run_python(*args: str) -> str:
+    """Run a child Python (``-c CODE`` or ``-m MODULE ...``) to completion; its stdout."""
+    done = subprocess.run(
+        [sys.executable, *args], check=True, capture_output=True, text=True, env=child_env()
+    )
+    return done.stdout
+
+
 class Server:
     """A server subprocess started from a command line, up once it prints its listening line."""
 
     def __init__(self, command: list[str]) -> None:
-        path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": path}
         self.proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=child_env(tf_log_level="2"),
         )
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         if not line.startswith(LISTENING_PREFIX):
@@ -238,8 +255,7 @@ model = keras.Model(inputs, keras.layers.Dense(10)(x))
 converter = tf.lite.TFLiteConverter.from_keras_model(model)
 open({str(path)!r}, "wb").write(converter.convert())
 """
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
+    run_python("-c", code)
 
 
 def in_process_p50_ms(model: Path, log_dir: Path, preset: str = "quick") -> float:
@@ -278,10 +294,7 @@ def make_digits_cnn(out_dir: Path) -> Path:
     job_file, result_file = out_dir / "job.json", out_dir / "result.json"
     out_dir.mkdir(parents=True, exist_ok=True)
     job_file.write_text(json.dumps(job))
-    subprocess.run(
-        [sys.executable, "-m", "accelbench.runner.prepare", str(job_file), str(result_file)],
-        check=True, capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )  # fmt: skip
+    run_python("-m", "accelbench.runner.prepare", str(job_file), str(result_file))
     made = json.loads(result_file.read_text())["artifacts"]["fp32"]
     return Path(made["artifact"]["path"])
 
@@ -298,37 +311,37 @@ spec = get_spec("digits_cnn")
 trained = train(spec, spec.load_data(None, seed=0), seed=0)
 trained.model.save({str(path)!r}, save_format="tf")
 """
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
+    run_python("-c", code)
     return path
 
 
-def call_times_us(model: Path, runtime: str) -> dict[int, float]:
-    """The model's in-process time per call at batch 1 and 32 (median of 5 x 100 calls, 1
-    thread), in a fresh process: TensorFlow takes its thread count only before it starts."""
+def call_times_us(
+    model: Path, runtime: str | None, batches: tuple[int, ...] = (1, 32), calls: int = 100
+) -> dict[int, float]:
+    """The model's in-process time per call at each batch size: the median of 5 rounds of
+    ``calls`` calls, 1 thread, in a fresh process (TensorFlow takes its thread count only
+    before it starts). runtime None: the artifact's default runtime."""
     code = f"""
 import json, statistics, time
 import numpy as np
-from accelbench.runtimes import make_inputs, open_runtime
+from accelbench.runtimes import open_runtime
 rt = open_runtime({str(model)!r}, {runtime!r}, threads=1)
 spec = rt.inputs()[0]
 times = {{}}
-for batch in (1, 32):
+for batch in {tuple(batches)!r}:
     x = [np.zeros((batch, *spec.shape[1:]), spec.dtype)]
     rt.run(x)
     rounds = []
     for _ in range(5):
         start = time.perf_counter()
-        for _ in range(100):
+        for _ in range({calls}):
             rt.run(x)
-        rounds.append((time.perf_counter() - start) / 100 * 1e6)
+        rounds.append((time.perf_counter() - start) / {calls} * 1e6)
     times[batch] = statistics.median(rounds)
 print(json.dumps(times))
 """
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                          text=True, env=env)  # fmt: skip
-    return {int(k): v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+    times = json.loads(run_python("-c", code).strip().splitlines()[-1])
+    return {int(k): v for k, v in times.items()}
 
 
 def peak(url: str, log_dir: Path, preset: str, bound_ms: float) -> Any:
@@ -402,8 +415,8 @@ def run_benchmark(
           f"{remote:.3f} ms: the server adds {added:.3f} ms (target <= 1 ms: "
           f"{'met' if added <= 1.0 else 'NOT met'})")  # fmt: skip
 
-    # The same digits CNN on two runtimes: LiteRT's interpreter (~17 us a call here) and
-    # TensorFlow's SavedModel signature (~0.7 ms a call, most of it fixed per call).
+    # The same digits CNN on two runtimes, LiteRT's interpreter and TensorFlow's SavedModel
+    # signature: what a call costs at batch 1 and 32 (printed first) decides what batching saves.
     digits = {
         "litert": Path(digits_model) if digits_model else make_digits_cnn(work / "digits"),
         "tensorflow": (

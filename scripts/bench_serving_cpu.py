@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from bench_serving import Server  # noqa: E402
+from bench_serving import Server, call_times_us  # noqa: E402
 
 from accelbench.benchmarks.serving import (  # noqa: E402
     DEFAULTS,
@@ -80,28 +80,6 @@ def measure(model: Path, mode: str, qps: float, preset: str, work: Path) -> None
     )
 
 
-def model_call_us(model: Path, calls: int = 5000) -> float:
-    """The median over 5 rounds of the model's mean time per call in process, in µs."""
-    import statistics
-    import time
-
-    from accelbench.runtimes import make_inputs, open_runtime
-
-    runtime = open_runtime(model, None, threads=1)
-    try:
-        inputs = make_inputs(runtime.inputs(), 1)[0]
-        runtime.run(inputs)
-        rounds = []
-        for _ in range(5):
-            start = time.perf_counter()
-            for _ in range(calls):
-                runtime.run(inputs)
-            rounds.append((time.perf_counter() - start) / calls * 1e6)
-    finally:
-        runtime.close()
-    return statistics.median(rounds)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
@@ -110,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default="online,batching")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-serving-cpu-"))
-    print(f"model in process: {model_call_us(args.model):.1f} us per call (batch 1, 1 thread)")
+    per_call = call_times_us(args.model, None, batches=(1,), calls=5000)[1]
+    print(f"model in process: {per_call:.1f} us per call (batch 1, 1 thread)")
     for mode in args.modes.split(","):
         measure(args.model, mode, args.qps, args.preset, work)
     return 0

@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -342,10 +343,17 @@ def _by_target(runs: list[EndpointRun]) -> dict[float, list[EndpointRun]]:
     return by_target
 
 
+def split_targets(verdicts: Iterable[tuple[float, bool]]) -> tuple[list[float], list[float]]:
+    """From (target QPS, met the bound) per run: the targets that met it in every run at them,
+    and those that missed it in any (the peak search runs its peak's target twice)."""
+    met: dict[float, bool] = {}
+    for target, ok in verdicts:
+        met[target] = met.get(target, True) and ok
+    return [t for t, ok in met.items() if ok], [t for t, ok in met.items() if not ok]
+
+
 def _split(runs: list[EndpointRun]) -> tuple[list[float], list[float]]:
-    """The targets that met the bound (in every run at them) and those that missed it (in any)."""
-    verdicts = {t: all(r.meets_bound for r in rs) for t, rs in _by_target(runs).items()}
-    return [t for t, ok in verdicts.items() if ok], [t for t, ok in verdicts.items() if not ok]
+    return split_targets((r.target_qps or 0.0, r.meets_bound) for r in runs)
 
 
 def _next_target(runs: list[EndpointRun]) -> float | None:

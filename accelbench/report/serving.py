@@ -15,6 +15,7 @@ import html
 import io
 from typing import Any
 
+from accelbench.benchmarks.serving import split_targets
 from accelbench.report.tables import markdown_table
 
 MODE_ORDER = ("online", "batching", "cache")
@@ -72,17 +73,17 @@ def best_qps(r: dict[str, Any], bound_ms: float) -> float | None:
     """The highest target QPS at which this mode kept p99 within bound_ms with no failed request,
     in every run at that target (the peak search runs its peak's target twice)."""
     own = _bound(r)
-    met: dict[float, bool] = {}
-    for point in r["settings"]["curve"]:
-        if point.get("target_qps") is None:
-            continue
+
+    def met(point: dict[str, Any]) -> bool:
         p99 = point.get("latency_p99_ms")
-        ok = not point.get("errors") and p99 is not None and p99 <= bound_ms
-        if own is not None and abs(bound_ms - own) < 1e-9 and not point.get("loadgen_valid"):
-            ok = False
-        target = float(point["target_qps"])
-        met[target] = met.get(target, True) and ok
-    return max((t for t, ok in met.items() if ok), default=None)
+        if point.get("errors") or p99 is None or p99 > bound_ms:
+            return False
+        # At the search's own bound, LoadGen's verdict decides (early stopping included).
+        return own is None or abs(bound_ms - own) >= 1e-9 or bool(point.get("loadgen_valid"))
+
+    curve = [p for p in r["settings"]["curve"] if p.get("target_qps") is not None]
+    kept, _ = split_targets((float(p["target_qps"]), met(p)) for p in curve)
+    return max(kept, default=None)
 
 
 def pick_sentences(members: list[dict[str, Any]]) -> list[str]:
