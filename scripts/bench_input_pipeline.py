@@ -1,6 +1,6 @@
 """Benchmark: the image-decode pipeline (PNG and JPEG), best tf.data configuration vs naive.
 
-Target (issue 4): the best configuration reads at least 3x the naive one's examples/s on 2
+Target: the best configuration reads at least 3x the naive one's examples/s on 2
 cores. The data is a reference model's images written as PNG and JPEG files (ic_resnet8's
 32x32 RGB by default); every configuration is measured by the same code the input-pipeline
 scenario uses (`accelbench.benchmarks.input_pipeline.measure`: one warm-up epoch excluded, then

@@ -1,5 +1,6 @@
 """`accelbench compare` on every kind of input: run folders, stored baselines, pytest-benchmark
-JSON files and histories; McNemar accuracy verdicts, exact size, and the evidence of issue 6."""
+JSON files and histories; McNemar accuracy verdicts, exact size, and the evidence behind each
+verdict."""
 
 import json
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Reference model zoo (issue 3): one registry of specs (builder, dataset, quality metric, target).
+"""Reference model zoo: one registry of specs (builder, dataset, quality metric, target).
 
 Importing this package is instant: TensorFlow loads only when a model is built, trained or
 evaluated, or when audio or TFRecord data is read.

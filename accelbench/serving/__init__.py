@@ -1,4 +1,4 @@
-"""TensorFlow Serving-compatible HTTP model server (issue 5): server, batching, response cache.
+"""TensorFlow Serving-compatible HTTP model server: server, batching, response cache.
 
 Importing this package loads no web framework; ``accelbench.serving.server`` does.
 """
