@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from accelbench import __version__
-from accelbench.errors import UsageError
+from accelbench.errors import UsageError, failure_reason
 
-EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+# 128 + SIGPIPE, what a shell reports for a tool that a closed pipe stopped (`yes | head -1`).
+EXIT_INTERRUPTED, EXIT_CLOSED_PIPE = 130, 141
+
+EXIT_STATUSES = (
+    "exit status: 0 done; 1 some cells failed (compare: a regression); 2 bad input or usage, "
+    "one line on stderr; 3 internal error, one line on stderr naming the log file that holds "
+    "the traceback; 130 interrupted; 141 the output pipe was closed (e.g. by head)"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="accelbench",
         description="Benchmark models on this host and on emulated or projected hardware "
         "profiles, with MLPerf LoadGen, into comparable records.",
+        epilog=EXIT_STATUSES,
     )
     p.add_argument("--version", action="version", version=f"accelbench {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -142,9 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="BASE and NEW are each a run folder, baseline:NAME (or a baseline .jsonl "
         "file), a pytest-benchmark JSON file, or a pytest-benchmark storage folder (its latest "
         "file; given alone, its two latest files are compared). Exit 0: no regression, 1: a "
-        "regression, 2: usage or input error. Where both runs timed the machine-speed canary and "
-        "it moved by more than half the threshold, a latency verdict must also hold relative to "
-        "the canary's ratio, else it is inconclusive.",
+        "regression, 2: usage or input error, 3: internal error. Where both runs timed the "
+        "machine-speed canary and it moved by more than half the threshold, a latency verdict "
+        "must also hold relative to the canary's ratio, else it is inconclusive.",
     )
     cmp_.add_argument("base", help="run folder, baseline:NAME, baseline file or pytest-benchmark")
     cmp_.add_argument("new", nargs="?", default=None, help="the same kinds as BASE")
@@ -196,6 +206,7 @@ _COMMAND_MODULES = (
     "accelbench.cli_serving",
     "accelbench.cli_load",
     "accelbench.cli_history",
+    "accelbench.cli_ab",
 )
 
 
@@ -206,6 +217,79 @@ def _load_commands(module: str, sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit status. No traceback reaches the terminal (see EXIT_STATUSES)."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe raises here, inside the handler, not at shutdown
+        return code
+    except BrokenPipeError as exc:
+        if not _stdout_closed():
+            return _internal_error(exc, argv)  # a socket's pipe, not the terminal's
+        # The Python docs' "Note on SIGPIPE": point stdout at devnull so that the flush at
+        # interpreter shutdown does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: a log, not a traceback
+        return _internal_error(exc, argv)
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll says POLLERR on the write end)."""
+    import select
+
+    if not hasattr(select, "poll"):
+        return True  # no poll (Windows): a BrokenPipeError is most likely stdout's
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError):  # stdout replaced by an object without a file descriptor
+        return False
+
+
+def _internal_error(exc: BaseException, argv: list[str] | None) -> int:
+    """Write the traceback to a log file and name it in one line on stderr: status 3."""
+    import traceback
+
+    args = sys.argv[1:] if argv is None else argv
+    log = _write_crash_log(
+        f"accelbench {__version__}\narguments: {args}\n\n{''.join(traceback.format_exception(exc))}"
+    )
+    where = f"the traceback is in {log}" if log else "no log file could be written"
+    print(
+        f"accelbench: internal error: {failure_reason(exc)}; {where}; please report it",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
+
+
+def _write_crash_log(text: str) -> Path | None:
+    """The log file written (the cache's logs folder, else the temp folder), or None."""
+    import datetime
+    import tempfile
+
+    folders = []
+    try:
+        from accelbench.hardware_profiles.calibrate import cache_dir
+
+        folders.append(cache_dir() / "logs")
+    except Exception:  # noqa: BLE001 - a broken install must still get its log written
+        pass
+    folders.append(Path(tempfile.gettempdir()) / "accelbench-logs")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for folder in folders:
+        path = folder / f"crash-{stamp}-{os.getpid()}.log"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError:
+            continue
+        return path
+    return None
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -254,6 +338,11 @@ def _bench(args: argparse.Namespace) -> int:
     from accelbench.runner.suite import suite_from_mapping
 
     if args.resume:
+        if args.model:
+            raise UsageError(
+                f"--resume continues {args.resume} with the models it was started with; drop "
+                f"{args.model}, or benchmark it into a new folder with --out"
+            )
         return _resume(Path(args.resume), progress=not args.no_progress)
     if not args.model:
         raise UsageError("name a model file to benchmark, or --resume RUN_DIR")
@@ -313,6 +402,11 @@ def _run(args: argparse.Namespace) -> int:
     from accelbench.runner.suites import BUILTIN_SUITES, builtin_suite
 
     if args.resume:
+        if args.suite_file or args.suite:
+            raise UsageError(
+                f"--resume continues {args.resume} with the suite it was started with; drop "
+                f"{args.suite_file or '--suite ' + args.suite}, or start a new run with --out"
+            )
         return _resume(Path(args.resume), progress=not args.no_progress)
     if args.suite_file and args.suite:
         raise UsageError("give either a SUITE.yaml file or --suite NAME, not both")
@@ -345,6 +439,7 @@ def _optimize(args: argparse.Namespace) -> int:
         )
     if not data.is_file():
         raise UsageError(f"data file {data} does not exist; pass a .npz made with numpy.savez")
+    check_model_safety(model)
     entry = {"path": str(model.resolve()), "data": str(data.resolve())}
     if args.name:
         entry["name"] = args.name
@@ -374,7 +469,7 @@ def _recommend(args: argparse.Namespace) -> int:
         )
     for flag in ("max_latency_ms", "max_size_mb"):
         value = getattr(args, flag)
-        if value is not None and value <= 0:
+        if value is not None and not value > 0:  # NaN included
             raise UsageError(f"--{flag.replace('_', '-')} must be positive, got {value:g}")
     if args.min_accuracy is not None and not 0 <= args.min_accuracy <= 1:
         raise UsageError(f"--min-accuracy is a fraction in [0, 1], got {args.min_accuracy:g}")
@@ -386,8 +481,15 @@ def _recommend(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from accelbench.report.compare import compare_runs, exit_code, latest_pair, parse_threshold
+    from accelbench.report.compare import (
+        check_fail_on,
+        compare_runs,
+        exit_code,
+        latest_pair,
+        parse_threshold,
+    )
 
+    fail_on = check_fail_on(args.fail_on.split(","))  # before any output
     base, new = (args.base, args.new) if args.new is not None else latest_pair(args.base)
     comparison = compare_runs(
         base,
@@ -403,7 +505,7 @@ def _compare(args: argparse.Namespace) -> int:
     output = {"table": comparison.to_table, "markdown": comparison.to_markdown,
               "json": comparison.to_json}[args.format]  # fmt: skip
     print(output())
-    return exit_code(comparison, fail_on=tuple(args.fail_on.split(",")))
+    return exit_code(comparison, fail_on=fail_on)
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -423,14 +525,17 @@ def check_entry(entry: Any) -> None:
         raise UsageError(f"data file {entry.data} does not exist; pass an existing dataset path")
     if entry.kind == "artifact":
         check_artifact(Path(entry.path))
-    elif entry.kind == "keras" and not Path(entry.path).exists():
-        raise UsageError(f"model file {entry.path} does not exist; pass a .keras or .h5 file")
+    elif entry.kind == "keras":
+        if not Path(entry.path).exists():
+            raise UsageError(f"model file {entry.path} does not exist; pass a .keras or .h5 file")
+        check_model_safety(Path(entry.path))
 
 
 def check_artifact(path: Path) -> None:
     """Fail fast, before any folder is written, on a model file that cannot be run."""
     if not path.exists():
         raise UsageError(f"model file {path} does not exist; pass the path of a model artifact")
+    check_model_safety(path)
     if path.suffix == ".tflite" or (
         path.is_file() and path.suffix not in (".keras", ".h5", ".jaxexport")
     ):
@@ -439,13 +544,46 @@ def check_artifact(path: Path) -> None:
         validate_tflite(path)
 
 
+def check_model_safety(path: Path) -> None:
+    """Refuse a model whose file holds code that loading it would run (a Keras Lambda layer)."""
+    from accelbench.runtimes.model_inspect import refuse_unsafe
+
+    refuse_unsafe(path)
+
+
 def execute_suite(suite: Any, out: Path | None, progress: bool) -> int:
     from accelbench.runner.suite import expand
     from accelbench.runner.sweep import new_run_dir, run_suite
 
     expand(suite)  # profiles and settings are checked before the run folder exists
     run_dir = out or new_run_dir()
+    check_run_dir(run_dir)
     return _finish(run_dir, lambda: run_suite(suite, run_dir, progress=progress))
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse, before anything is written, a run folder that cannot be created or written in."""
+    import tempfile
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"run folder {run_dir} is a file; pass --out a new folder path")
+    existing = run_dir
+    while not existing.is_dir() and existing != existing.parent:
+        if existing.exists():
+            raise UsageError(
+                f"run folder {run_dir} would be under {existing}, which is a file; pass --out "
+                "a folder path"
+            )
+        existing = existing.parent
+    # Try it: permission bits say nothing for root, a read-only mount or an ACL.
+    try:
+        with tempfile.TemporaryDirectory(dir=existing, prefix=".accelbench-write-check-"):
+            pass
+    except OSError as err:
+        raise UsageError(
+            f"cannot write the run folder {run_dir}: {existing} is not writable "
+            f"({err.strerror or err}); pass --out a folder you can write to"
+        ) from None
 
 
 def _resume(run_dir: Path, progress: bool) -> int:

@@ -107,12 +107,14 @@ def _check_args(args: argparse.Namespace) -> None:
 def run_load(args: argparse.Namespace) -> int:
     """Probe, load and record one endpoint; the exit status (1 when the result failed)."""
     from accelbench.benchmarks.serving import endpoint_samples, find_peak, run_endpoint
+    from accelbench.cli import check_run_dir
     from accelbench.runner.sweep import new_run_dir
     from accelbench.runtimes.remote import RemoteRuntime, probe_endpoint
 
     _check_args(args)
     run_dir = Path(args.out) if args.out else new_run_dir()
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+    check_run_dir(run_dir)
+    if run_dir.is_dir() and any(run_dir.iterdir()):
         raise UsageError(
             f"run folder {run_dir} already exists and is not empty; choose another --out"
         )

@@ -119,13 +119,24 @@ def _check_user_data(model: Path, data: Path) -> None:
 
     x_train, y_train, _, _ = load_npz_data(data)
     keras_model = load_user_model(model)
+    n_in, n_out = len(keras_model.inputs), len(keras_model.outputs)
+    if (n_in, n_out) != (1, 1):
+        raise UsageError(
+            f"{model.name} has {n_in} input(s) and {n_out} output(s); the training benchmark "
+            "trains a classifier with one input and one output of class scores"
+        )
     expected = tuple(keras_model.input_shape[1:])
     if tuple(x_train.shape[1:]) != expected:
         raise UsageError(
             f"{data}: samples have shape {tuple(x_train.shape[1:])} but {model.name} takes "
             f"{expected}; give data that matches the model's input"
         )
-    classes = int(keras_model.output_shape[-1])
+    classes = keras_model.output_shape[-1]
+    if not isinstance(classes, int):
+        raise UsageError(
+            f"{model.name} outputs shape {keras_model.output_shape}, with no fixed class count "
+            "in its last dimension; give the output layer a fixed number of units"
+        )
     if y_train.max() >= classes or y_train.min() < 0:
         raise UsageError(
             f"{data}: labels run from {y_train.min()} to {y_train.max()} but {model.name} has "

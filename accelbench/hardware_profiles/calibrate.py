@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accelbench.errors import UsageError
 from accelbench.hardware_profiles.host import available_cores, host_fingerprint_id, memory_bytes
 from accelbench.records import write_atomic
 
@@ -55,8 +57,10 @@ def calibrate(seconds: float = 3.0, *, save: bool = True) -> Calibration:
     """Measure this host for about ``seconds`` seconds and (by default) cache the result."""
     import numpy as np
 
-    if seconds <= 0:
-        raise ValueError(f"seconds must be positive, not {seconds}")
+    if not (seconds > 0 and math.isfinite(seconds)):  # NaN fails both
+        raise UsageError(
+            f"seconds must be a positive, finite number, got {seconds:g}; give e.g. --seconds 3"
+        )
     started = time.perf_counter()
     threads = available_cores()
     methods: dict[str, str] = {}

@@ -415,8 +415,8 @@ def _pytest_benchmark_source(path: Path) -> Source:
     return Source("pytest-benchmark", str(path), label, cells_by_id(records, str(path)), detail)
 
 
-def exit_code(comparison: Comparison, fail_on: tuple[str, ...] | list[str] = ("regressed",)) -> int:
-    """1 when any row's verdict is in fail_on, else 0 (the CLI uses 2 for a UsageError)."""
+def check_fail_on(fail_on: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The verdicts of --fail-on as a tuple; UsageError when one is not a verdict."""
     unknown = [v for v in fail_on if v not in VERDICTS]
     if unknown:
         raise UsageError(
@@ -461,6 +461,12 @@ def cells_by_id(records: list[Any], run_dir: str) -> dict[str, dict[str, Any]]:
             )
         if not isinstance(record.get("metrics", {}), dict):
             raise UsageError(f"record {number} of {run_dir} has malformed metrics; re-run it")
+    return tuple(fail_on)
+
+
+def exit_code(comparison: Comparison, fail_on: tuple[str, ...] | list[str] = ("regressed",)) -> int:
+    """1 when any row's verdict is in fail_on, else 0 (the CLI uses 2 for a UsageError)."""
+    fail_on = check_fail_on(fail_on)
         cells[record["cell_id"]] = record
     if not cells:
         raise UsageError(f"{run_dir} has no records; pass a run folder with finished cells")

@@ -173,7 +173,7 @@ class Suite(BaseModel):
     @field_validator("timeout_s")
     @classmethod
     def _positive_timeout(cls, v: float) -> float:
-        if v <= 0:
+        if not v > 0:  # NaN included
             raise ValueError("timeout_s must be a positive number of seconds")
         return v
 
@@ -247,6 +247,14 @@ def load_suite(path: str | Path) -> Suite:
         raise UsageError(f"suite file {p} does not exist; pass the path of a suite YAML file")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"suite file {p} is not UTF-8 text (byte {exc.start} is not); pass a suite YAML file"
+        ) from None
+    except OSError as exc:
+        raise UsageError(
+            f"suite file {p} cannot be read ({exc.strerror or exc}); check it"
+        ) from None
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         at = f" at line {line + 1}" if line is not None else ""

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from accelbench.errors import UsageError
+from accelbench.errors import UsageError, failure_reason
 from accelbench.runtimes.base import FixedSpecsRuntime
 from accelbench.runtimes.edge import TensorSpec, check_inputs
 
@@ -81,7 +81,13 @@ class TensorFlowRuntime(FixedSpecsRuntime):
         self._batch_size: int | None = None
 
     def _load_saved_model(self, tf: Any) -> None:
-        self._loaded = tf.saved_model.load(str(self.artifact))
+        try:
+            self._loaded = tf.saved_model.load(str(self.artifact))
+        except (OSError, ValueError, tf.errors.OpError) as err:  # a corrupt or partial export
+            raise UsageError(
+                f"{self.artifact} does not load as a SavedModel ({failure_reason(err)}); "
+                "export or copy it again"
+            ) from err
         signatures = dict(self._loaded.signatures)
         if "serving_default" not in signatures:
             raise UsageError(
