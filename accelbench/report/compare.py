@@ -422,6 +422,12 @@ def check_fail_on(fail_on: tuple[str, ...] | list[str]) -> tuple[str, ...]:
         raise UsageError(
             f"--fail-on {','.join(unknown)} is not a verdict; use some of {', '.join(VERDICTS)}"
         )
+    return tuple(fail_on)
+
+
+def exit_code(comparison: Comparison, fail_on: tuple[str, ...] | list[str] = ("regressed",)) -> int:
+    """1 when any row's verdict is in fail_on, else 0 (the CLI uses 2 for a UsageError)."""
+    fail_on = check_fail_on(fail_on)
     return int(any(r.verdict in fail_on for r in comparison.rows))
 
 
@@ -461,12 +467,6 @@ def cells_by_id(records: list[Any], run_dir: str) -> dict[str, dict[str, Any]]:
             )
         if not isinstance(record.get("metrics", {}), dict):
             raise UsageError(f"record {number} of {run_dir} has malformed metrics; re-run it")
-    return tuple(fail_on)
-
-
-def exit_code(comparison: Comparison, fail_on: tuple[str, ...] | list[str] = ("regressed",)) -> int:
-    """1 when any row's verdict is in fail_on, else 0 (the CLI uses 2 for a UsageError)."""
-    fail_on = check_fail_on(fail_on)
         cells[record["cell_id"]] = record
     if not cells:
         raise UsageError(f"{run_dir} has no records; pass a run folder with finished cells")
