@@ -81,6 +81,24 @@ def embed() -> tf.keras.Model:
     return tf.keras.Model(ids, out)
 
 
+def conv_stack(layers: int, size: int = 16, channels: int = 16) -> tf.keras.Model:
+    """`layers` identical 3x3 convolutions (same shape, same cost) on a size x size x channels
+    input: two stacks differ in work by their layer counts, by construction (accelbench ab)."""
+    tf.keras.utils.set_random_seed(4)
+    inp = tf.keras.Input(shape=(size, size, channels), batch_size=1, name="image")
+    x = inp
+    for _ in range(layers):
+        x = tf.keras.layers.Conv2D(channels, 3, padding="same", activation="relu")(x)
+    return tf.keras.Model(inp, x)
+
+
+def write_conv_stack(path: Path, layers: int, size: int = 16, channels: int = 16) -> Path:
+    """A conv_stack converted to .tflite at path."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(conv_stack(layers, size, channels))
+    path.write_bytes(converter.convert())
+    return path
+
+
 def strip_signatures(src: Path, dst: Path) -> None:
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -119,6 +137,8 @@ def main() -> None:
     convert(embed(), "embed_int32")
     strip_signatures(OUT / "mlp_f32.tflite", OUT / "no_signature.tflite")
     jax_export(OUT / "mlp.jaxexport")
+    write_conv_stack(OUT / "conv2_f32.tflite", 2)
+    write_conv_stack(OUT / "conv6_f32.tflite", 6)
     for p in sorted(OUT.iterdir()):
         print(p.name, p.stat().st_size if p.is_file() else "dir")
 

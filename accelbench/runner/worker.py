@@ -56,6 +56,13 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
     pin_jax_platform(accelerated)
     _injected_fault(cell)
 
+    if cell["scenario"] == "paired":
+        # accelbench ab: two artifacts timed together in this one worker (not a suite scenario).
+        from accelbench.benchmarks import paired
+
+        measured = paired.run_cell(cell, log_dir)
+        measured.setdefault("emulation", applied)
+        return measured
     if cell["scenario"] in MODULE_SCENARIOS:
         measured = scenario_module(cell["scenario"]).run_cell(cell, log_dir)
         measured.setdefault("emulation", applied)

@@ -20,6 +20,7 @@ __all__ = [
     "load_inputs",
     "make_inputs",
     "open_runtime",
+    "runtimes_for",
     "validate_tflite",
 ]
 
@@ -56,6 +57,12 @@ def artifact_kind(artifact: str | Path) -> str:
         if file.read(8)[4:8] == b"TFL3":
             return "tflite"
     raise UsageError(f"{path} is not a model accelbench can run; pass {_KINDS_TEXT}")
+
+
+def runtimes_for(kind: str) -> tuple[str, ...]:
+    """The runtimes that can run an artifact of this kind (see artifact_kind); the first is the
+    default."""
+    return _FITS[kind]
 
 
 def open_runtime(
