@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,16 @@ def load_user_model(path: str | Path) -> Any:
     ``.keras`` files load in safe mode (no arbitrary code, so no Lambda layers). A ``.keras``
     file that only Keras 3 can read is loaded with Keras 3, also in safe mode: the post-training
     optimizations work on it, and the training ones say why they cannot (see ``supports``).
-    ``.h5`` files with Lambda layers are refused, since loading them runs stored bytecode.
+    A model with a Lambda layer, in any format, is refused before anything is deserialized,
+    since loading it runs the bytecode stored in the file.
     """
     from accelbench.keras_compat import legacy_keras
+    from accelbench.runtimes.model_inspect import refuse_unsafe
 
     path = Path(path)
     if not path.exists():
         raise UsageError(f"model '{path}' does not exist; give {MODEL_FORMATS}")
+    refuse_unsafe(path)
     keras = legacy_keras()
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
@@ -45,7 +47,6 @@ def load_user_model(path: str | Path) -> Any:
         except Exception as keras2_error:  # any failure: try Keras 3 next
             return _load_keras3(path, keras2_error)
     if suffix in (".h5", ".hdf5"):
-        _refuse_lambda_layers(path)
         return _load(lambda: keras.models.load_model(path), path)
     raise UsageError(f"model '{path}' is not {MODEL_FORMATS}; re-save it in one of those")
 
@@ -78,38 +79,6 @@ def _load_keras3(path: Path, keras2_error: Exception) -> Any:
         raise UsageError(
             f"cannot load model '{path}' ({_first_line(keras2_error)}); {_HOW_TO_SAVE}"
         ) from None
-
-
-def _refuse_lambda_layers(path: Path) -> None:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as h5:
-            config = h5.attrs.get("model_config")
-    except OSError as err:
-        raise UsageError(f"'{path}' is not a readable HDF5 model ({_first_line(err)})") from None
-    if config is None:
-        raise UsageError(
-            f"'{path}' holds weights but no model architecture; save the whole model with "
-            "model.save('model.h5') or as .keras"
-        )
-    text = config.decode() if isinstance(config, bytes) else str(config)
-    if "Lambda" in _class_names(json.loads(text)):
-        raise UsageError(
-            f"'{path}' has a Lambda layer, and loading it would run the Python bytecode stored in "
-            "the file; replace the Lambda with a built-in or registered layer and save as .keras"
-        )
-
-
-def _class_names(config: Any) -> set[str]:
-    if isinstance(config, dict):
-        found = {config["class_name"]} if isinstance(config.get("class_name"), str) else set()
-        for value in config.values():
-            found |= _class_names(value)
-        return found
-    if isinstance(config, list):
-        return set().union(*(_class_names(v) for v in config)) if config else set()
-    return set()
 
 
 def _first_line(err: BaseException) -> str:

@@ -398,6 +398,10 @@ def expand(suite: Suite) -> list[Cell]:
             from accelbench.models import get_spec
 
             get_spec(entry.display_name)  # an unknown name raises the UsageError listing them
+        else:
+            from accelbench.runtimes.model_inspect import refuse_unsafe
+
+            refuse_unsafe(entry.path)  # a Lambda layer's code would run in the worker that loads it
         if entry.kind == "artifact":
             variants = [(entry.optimization or "none", entry.path, None)]
         else:

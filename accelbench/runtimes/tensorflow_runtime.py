@@ -18,6 +18,7 @@ import numpy as np
 from accelbench.errors import UsageError, failure_reason
 from accelbench.runtimes.base import FixedSpecsRuntime
 from accelbench.runtimes.edge import TensorSpec, check_inputs
+from accelbench.runtimes.model_inspect import refuse_unsafe
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -60,6 +61,8 @@ class TensorFlowRuntime(FixedSpecsRuntime):
     def __init__(self, artifact: str | Path, *, threads: int | None = None) -> None:
         self.artifact = Path(artifact)
         self.threads = threads
+        # Before TensorFlow or Keras reads a byte of it: a Lambda layer runs code as it loads.
+        refuse_unsafe(self.artifact)
         tf = _import_tensorflow(threads)
         self._tf = tf
         if self.artifact.is_dir():
