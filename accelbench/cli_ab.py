@@ -15,7 +15,7 @@ FORMATS = ("table", "markdown", "json")
 
 def register(sub: Any) -> None:
     """Add ``accelbench ab`` to the CLI's subcommands."""
-    from accelbench.benchmarks.paired import DEFAULT_PAIRS, DEFAULT_ROUNDS
+    from accelbench.benchmarks.paired import DEFAULT_PAIRS, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
     from accelbench.cli import _csv
 
     p = sub.add_parser(
@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
         description="Load BASE and NEW together in one isolated worker per (profile, threads) "
         "and call them alternately, in pairs of queries in a seeded random order, so that a "
         "machine whose speed drifts slows both sides of every pair alike. Prints the ratio "
-        "NEW/BASE of their call times (Hodges-Lehmann estimate of the per-pair ratios, 95%% "
+        "NEW/BASE of their call times (Hodges-Lehmann estimate of the per-pair ratios, 95% "
         "signed-rank interval), the range of the per-round median ratios, each side's p50, and "
         "a verdict against --threshold: regressed (interval above 1, estimate above "
         "1+threshold), improved (the mirror image), unchanged (interval within 1 +/- threshold) "
@@ -54,9 +54,15 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--pairs", type=int, default=DEFAULT_PAIRS, help=f"pairs per round ({DEFAULT_PAIRS})"
     )
-    p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help=f"({DEFAULT_ROUNDS})")
+    p.add_argument(
+        "--rounds", type=int, default=DEFAULT_ROUNDS, help=f"rounds of pairs ({DEFAULT_ROUNDS})"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the call order and inputs (0)")
-    p.add_argument("--threshold", default="5%", help="smallest relative change that counts (5%%)")
+    p.add_argument(
+        "--threshold",
+        default=f"{DEFAULT_THRESHOLD:.0%}",
+        help="smallest relative change that counts (%(default)s)",
+    )
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per comparison (600)")
     p.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")

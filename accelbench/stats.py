@@ -465,7 +465,9 @@ def paired_log_ratio_ci(
         variance = n * (n + 1) * (2 * n + 1) / 24.0 - float((ties**3 - ties).sum()) / 48.0
         z = _normal_ppf(1.0 - alpha / 2.0)
         c = math.floor(total / 2.0 - 0.5 - z * math.sqrt(max(variance, 0.0)))
-    if c < 0:
+    if c < 0 or 0.5**n > alpha / 2.0:
+        # The second test: with ties the normal approximation would also allow too few pairs
+        # for even the widest interval's exact coverage, 1 - 2 * 2^-n.
         raise ValueError(
             f"a {confidence:.0%} interval for a paired ratio needs more pairs, got {n}"
         )

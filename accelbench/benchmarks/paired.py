@@ -21,12 +21,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from accelbench.errors import UsageError
-from accelbench.runtimes.base import Runtime
+
+# numpy is imported in the functions that use it: `accelbench --help` reads this module's
+# defaults and must not load numpy.
+if TYPE_CHECKING:
+    import numpy as np
+
+    from accelbench.runtimes.base import Runtime
 
 DEFAULT_PAIRS = 200
 DEFAULT_ROUNDS = 5
@@ -73,6 +77,8 @@ def pair_orders(n_sides: int, rounds: int, pairs: int, rng: np.random.Generator)
     to within one, and a cost of going first or second falls on every side alike), then the
     pairs are shuffled; the sides after the first follow in a random order.
     """
+    import numpy as np
+
     order = np.empty((rounds, pairs, n_sides), dtype=np.int64)
     for r in range(rounds):
         firsts = rng.permutation(np.arange(pairs) % n_sides)
@@ -100,6 +106,8 @@ def measure_pairs(
     once, at least 10), interleaved, so that a one-time cost (allocation, a JIT compile) lands
     there. ``clock`` returns nanoseconds (tests pass a scripted one).
     """
+    import numpy as np
+
     n_sides = len(runtimes)
     names = list(sides) if sides is not None else [f"side{i}" for i in range(n_sides)]
     if n_sides < 2 or len(samples) != n_sides or len(names) != n_sides:
@@ -155,6 +163,8 @@ def compare_sides(
     ratios and its signed-rank interval over every pair. ``round_ratios``: per round, the median
     of that round's per-pair ratios; their min and max are the across-round range.
     """
+    import numpy as np
+
     from accelbench.stats import paired_log_ratio_ci
 
     base_ns = times.times_ns[base].astype(np.float64)
