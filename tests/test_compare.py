@@ -128,8 +128,8 @@ def test_accuracy_drop_and_one_byte_growth_are_regressed_and_sha_change_is_shown
     assert comparison.counts()["regressed"] == 2
     markdown = comparison.to_markdown()
     assert markdown.splitlines()[0].endswith("2 regressed, 0 improved, 6 unchanged, 0 inconclusive")
-    assert "| acc | accuracy |" in markdown and "changed" in markdown
-    assert "| size | latency_p50_ms |" not in markdown  # unchanged rows stay out of a PR comment
+    assert "| acc | unknown | accuracy |" in markdown and "changed" in markdown
+    assert "| size | unknown | latency_p50_ms |" not in markdown  # unchanged: not in a PR comment
     payload = json.loads(comparison.to_json())
     assert payload["counts"]["regressed"] == 2
     assert {r["metric"] for r in payload["rows"]} >= {"latency_p50_ms", "latency_p90_ms", "qps"}

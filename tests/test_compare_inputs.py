@@ -168,7 +168,7 @@ def test_accuracy_drop_of_two_points_is_flagged_by_mcnemar(tmp_path, capsys):
     capsys.readouterr()
     assert main(["compare", str(base), str(new), "--format", "markdown"]) == 1
     markdown = capsys.readouterr().out
-    assert "| drop | accuracy |" in markdown and "McNemar b=20 c=0" in markdown
+    assert "| drop | unknown | accuracy |" in markdown and "McNemar b=20 c=0" in markdown
     assert "2 accuracy McNemar tests" in markdown and f"run `{base}`" in markdown
 
 

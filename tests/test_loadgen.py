@@ -162,7 +162,7 @@ def test_mlperf_preset_takes_loadgens_own_rules(tmp_path):
     assert result.criteria["min_duration_satisfied"] is False and not result.valid
     assert result.comparable_to_mlperf is False
     assert result.latencies_ms == [] and result.latencies_source == "none"
-    assert get_preset("mlperf", "server").comparable_to_mlperf is True
+    assert get_preset("mlperf", "server").official_loadgen_rules is True
 
 
 def test_runtime_error_is_raised_and_the_next_run_still_works(tmp_path):
@@ -201,7 +201,7 @@ def test_presets_cover_every_scenario():
     for scenario in SCENARIOS:
         quick, standard = get_preset("quick", scenario), get_preset("standard", scenario)
         assert quick.min_duration_ms < standard.min_duration_ms
-        assert not quick.comparable_to_mlperf and not standard.comparable_to_mlperf
+        assert not quick.official_loadgen_rules and not standard.official_loadgen_rules
 
 
 class LiteRTRuntime:

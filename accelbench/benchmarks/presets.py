@@ -37,9 +37,11 @@ class ScenarioPreset:
     # expected latencies, server target QPS and offline expected QPS are derived when not given.
     calibration_ms: int
     # LoadGen's trace holds the per-sample latencies; it costs ~0.5% throughput, so the mlperf
-    # runs, meant to be comparable, leave it off.
+    # runs, whose LoadGen settings follow the official rules, leave it off.
     loadgen_trace: bool
-    comparable_to_mlperf: bool
+    # True when the preset keeps every LoadGen rule for the scenario (duration, query count).
+    # That is one condition of an MLPerf result, not all of them: see mlperf_comparability.
+    official_loadgen_rules: bool
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,7 +60,7 @@ def _quick(scenario: str) -> ScenarioPreset:
         max_duration_ms=10_000,
         calibration_ms=300,
         loadgen_trace=True,
-        comparable_to_mlperf=False,
+        official_loadgen_rules=False,
     )
 
 
@@ -73,7 +75,7 @@ def _standard(scenario: str) -> ScenarioPreset:
         max_duration_ms=60_000,
         calibration_ms=1_000,
         loadgen_trace=True,
-        comparable_to_mlperf=False,
+        official_loadgen_rules=False,
     )
 
 
@@ -86,7 +88,67 @@ def _mlperf(scenario: str) -> ScenarioPreset:
         max_duration_ms=0,
         calibration_ms=2_000,
         loadgen_trace=False,
-        comparable_to_mlperf=True,
+        official_loadgen_rules=True,
+    )
+
+
+def mlperf_comparability(
+    loadgen_settings: bool, sample_count: int | None, inputs: str | None
+) -> dict[str, Any]:
+    """What of a LoadGen run matches an MLPerf Inference result, part by part.
+
+    loadgen_settings: LoadGen ran the scenario's official rules, uncut (the mlperf preset with no
+    duration cap or changed samples per query). The other parts are never met by accelbench: the
+    samples are synthetic or the user's, not the benchmark's reference data set, and no LoadGen
+    AccuracyOnly run checks the outputs, so a record is never comparable as a whole.
+    """
+    count = f"{sample_count} " if sample_count else ""
+    return {
+        "loadgen_settings": bool(loadgen_settings),
+        "dataset": f"{count}user inputs ({inputs})" if inputs else f"{count}synthetic samples",
+        "reference_dataset": False,
+        "accuracy_run": False,
+    }
+
+
+def comparable_to_mlperf(comparability: dict[str, Any]) -> bool:
+    """True only when every part of `mlperf_comparability` is met."""
+    return all(comparability.get(k) is True for k in ("loadgen_settings", "reference_dataset",
+                                                      "accuracy_run"))  # fmt: skip
+
+
+def record_comparability(settings: dict[str, Any]) -> dict[str, Any] | None:
+    """A record's `mlperf_comparability`, or None for a record that is not a LoadGen run.
+
+    A record that carries only ``comparable_to_mlperf`` had that flag for its LoadGen settings
+    alone; its parts are rebuilt from the flag and the record's inputs.
+    """
+    found = settings.get("mlperf_comparability")
+    if isinstance(found, dict):
+        return found
+    flag = settings.get("comparable_to_mlperf")
+    if not isinstance(flag, bool):
+        return None
+    qsl = ((settings.get("loadgen") or {}).get("qsl")) or {}
+    inputs = settings.get("inputs")
+    user = inputs if isinstance(inputs, str) and inputs != "synthetic" else None
+    return mlperf_comparability(flag, qsl.get("total_sample_count"), user)
+
+
+def comparability_note(settings: list[dict[str, Any]]) -> str | None:
+    """One sentence for a run: which parts of an MLPerf result its LoadGen records match."""
+    parts = [c for c in map(record_comparability, settings) if c is not None]
+    if not parts:
+        return None
+    if all(comparable_to_mlperf(c) for c in parts):
+        return "Comparable with MLPerf Inference results."
+    official = sum(bool(c.get("loadgen_settings")) for c in parts)
+    datasets = sorted({str(c.get("dataset")) for c in parts})
+    return (
+        "Not comparable with MLPerf Inference results: LoadGen ran its official rules in "
+        f"{official} of {len(parts)} LoadGen cells (preset mlperf, uncut); the data was "
+        f"{', '.join(datasets)}, not the benchmark's reference data set; and no accuracy run "
+        "checked the outputs."
     )
 
 

@@ -191,6 +191,12 @@ _ACCELERATOR_KINDS = ("gpu", "tpu")
 _NAME_NOISE = {"nvidia", "tpu", "google"}
 # Device names spell some chips differently from the profile names.
 _DEVICE_ALIASES = (("v5 lite", "v5e"), ("v5litepod", "v5e"), ("v5lite", "v5e"))
+# Boards of one chip differ in clocks, power and memory (an H100 PCIe has about three quarters
+# of the SXM5's Tensor Core peak and 2.0 of its 3.35 TB/s), so a device is a profile's only when
+# their boards agree. A name that states no board (nvidia-smi's "NVIDIA H100 80GB HBM3") agrees
+# with any.
+_VARIANTS = {"pcie": "PCIe", "sxm": "SXM", "sxm2": "SXM", "sxm3": "SXM", "sxm4": "SXM",
+             "sxm5": "SXM", "nvl": "NVL"}  # fmt: skip
 
 
 def execution_mode(profile: HardwareProfile) -> Execution:
@@ -227,13 +233,51 @@ def attached_accelerators() -> tuple[str, ...]:
 
 def device_matches(profile: HardwareProfile, device_name: str) -> bool:
     """True when ``device_name`` (nvidia-smi's or JAX's ``device_kind``) is the profile's chip:
-    every word of the profile's name but the vendor appears as a word of the device name, so
-    nvidia-a100 matches "NVIDIA A100-SXM4-80GB" and nvidia-l4 does not match "NVIDIA L40S"."""
+    every word of the profile's name but the vendor and board variant appears as a word of the
+    device name, so nvidia-a100 matches "NVIDIA A100-SXM4-80GB" and nvidia-l4 does not match
+    "NVIDIA L40S"; and the board variant (PCIe, SXM, NVL) agrees where both name one, so
+    nvidia-h100, the SXM5 board, does not match "NVIDIA H100 PCIe" (see `variant_mismatch`)."""
+    if not _same_family(profile, device_name):
+        return False
+    mine, theirs = profile_variant(profile), board_variant(device_name)
+    return mine is None or theirs is None or mine == theirs
+
+
+def variant_mismatch(profile: HardwareProfile, device_name: str) -> str | None:
+    """Why a device of the profile's chip is still not the profile's device (another board
+    variant, with other peaks), or None when it matches or is another chip."""
+    if device_matches(profile, device_name) or not _same_family(profile, device_name):
+        return None
+    mine, theirs = profile_variant(profile), board_variant(device_name)
+    return (
+        f"{device_name!r} is the {theirs} board of {profile.name}'s chip, but {profile.name}'s "
+        f"peaks and bandwidth are the {mine} board's ({profile.model}), so it is not matched; "
+        f"write a profile for the {theirs} board (start from 'accelbench profiles show "
+        f"{profile.name}')"
+    )
+
+
+def board_variant(name: str) -> str | None:
+    """The board variant a device or profile name states (PCIe, SXM, NVL), or None."""
+    found = {_VARIANTS[w] for w in _words(name) if w in _VARIANTS}
+    return found.pop() if len(found) == 1 else None
+
+
+def profile_variant(profile: HardwareProfile) -> str | None:
+    """The board variant a profile describes: from its name, else from its ``model`` text."""
+    return board_variant(profile.name) or board_variant(profile.model)
+
+
+def _same_family(profile: HardwareProfile, device_name: str) -> bool:
     if profile.kind not in _ACCELERATOR_KINDS:
         return False
     device = device_name.lower()
     for spelling, canonical in _DEVICE_ALIASES:
         device = device.replace(spelling, canonical)
-    words = set(re.split(r"[^a-z0-9]+", device))
-    wanted = [w for w in profile.name.split("-") if w not in _NAME_NOISE]
+    words = _words(device)
+    wanted = [w for w in profile.name.split("-") if w not in _NAME_NOISE and w not in _VARIANTS]
     return bool(wanted) and all(w in words for w in wanted)
+
+
+def _words(text: str) -> set[str]:
+    return set(re.split(r"[^a-z0-9]+", text.lower()))

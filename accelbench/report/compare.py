@@ -89,6 +89,9 @@ class MetricComparison:
     note: str = ""
     # new/base of the cell's machine-speed canary, when both records carry one (module docstring).
     canary_ratio: float | None = None
+    # How both sides obtained their figures (local, emulated, projected, remote): part of the
+    # cell's identity, so an emulated p50 is never read as a device's latency.
+    execution: str = ""
 
 
 @dataclass
@@ -102,6 +105,8 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     only_in_base: list[str] = field(default_factory=list)
     only_in_new: list[str] = field(default_factory=list)
+    # Cells in both runs that ran differently ({cell_id, base_execution, new_execution, reason}).
+    execution_differs: list[dict[str, str]] = field(default_factory=list)
     base_source: dict[str, Any] = field(default_factory=dict)
     new_source: dict[str, Any] = field(default_factory=dict)
 
@@ -120,6 +125,7 @@ class Comparison:
         """Header and string cells, one row per (cell, metric); info rows come last per cell."""
         header = [
             "cell",
+            "execution",
             "metric",
             "base",
             "new",
@@ -139,6 +145,7 @@ class Comparison:
             ci = f"{r.ci_low:.3f}–{r.ci_high:.3f}" if r.ci_low is not None else ""
             row = [
                 r.cell_id,
+                r.execution or "-",
                 r.metric,
                 _fmt(r.base),
                 _fmt(r.new),
@@ -195,6 +202,7 @@ class Comparison:
             "warnings": self.warnings,
             "only_in_base": self.only_in_base,
             "only_in_new": self.only_in_new,
+            "execution_differs": self.execution_differs,
             "rows": [asdict(r) for r in self.rows],
         }
         return json.dumps(payload, indent=2, allow_nan=False)
@@ -234,8 +242,11 @@ def compare_runs(
     Each side is anything `load_source` reads (a run folder, ``baseline:NAME`` looked up in
     `store`, a baseline file, a pytest-benchmark JSON file or storage folder) or a Source.
 
-    Cells are matched by `cell_id` (logical identity), never by artifact hash; a changed sha256
-    is flagged on every row of that cell. Per metric that has a direction:
+    Cells are matched by `cell_id` (logical identity) and `execution`, never by artifact hash; a
+    changed sha256 is flagged on every row of that cell. A cell whose two records ran
+    differently (local against emulated or projected, say) is not compared: it is listed in
+    `execution_differs` and a warning, since one side's figure is not the other's device's.
+    Per metric that has a direction:
 
     - `latency_p50_ms` of an Offline cell is `info`: its raw values are completion times within
       one query, not request latencies; the cell's `qps` speaks for it.
@@ -279,11 +290,31 @@ def compare_runs(
     base_source = base_dir if isinstance(base_dir, Source) else load_source(base_dir, store)
     new_source = new_dir if isinstance(new_dir, Source) else load_source(new_dir, store)
     base, new = base_source.cells, new_source.cells
-    common = [cell for cell in base if cell in new]
-    if not common:
+    in_both = [cell for cell in base if cell in new]
+    if not in_both:
         raise UsageError(
             f"{base_source.path} and {new_source.path} have no cells in common; compare two runs"
             " of the same suite (or two results of the same tests)"
+        )
+    differs = [
+        {
+            "cell_id": cell,
+            "base_execution": _execution(base[cell]),
+            "new_execution": _execution(new[cell]),
+            "reason": f"{_execution(base[cell])} in base, {_execution(new[cell])} in new: "
+            "figures obtained differently are not compared",
+        }
+        for cell in in_both
+        if _execution(base[cell]) != _execution(new[cell])
+    ]
+    common = [cell for cell in in_both if _execution(base[cell]) == _execution(new[cell])]
+    if not common:
+        first = differs[0]
+        raise UsageError(
+            f"{base_source.path} and {new_source.path} ran none of their {len(in_both)} common "
+            f"cells the same way (e.g. {first['cell_id']}: {first['reason']}); compare runs "
+            "made the same way (local with local, emulated with emulated, projected with "
+            "projected)"
         )
     comparison = Comparison(
         base_source.path,
@@ -298,6 +329,7 @@ def compare_runs(
         },
         only_in_base=sorted(set(base) - set(new)),
         only_in_new=sorted(set(new) - set(base)),
+        execution_differs=differs,
         base_source=base_source.describe(),
         new_source=new_source.describe(),
     )
@@ -306,6 +338,13 @@ def compare_runs(
             f"{len(comparison.only_in_base)} cells only in base and "
             f"{len(comparison.only_in_new)} only in new were not compared"
         )
+    if differs:
+        comparison.warnings.append(
+            f"{len(differs)} cells ran differently in the two runs and were not compared: "
+            + "; ".join(f"{d['cell_id']} ({d['base_execution']} → {d['new_execution']})"
+                        for d in differs[:5])
+            + ("; …" if len(differs) > 5 else "")
+        )  # fmt: skip
     hosts = {(_host(base[c]), _host(new[c])) for c in common if _host(base[c]) != _host(new[c])}
     same_hardware = not hosts
     if hosts and not allow_different_hardware:
@@ -473,6 +512,11 @@ def cells_by_id(records: list[Any], run_dir: str) -> dict[str, dict[str, Any]]:
     return cells
 
 
+def _execution(record: dict[str, Any]) -> str:
+    """How a record's figures were obtained; "unknown" for a record that does not say."""
+    return str(record.get("execution") or "unknown")
+
+
 def _host(record: dict[str, Any]) -> str | None:
     return (record.get("environment") or {}).get("host_fingerprint_id")
 
@@ -492,6 +536,7 @@ def _compare_cell(
     sha_changed = _sha(base) != _sha(new)
     cell = base["cell_id"]
     canary = canary_ratio(base, new)
+    execution = _execution(base)
     out: list[tuple[MetricComparison, float | None]] = []
     if base.get("status") != new.get("status"):
         verdict = "unchanged"
@@ -501,7 +546,7 @@ def _compare_cell(
             verdict = "improved"
         row = MetricComparison(
             cell, "status", "", "", None, None, None, None, None, None, verdict, sha_changed,
-            f"{base.get('status')} → {new.get('status')}", canary,
+            f"{base.get('status')} → {new.get('status')}", canary, execution,
         )  # fmt: skip
         out.append((row, None))
     base_metrics = base.get("metrics") or {}
@@ -516,7 +561,7 @@ def _compare_cell(
         row = dict(
             cell_id=cell, metric=name, unit=b.get("unit", ""), direction=direction, base=bv,
             new=nv, ratio=ratio, ci_low=None, ci_high=None, p_value=None, verdict=INFO,
-            sha_changed=sha_changed, canary_ratio=canary,
+            sha_changed=sha_changed, canary_ratio=canary, execution=execution,
         )  # fmt: skip
         raw_p = None
         better = (nv < bv) if direction == "lower" else (nv > bv)

@@ -55,7 +55,11 @@ class ChangePoint:
 
 @dataclass
 class Trend:
-    """One (cell, metric) across runs, oldest first."""
+    """One (cell, execution, metric) across runs, oldest first.
+
+    Execution (local, emulated, projected, remote) is part of the series: a cell measured here in
+    one run and projected in the next is two series, not one that jumps.
+    """
 
     cell_id: str
     metric: str
@@ -64,6 +68,7 @@ class Trend:
     run_ids: list[str]
     values: list[float]
     change_points: list[ChangePoint] = field(default_factory=list)
+    execution: str = "unknown"
 
 
 def load_runs(paths: list[str | Path]) -> list[Run]:
@@ -87,7 +92,7 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
 def build_trends(
     runs: list[Run], metrics: list[str] | None = None, cell_pattern: str | None = None
 ) -> list[Trend]:
-    """One Trend per (cell, metric) with a value in at least one run (ok records only).
+    """One Trend per (cell, execution, metric) with a value in at least one run (ok records only).
 
     metrics: names to follow (default: those of DEFAULT_METRICS that any run has); a name no run
     has is a UsageError. cell_pattern: a glob on cell ids (a plain word matches as a substring).
@@ -109,19 +114,21 @@ def build_trends(
     pattern = cell_pattern or "*"
     if not any(ch in pattern for ch in "*?["):
         pattern = f"*{pattern}*"
-    series: dict[tuple[str, str], Trend] = {}
+    series: dict[tuple[str, str, str], Trend] = {}
     for run in runs:
         for cell_id, record in run.source.cells.items():
             if record.get("status") != "ok" or not fnmatch.fnmatchcase(cell_id, pattern):
                 continue
+            execution = str(record.get("execution") or "unknown")
             for name in chosen:
                 m = _metrics(record).get(name)
                 if m is None:
                     continue
                 trend = series.setdefault(
-                    (cell_id, name),
-                    Trend(cell_id, name, m.get("unit", ""), m.get("direction", "none"), [], []),
-                )
+                    (cell_id, execution, name),
+                    Trend(cell_id, name, m.get("unit", ""), m.get("direction", "none"), [], [],
+                          execution=execution),
+                )  # fmt: skip
                 trend.run_ids.append(run.run_id)
                 trend.values.append(float(m["value"]))
     if not series:
@@ -154,12 +161,14 @@ def detect_change_points(
 
 
 def history_table(trends: list[Trend]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: cell, metric, runs, last value, change points with their shifts."""
-    header = ["cell", "metric", "runs", "last", "change points (first run of new level: shift)"]
+    """Header and rows: cell, execution, metric, runs, last value, change points with shifts."""
+    header = ["cell", "execution", "metric", "runs", "last",
+              "change points (first run of new level: shift)"]  # fmt: skip
     rows = []
     for t in trends:
         points = "; ".join(_describe(cp, t.unit) for cp in t.change_points) or "none"
-        rows.append([t.cell_id, t.metric, str(len(t.values)), _fmt(t.values[-1]), points])
+        rows.append([t.cell_id, t.execution, t.metric, str(len(t.values)), _fmt(t.values[-1]),
+                     points])  # fmt: skip
     return header, rows
 
 
@@ -196,13 +205,14 @@ def write_html(trends: list[Trend], runs: list[Run], path: str | Path) -> Path:
         "</table>",
     ]
     # Series with a change point first: they are what a reader came for.
-    for t in sorted(trends, key=lambda t: (not t.change_points, t.cell_id, t.metric)):
+    for t in sorted(trends, key=lambda t: (not t.change_points, t.cell_id, t.execution, t.metric)):
         ylabel = f"{t.metric} ({t.unit})" if t.unit else t.metric
         cuts = [cp.index for cp in t.change_points]
-        png = trend_png(t.cell_id, t.run_ids, t.values, cuts, ylabel)
+        title = f"{t.cell_id} ({t.execution})"
+        png = trend_png(title, t.run_ids, t.values, cuts, ylabel)
         encoded = base64.b64encode(png).decode()
-        alt = html.escape(f"{t.metric} of {t.cell_id} over {len(t.values)} runs")
-        parts.append(f"<h3>{html.escape(t.cell_id)}: {html.escape(t.metric)}</h3>")
+        alt = html.escape(f"{t.metric} of {title} over {len(t.values)} runs")
+        parts.append(f"<h3>{html.escape(title)}: {html.escape(t.metric)}</h3>")
         parts.append(f"<img alt='{alt}' src='data:image/png;base64,{encoded}'>")
     parts.append("</body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -106,6 +106,8 @@ def to_records(payload: dict[str, Any], path: str | Path) -> list[dict[str, Any]
             "cell_id": bench["fullname"],
             "model": extra.get("model") or bench.get("name"),
             "scenario": extra.get("scenario") or "pytest-benchmark",
+            # pytest-benchmark times its function in the test process, on this machine.
+            "execution": "local",
             "status": "ok",
             "metrics": metrics,
             "raw_latencies_ms": raw_ms,

@@ -19,7 +19,13 @@ from typing import Any
 
 from accelbench.records import write_atomic
 from accelbench.report.tables import LEGEND, markdown_table
-from accelbench.report.tradeoffs import Point, pareto_front, points, recommendation
+from accelbench.report.tradeoffs import (
+    Point,
+    device_latency,
+    pareto_front,
+    points,
+    recommendation,
+)
 
 INT8_TARGET_SPEEDUP = 2.0
 
@@ -417,12 +423,10 @@ def _roofline_points(records: list[dict[str, Any]], profile: str) -> list[Any]:
         memory = (graph.get("weight_bytes") or 0) + (graph.get("activation_bytes") or 0)
         if not flops or not memory:
             continue
-        if r.get("execution") == "local":
-            latency, kind = _value(r, "latency_p50_ms"), "measured"
-        else:
-            # An emulated cell ran at this host's speed, not the device's: on the device's roof
-            # only its projection belongs.
-            latency, kind = _value(r, "projected_latency_ms"), "projected"
+        # An emulated cell ran at this host's speed, not the device's: on the device's roof only
+        # its projection belongs.
+        latency, how, _ = device_latency(r)
+        kind = "projected" if how == "projected" else "measured"
         if not latency:
             continue
         # The peak a projection used (an int8 model on a device with no int8 peak runs at fp32).
@@ -510,12 +514,12 @@ def _throughput(record: dict[str, Any]) -> tuple[float, str, str] | None:
     """(inferences/s, what it is, measured|emulated|projected) for one benchmark record."""
     execution = record.get("execution")
     scenario = record.get("scenario")
-    projected = _value(record, "projected_latency_ms")
     if execution in ("projected", "emulated"):
         # An emulated cell's own figures are this host's speed; the device's is the projection.
-        if scenario == "single-stream" and projected:
-            return 1e3 / projected, "1 / projected latency (batch 1)", "projected"
-        return None
+        projected = device_latency(record)[0] if scenario == "single-stream" else None
+        if not projected:
+            return None
+        return 1e3 / projected, "1 / projected latency (batch 1)", "projected"
     if scenario == "offline" and _value(record, "qps"):
         return _value(record, "qps"), "Offline samples/s", "measured"
     if scenario == "server" and _value(record, "qps"):
@@ -884,8 +888,11 @@ def _summary(doc: _Doc, records: list[dict[str, Any]]) -> None:
         + "."
     )
     doc.para(text)
-    if any((r.get("settings") or {}).get("comparable_to_mlperf") is False for r in records):
-        doc.para("Preset quick or standard: not comparable with MLPerf submissions.")
+    from accelbench.benchmarks.presets import comparability_note
+
+    note = comparability_note([r.get("settings") or {} for r in records])
+    if note:
+        doc.para(note)
 
 
 def _tradeoff_sections(doc: _Doc, records: list[dict[str, Any]], pts: list[Point]) -> None:

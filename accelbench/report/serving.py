@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+import ipaddress
 from typing import Any
+from urllib.parse import urlsplit
 
 from accelbench.benchmarks.serving import split_targets
 from accelbench.report.tables import markdown_table
@@ -26,12 +28,20 @@ def serving_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if isinstance((r.get("settings") or {}).get("curve"), list)]
 
 
-def _group_key(r: dict[str, Any]) -> tuple[str, str, str, int]:
-    return (r["model"], r.get("optimization") or "", r.get("profile") or "", r.get("threads") or 0)
+GroupKey = tuple[str, str, str, int, str]
 
 
-def _groups(records: list[dict[str, Any]]) -> dict[tuple[str, str, str, int], list[dict]]:
-    groups: dict[tuple[str, str, str, int], list[dict]] = {}
+def _group_key(r: dict[str, Any]) -> GroupKey:
+    return (r["model"], r.get("optimization") or "", r.get("profile") or "", r.get("threads") or 0,
+            _execution(r))  # fmt: skip
+
+
+def _execution(r: dict[str, Any]) -> str:
+    return str(r.get("execution") or "unknown")
+
+
+def _groups(records: list[dict[str, Any]]) -> dict[GroupKey, list[dict]]:
+    groups: dict[GroupKey, list[dict]] = {}
     for r in serving_records(records):
         groups.setdefault(_group_key(r), []).append(r)
     for members in groups.values():
@@ -47,11 +57,38 @@ def _order(mode: str) -> int:
     return MODE_ORDER.index(mode) if mode in MODE_ORDER else len(MODE_ORDER)
 
 
-def _title(key: tuple[str, str, str, int]) -> str:
-    model, optimization, profile, threads = key
+def _title(key: GroupKey) -> str:
+    model, optimization, profile, threads, execution = key
     opt = f" {optimization}" if optimization and optimization != "none" else ""
     thr = f", {threads} thread(s)" if threads else ""
-    return f"{model}{opt} on {profile}{thr}"
+    return f"{model}{opt} on {profile} ({execution}){thr}"
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def where_measured(members: list[dict[str, Any]]) -> str:
+    """One sentence naming where the group's endpoint was: loopback, or the remote host(s)."""
+    urls = sorted({str(u) for r in members if (u := (r.get("settings") or {}).get("url"))})
+    if not urls:
+        return "The endpoint's URL is not in the records, so where it ran is not known."
+    hosts = {url: urlsplit(url).hostname for url in urls}
+    remote = sorted({h or url for url, h in hosts.items() if not is_loopback(h)})
+    if not remote:
+        return f"Measured on loopback ({', '.join(urls)}): client and server shared one host."
+    return (
+        f"Measured against the remote host {', '.join(remote)} ({', '.join(urls)}): the "
+        "figures include the network between the load client and that host."
+    )
 
 
 def _bound(r: dict[str, Any]) -> float | None:
@@ -123,8 +160,8 @@ def _cache_note(members: list[dict[str, Any]]) -> str | None:
 
 
 def _summary_rows(members: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    header = ["mode", "status", "peak QPS", "p99 bound ms", "p50 ms", "p99 ms", "capacity/s",
-              "errors", "points"]  # fmt: skip
+    header = ["mode", "execution", "status", "peak QPS", "p99 bound ms", "p50 ms", "p99 ms",
+              "capacity/s", "errors", "points"]  # fmt: skip
     rows = []
     for r in members:
         m = r.get("metrics") or {}
@@ -137,7 +174,7 @@ def _summary_rows(members: list[dict[str, Any]]) -> tuple[list[str], list[list[s
 
         bound = _bound(r)
         rows.append([
-            _mode(r), r.get("status", ""), value("server_peak_qps"),
+            _mode(r), _execution(r), r.get("status", ""), value("server_peak_qps"),
             f"{bound:g}" if bound else "-", value("latency_p50_ms"), value("latency_p99_ms"),
             value("offline_capacity_qps"), value("request_errors"),
             str(len(r["settings"]["curve"])),
@@ -158,6 +195,7 @@ def serving_markdown(records: list[dict[str, Any]]) -> str:
         note = _cache_note(members)
         if note:
             lines += ["", note]
+        lines += ["", where_measured(members)]
         lines += ["", "Curve (target → achieved QPS, p50 / p99 ms, LoadGen verdict):", ""]
         for r in members:
             points = "; ".join(_point_text(p) for p in r["settings"]["curve"])
@@ -165,7 +203,7 @@ def serving_markdown(records: list[dict[str, Any]]) -> str:
         lines.append("")
     lines.append(
         "Peak QPS: the highest Server target QPS that LoadGen judged VALID under the p99 bound "
-        "with no failed request; measured on loopback, client and server sharing this host."
+        "with no failed request."
     )
     return "\n".join(lines) + "\n"
 
@@ -210,6 +248,7 @@ def serving_html(records: list[dict[str, Any]]) -> str:
         note = _cache_note(members)
         if note:
             parts.append(f"<p>{html.escape(note)}</p>")
+        parts.append(f"<p>{html.escape(where_measured(members))}</p>")
     parts.append("</section>")
     return "\n".join(parts) + "\n"
 

@@ -44,6 +44,10 @@ class Point:
     size_ratio_vs_fp32: float | None = None
     latency_ci: tuple[float, float] | None = None  # 95% CI of the median (measured cells)
     spread: float | None = None  # interquartile range / median
+    # The device's own latency, which a latency budget is judged on (see device_latency).
+    device_latency_ms: float | None = None
+    device_latency_kind: str = ""
+    device_refusal: str | None = None
 
     @property
     def unstable(self) -> bool:
@@ -69,6 +73,36 @@ def _latency_stats(record: dict[str, Any]) -> tuple[tuple[float, float] | None, 
         return None, None
     q1, q2, q3 = np.percentile(raw, [25, 50, 75])
     return median_ci(raw), float((q3 - q1) / q2) if q2 > 0 else None
+
+
+def device_latency(record: dict[str, Any]) -> tuple[float | None, str, str | None]:
+    """The device's single-sample latency in a record: (ms, what it is, why there is none).
+
+    A local or remote cell ran on the device itself, so its p50 is the device's ("measured
+    p50"). A projected cell's figure is its projection. An emulated cell ran on this host under
+    the profile's thread and memory limits: its own p50 is this host's speed, never the
+    device's, so the device's figure is the projection the record carries ("projected"), and
+    without one there is none and the reason says so. The report's device figures and
+    `accelbench recommend` both read a device's latency through this function.
+    """
+    execution = record.get("execution")
+    profile = record.get("profile") or "the device"
+    projected = _value(record, "projected_latency_ms")
+    if execution in ("projected", "emulated"):
+        if projected:
+            return float(projected), "projected", None
+        if execution == "emulated":
+            why = (
+                f"emulated on this host under {profile}'s limits, so its p50 is this host's "
+                f"speed, and the record has no projected latency for {profile}"
+            )
+        else:
+            why = f"the projection for {profile} gave no latency"
+        return None, "", why
+    p50 = _value(record, "latency_p50_ms")
+    if p50:
+        return float(p50), "measured p50", None
+    return None, "", "no single-stream p50 in the record"
 
 
 def clearly_faster(fast: Point, slow: Point) -> bool:
@@ -114,6 +148,8 @@ def points(records: list[dict[str, Any]]) -> list[Point]:
             )
         )
         out[-1].latency_ci, out[-1].spread = _latency_stats(r)
+        device = device_latency(r)
+        out[-1].device_latency_ms, out[-1].device_latency_kind, out[-1].device_refusal = device
     _relative_to_fp32(out)
     return out
 
@@ -228,7 +264,8 @@ class Budget:
         """How far a point is outside each constraint, relative to the constraint (0 = met)."""
         v: dict[str, float] = {}
         if self.max_latency_ms is not None:
-            lat = p.latency_ms if p.latency_ms is not None else math.inf
+            # The budget is the device's: an emulated host figure never stands in for it.
+            lat = p.device_latency_ms if p.device_latency_ms is not None else math.inf
             v["latency"] = max(0.0, lat / self.max_latency_ms - 1)
         if self.min_quality is not None:
             q = p.quality if p.quality is not None else -math.inf
@@ -250,18 +287,30 @@ def answer_budget(pts: list[Point], budget: Budget, profile: str | None = None) 
             )
     if not pts:
         raise UsageError("the run has no single-stream results to choose from; run one first")
+    refused: list[Point] = []
+    if budget.max_latency_ms is not None:
+        refused = [p for p in pts if p.device_latency_ms is None]
+        pts = [p for p in pts if p.device_latency_ms is not None]
+    refusals = [f"  {p.model} {p.optimization} on {p.label}: {p.device_refusal}" for p in refused]
+    if refused:
+        refusals.insert(0, f"refused for the latency budget ({len(refused)}): no device latency")
+    if not pts:
+        return ["nothing in this run can be judged against the latency budget.", *refusals]
     meeting = [p for p in pts if not any(budget.violations(p).values())]
     if meeting:
-        meeting.sort(key=lambda p: (p.latency_ms or math.inf, -(p.quality or 0)))
+        meeting.sort(key=lambda p: (p.device_latency_ms or math.inf, -(p.quality or 0)))
         lines = [f"{len(meeting)} of {len(pts)} results meet the budget; fastest first:"]
         for p in meeting[:10]:
             lines.append("  " + describe(p))
-        return lines
+        return lines + refusals
     closest = min(pts, key=lambda p: sum(budget.violations(p).values()))
     v = budget.violations(closest)
     missed = []
     if v.get("latency"):
-        missed.append(f"latency {closest.latency_ms:.3g} ms > {budget.max_latency_ms:g} ms")
+        missed.append(
+            f"latency {closest.device_latency_ms:.3g} ms ({closest.device_latency_kind}) > "
+            f"{budget.max_latency_ms:g} ms"
+        )
     if v.get("quality"):
         have = f"{closest.quality:.4f}" if closest.quality is not None else "unknown"
         missed.append(f"{closest.quality_metric or 'quality'} {have} < {budget.min_quality:g}")
@@ -277,15 +326,16 @@ def answer_budget(pts: list[Point], budget: Budget, profile: str | None = None) 
         lines.append(
             f"met on its own by some result: {', '.join(easiest)}; not together with the rest."
         )
-    return lines
+    return lines + refusals
 
 
 def describe(p: Point) -> str:
+    """One result in a budget answer: its device latency, labelled, then quality and size."""
     parts = [f"{p.model} {p.optimization} on {p.label}"]
     if p.threads:
         parts.append(f"{p.threads} thr")
-    if p.latency_ms is not None:
-        parts.append(f"{p.latency_ms:.3g} ms ({p.latency_kind})")
+    if p.device_latency_ms is not None:
+        parts.append(f"{p.device_latency_ms:.3g} ms ({p.device_latency_kind})")
     if p.quality is not None:
         parts.append(f"{p.quality_metric} {p.quality:.4f}")
     if p.model_bytes:
