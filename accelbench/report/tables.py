@@ -182,9 +182,11 @@ def summary_markdown(records: list[dict[str, Any]], run_dir: Path) -> str:
         LEGEND,
         "",
     ]
-    presets = {(r.get("settings") or {}).get("comparable_to_mlperf") for r in records}
-    if False in presets:
-        lines.append("Preset `quick` or `standard`: not comparable with MLPerf submissions.\n")
+    from accelbench.benchmarks.presets import comparability_note
+
+    note = comparability_note([r.get("settings") or {} for r in records])
+    if note:
+        lines.append(note + "\n")
     return "\n".join(lines)
 
 

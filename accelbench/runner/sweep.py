@@ -468,6 +468,16 @@ def make_record(
     if rss and cell.execution != "projected" and result.get("status") in ("ok", "invalid"):
         metrics["peak_rss_mb"] = metric(rss, "MB", "lower")
     loadgen = result.get("loadgen") or {}
+    comparability = None
+    if loadgen:
+        from accelbench.benchmarks.presets import comparable_to_mlperf, mlperf_comparability
+
+        qsl = (loadgen.get("settings") or {}).get("qsl") or {}
+        comparability = mlperf_comparability(
+            bool(loadgen.get("official_loadgen_rules")),
+            qsl.get("total_sample_count"),
+            cell.inputs_path,
+        )
     settings = {
         "preset": cell.preset,
         "threads": cell.threads,
@@ -477,7 +487,8 @@ def make_record(
         "timeout_s": cell.timeout_s,
         "batch_size": cell.batch_size,  # as asked; settings.loadgen.sut.batch_size: as run
         "loadgen": loadgen.get("settings"),
-        "comparable_to_mlperf": loadgen.get("comparable_to_mlperf"),
+        "comparable_to_mlperf": comparable_to_mlperf(comparability) if comparability else None,
+        "mlperf_comparability": comparability,
         **cell.settings,
         **(result.get("settings") or {}),
     }
