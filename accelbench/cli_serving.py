@@ -76,6 +76,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="largest request body accepted; larger ones get 413 (default 16 MiB)",
     )
+    p.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        default=None,
+        help="open connections or requests in flight beyond which a request gets 503 at once "
+        "(default: what the batch queue or the inference threads hold, plus 256)",
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -89,7 +96,13 @@ def run_serve(args: argparse.Namespace) -> int:
                 f"{' and '.join(given)} only apply to dynamic batching, which is off; "
                 "give --max-batch-size N to turn it on"
             )
-    for flag in ("threads", "num_batch_threads", "max_body_bytes", "max_batch_size"):
+    for flag in (
+        "threads",
+        "num_batch_threads",
+        "max_body_bytes",
+        "max_batch_size",
+        "max_concurrent_requests",
+    ):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
@@ -124,6 +137,7 @@ def run_serve(args: argparse.Namespace) -> int:
             num_batch_threads=args.num_batch_threads,
             cache_size=args.cache_size,
             max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+            max_concurrent_requests=args.max_concurrent_requests,
         )
         serve(app, args.host, args.port)
     except KeyboardInterrupt:

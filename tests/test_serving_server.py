@@ -10,7 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -300,6 +302,55 @@ def test_response_cache_hits_return_the_same_answer():
     assert stats["batches"] == 2 and stats["settings"]["cache_size"] == 2
 
 
+def test_overload_gets_503_at_once_and_the_server_keeps_serving():
+    import aiohttp
+
+    model = DATA / "dynamic_batch_f32.tflite"
+    body = json.dumps({"instances": rows(1).tolist()}).encode()
+    head = (
+        "POST /v1/models/mlp:predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+    async def burst(url: str, n: int) -> list[int]:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+            async def post() -> int:
+                async with session.post(f"{url}/v1/models/mlp:predict", data=body) as response:
+                    await response.read()
+                    return response.status
+
+            return await asyncio.wait_for(asyncio.gather(*(post() for _ in range(n))), 10)
+
+    app = build_app(model, name="mlp", max_concurrent_requests=2)
+    with running(app) as url:
+        host, port = urllib.parse.urlsplit(url).hostname, urllib.parse.urlsplit(url).port
+        with socket.create_connection((host, port), timeout=30) as held:
+            # A request whose body is still arriving holds a connection and a task: with it
+            # open, the server is at its limit and every other request is refused at once.
+            held.sendall(head + body[:10])
+            for _ in range(1000):  # until the server has taken the held request in
+                if app.state.model_server.counts["requests"] == 1:
+                    break
+                time.sleep(0.01)
+            statuses = asyncio.run(burst(url, 8))
+            assert statuses == [503] * 8
+            held.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                held.recv(1)  # the held request is still waiting for its body: no answer yet
+            held.setblocking(True)
+            held.sendall(body[10:])
+            answer = held.recv(65536).decode()
+        assert answer.startswith("HTTP/1.1 200"), answer
+        status, prediction = call(f"{url}/v1/models/mlp:predict", {"instances": rows(1).tolist()})
+        _, stats = call(f"{url}/v1/accelbench/stats")
+    assert status == 200 and len(prediction["predictions"][0]) == 10
+    assert stats["settings"]["max_concurrent_requests"] == 2
+    # The stats are for anyone who can reach the server: the model's file name, not its path.
+    assert stats["settings"]["model_file"] == model.name
+    assert str(DATA) not in json.dumps(stats)
+
+
 def test_module_entry_point_prints_its_url_serves_and_exits_0_on_sigterm():
     process = subprocess.Popen(
         [sys.executable, "-m", "accelbench.serving", str(DATA / "mlp_f32.tflite"), "--port", "0"],
@@ -334,6 +385,7 @@ def test_serve_with_a_bad_model_or_flag_exits_2_with_one_line(capsys, tmp_path):
         ["serve", str(not_a_model), "--port", "0"],
         ["serve", str(DATA / "mlp_f32.tflite"), "--batch-timeout-us", "100"],
         ["serve", str(DATA / "mlp_f32.tflite"), "--port", "70000"],
+        ["serve", str(DATA / "mlp_f32.tflite"), "--max-concurrent-requests", "0"],
     ):
         assert main(argv) == 2
         err = capsys.readouterr().err

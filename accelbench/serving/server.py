@@ -60,6 +60,10 @@ except ImportError:  # pragma: no cover - orjson is optional
 MODEL_VERSION = "1"
 DEFAULT_SIGNATURE = "serving_default"
 DEFAULT_MAX_BODY_BYTES = 16 * 2**20
+# uvicorn counts open connections as well as requests in flight against its concurrency limit,
+# so the default leaves room for a load generator's whole connection pool above the requests the
+# server itself can be working on or holding.
+CONCURRENCY_SLACK = 256
 MODELS_PREFIX = "/v1/models/"
 _PARSE_OFF_LOOP_BYTES = 2**20
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -480,6 +484,7 @@ class ModelServer:
         threads: int | None,
         cache: ResponseCache,
         max_body_bytes: int,
+        max_concurrent_requests: int,
     ) -> None:
         self.servable = servable
         self.name = name
@@ -488,6 +493,7 @@ class ModelServer:
         self.threads = threads
         self.cache = cache
         self.max_body_bytes = max_body_bytes
+        self.max_concurrent_requests = max_concurrent_requests
         self.scheduler: BatchScheduler | None = None
         keys = self.servable.runtime_info.get("signature_keys") or []
         # TF Serving names the default signature serving_default; a .tflite's one key is its own.
@@ -516,7 +522,7 @@ class ModelServer:
         return {
             "model": self.name,
             "version": MODEL_VERSION,
-            "model_path": str(self.servable.path),
+            "model_file": self.servable.path.name,  # not the path: the stats are public
             "runtime": self.servable.runtime_name,
             "runtime_info": self.servable.runtime_info,
             "threads": self.threads,
@@ -525,6 +531,7 @@ class ModelServer:
             "batch_execution": self.servable.batch_execution,
             "cache_size": self.cache.capacity,
             "max_body_bytes": self.max_body_bytes,
+            "max_concurrent_requests": self.max_concurrent_requests,
         }
 
     def stats(self) -> dict[str, Any]:
@@ -700,11 +707,14 @@ def build_app(
     num_batch_threads: int | None = None,
     cache_size: int = 0,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_concurrent_requests: int | None = None,
 ) -> ServingApp:
     """The ASGI app serving model_path; its runtimes are open (and warm) when this returns.
 
     ``num_batch_threads`` (inference threads, one runtime each) defaults to batching's, or to the
-    CPUs of this process. ``app.state.model_server`` is the ModelServer; the app closes it at
+    CPUs of this process. Beyond ``max_concurrent_requests`` open connections or requests in
+    flight, uvicorn answers 503 at once (default: ``default_max_concurrent_requests``).
+    ``app.state.model_server`` is the ModelServer; the app closes it at
     shutdown. Raises UsageError for a bad model or setting.
     """
     name = name if name is not None else Path(model_path).stem
@@ -721,9 +731,12 @@ def build_app(
         num_batch_threads = batching.num_batch_threads
     if num_batch_threads is None:
         num_batch_threads = default_batch_threads()
+    if max_concurrent_requests is None:
+        max_concurrent_requests = default_max_concurrent_requests(batching, num_batch_threads)
     for label, value, least in (
         ("num_batch_threads", num_batch_threads, 1),
         ("max_body_bytes", max_body_bytes, 1),
+        ("max_concurrent_requests", max_concurrent_requests, 1),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise UsageError(f"{label} must be an integer >= {least}, got {value!r}")
@@ -739,6 +752,7 @@ def build_app(
         threads=threads,
         cache=cache,
         max_body_bytes=max_body_bytes,
+        max_concurrent_requests=max_concurrent_requests,
     )
 
     @contextlib.asynccontextmanager
@@ -773,6 +787,18 @@ def build_app(
     )
     app.state.model_server = server
     return ServingApp(app, server)
+
+
+def default_max_concurrent_requests(batching: BatchingConfig | None, num_batch_threads: int) -> int:
+    """The requests a server can run and queue, plus CONCURRENCY_SLACK.
+
+    With batching, that is every batch running or waiting, full (beyond them the scheduler
+    answers 429); without, one request per inference thread.
+    """
+    if batching is None:
+        return num_batch_threads + CONCURRENCY_SLACK
+    batches = batching.max_enqueued_batches + batching.num_batch_threads
+    return batches * batching.max_batch_size + CONCURRENCY_SLACK
 
 
 class ServingApp:
@@ -848,6 +874,8 @@ def _config(app: ServingApp) -> uvicorn.Config:
         ws="none",
         timeout_graceful_shutdown=5,
         server_header=False,
+        # Overload gets 503 at once instead of an unbounded pile of waiting requests.
+        limit_concurrency=app.state.model_server.max_concurrent_requests,
     )
 
 
