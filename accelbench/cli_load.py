@@ -75,7 +75,14 @@ def register(sub: Any) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     from accelbench.benchmarks.presets import get_preset
     from accelbench.benchmarks.serving import check_options
+    from accelbench.serving import MODEL_NAME
 
+    # The name is also part of the run folder's cell paths.
+    if not MODEL_NAME.fullmatch(args.model):
+        raise UsageError(
+            f"--model {args.model!r} is not a model name; use letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
     if args.scenario not in LOAD_SCENARIOS:
         raise UsageError(
             f"--scenario {args.scenario!r} cannot load an endpoint; use {', '.join(LOAD_SCENARIOS)}"

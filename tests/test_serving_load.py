@@ -132,6 +132,17 @@ def test_load_refuses_unreachable_url_and_unknown_model(trivial_url, tmp_path, c
     assert not out.exists()  # nothing half-written
 
 
+def test_load_refuses_a_model_name_that_is_a_path(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the default results/ folder would appear
+    url = f"http://127.0.0.1:{_free_port()}"
+    for name in ("../evil", "/tmp/evil", ".hidden"):
+        assert main(["load", url, "--model", name]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("accelbench: error: --model"), err
+        assert repr(name) in err[0] and "letters, digits" in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_load_cli_finds_the_peak_of_accelbench_server(served_cnn, tmp_path, capsys):
     out = tmp_path / "run"
     code = main([

@@ -42,7 +42,7 @@ from starlette.routing import Route
 from accelbench.errors import UsageError
 from accelbench.runtimes import TensorSpec, open_runtime
 from accelbench.runtimes.remote import TF_DTYPES
-from accelbench.serving import LISTENING_PREFIX
+from accelbench.serving import LISTENING_PREFIX, MODEL_NAME
 from accelbench.serving.batching import (
     BatchingConfig,
     BatchScheduler,
@@ -66,7 +66,6 @@ DEFAULT_MAX_BODY_BYTES = 16 * 2**20
 CONCURRENCY_SLACK = 256
 MODELS_PREFIX = "/v1/models/"
 _PARSE_OFF_LOOP_BYTES = 2**20
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _PREDICT_PATH = re.compile(r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?:(?P<verb>[^/]*)")
 _GET_PATH = re.compile(
     r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<metadata>/metadata)?"
@@ -718,7 +717,7 @@ def build_app(
     shutdown. Raises UsageError for a bad model or setting.
     """
     name = name if name is not None else Path(model_path).stem
-    if not _NAME.fullmatch(name):
+    if not MODEL_NAME.fullmatch(name):
         raise UsageError(
             f"model name {name!r} cannot appear in a URL; use letters, digits, '_', '.' or '-'"
         )
