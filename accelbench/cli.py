@@ -230,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_CLOSED_PIPE
+    except SystemExit as exc:
+        # rich's console handles a closed stdout itself, the same way, but exits with status 1.
+        if exc.code == 1 and isinstance(exc.__context__, BrokenPipeError):
+            return EXIT_CLOSED_PIPE
+        raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a log, not a traceback
         return _internal_error(exc, argv)
 

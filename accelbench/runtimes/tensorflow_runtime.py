@@ -86,7 +86,8 @@ class TensorFlowRuntime(FixedSpecsRuntime):
     def _load_saved_model(self, tf: Any) -> None:
         try:
             self._loaded = tf.saved_model.load(str(self.artifact))
-        except (OSError, ValueError, tf.errors.OpError) as err:  # a corrupt or partial export
+        # A damaged export fails in many ways (OSError, IndexError, OpError, ...): all are its.
+        except Exception as err:  # noqa: BLE001
             raise UsageError(
                 f"{self.artifact} does not load as a SavedModel ({failure_reason(err)}); "
                 "export or copy it again"
