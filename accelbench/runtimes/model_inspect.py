@@ -6,9 +6,9 @@ carries Python bytecode that runs when the model loads or runs; tf_keras runs it
 ``.h5`` file even with ``safe_mode=True``. So the architecture is read here as plain data, without
 deserializing a layer and without importing a framework:
 
-- an HDF5 file (``.h5``; Keras picks the HDF5 loader by the file's signature, not its name): the
-  ``model_config`` attribute;
-- a zip archive (``.keras``): its ``config.json``;
+- an HDF5 file (``.h5``; tf_keras picks the HDF5 loader by the file's signature, so a ``.keras``
+  name does not exempt one): the ``model_config`` attribute;
+- a ``.keras`` zip archive: its ``config.json``;
 - a SavedModel directory: tf_keras's ``keras_metadata.pb`` (a ``SavedMetadata`` proto whose nodes
   hold each layer's JSON) and, as tf_keras falls back to it, the ``user_object.metadata`` of the
   object graph in ``saved_model.pb`` (or ``saved_model.pbtxt``).
@@ -67,7 +67,9 @@ def find_unsafe(path: str | Path) -> list[Finding]:
     elif path.is_file():
         if _is_hdf5(path):
             findings += _hdf5(path)
-        if zipfile.is_zipfile(path):
+        # Keras reads a zip as a model only under a .keras name (a .tflite may end in a zip of
+        # metadata files, which is no Keras config).
+        if path.suffix.lower() == ".keras" and zipfile.is_zipfile(path):
             findings += _keras_zip(path)
     return list(dict.fromkeys(findings))  # once each, in the order found
 
