@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
-from accelbench.records import RECORDS_FILE, read_records, write_atomic
+from accelbench.records import (
+    RECORDS_FILE,
+    read_records,
+    replace_durably,
+    temporary_path,
+    write_atomic,
+)
 
 # The columns a person reads first; every other metric follows in name order.
 HEADLINE_METRICS = (
@@ -196,9 +202,13 @@ def write_run_outputs(run_dir: Path) -> None:
     if not records:
         return
     frame = records_frame(records)
-    tmp = run_dir / "results.parquet.tmp"
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(run_dir / "results.parquet")
+    target = run_dir / "results.parquet"
+    tmp = temporary_path(target)
+    try:
+        frame.to_parquet(tmp, index=False)
+        replace_durably(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
     write_atomic(run_dir / "summary.md", summary_markdown(records, run_dir))
     from accelbench.report.report import write_report
 

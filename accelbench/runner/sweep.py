@@ -12,13 +12,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
 from accelbench.records import (
+    RECORDS_FILE,
     SCHEMA_VERSION,
     append_record,
+    mend_torn_tail,
     metric,
     read_records,
     write_atomic,
@@ -26,6 +29,7 @@ from accelbench.records import (
 from accelbench.runner.suite import Cell, PrepareJob, Suite, expand, prepare_jobs
 
 SUITE_FILE = "suite.json"
+LOCK_FILE = ".lock"
 PREPARE_SCENARIOS = ("training", "accuracy")
 
 
@@ -35,7 +39,11 @@ def new_run_dir(root: Path = Path("results")) -> Path:
 
 
 def prepare_run_dir(run_dir: Path, suite: Suite, resume: bool) -> None:
-    """Create the run folder, or check that a resumed one belongs to this suite; never overwrite."""
+    """Create the run folder, or check that a resumed one is a run folder; never overwrite.
+
+    Called with the folder's lock held (see run_lock), so that two runs given one new --out
+    cannot both write their suite into it.
+    """
     suite_path = run_dir / SUITE_FILE
     if resume:
         if not suite_path.is_file():
@@ -44,13 +52,69 @@ def prepare_run_dir(run_dir: Path, suite: Suite, resume: bool) -> None:
                 "pass a folder that a previous bench or run wrote"
             )
         return
+    if suite_path.exists() or (run_dir / RECORDS_FILE).exists():
+        raise UsageError(
+            f"run folder {run_dir} already exists and is not empty; choose another --out, "
+            f"or continue it with --resume {run_dir}"
+        )
+    write_atomic(suite_path, json.dumps(suite.model_dump(mode="json"), indent=2))
+
+
+def _check_new_run_dir(run_dir: Path) -> None:
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UsageError(
             f"run folder {run_dir} already exists and is not empty; choose another --out, "
             f"or continue it with --resume {run_dir}"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(suite_path, json.dumps(suite.model_dump(mode="json"), indent=2))
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on a run folder while writing into it.
+
+    Two processes appending to one records file would interleave and duplicate cells. The lock
+    file names its holder (pid, host, command, since when) for the UsageError a second process
+    gets. The kernel drops the lock when its holder dies, so a killed run never leaves its
+    folder locked; workers do not inherit it (Popen closes other descriptors).
+    """
+    import fcntl
+    import shlex
+    import socket
+
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(_lock_holder_message(run_dir, fd)) from None
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": shlex.join(sys.argv),
+            "since": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode("utf-8"), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # still locked here: no one reads a stale holder
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_holder_message(run_dir: Path, fd: int) -> str:
+    try:
+        holder = json.loads(os.pread(fd, 1 << 16, 0).decode("utf-8"))
+        who = (
+            f"pid {holder['pid']} on {holder['host']}, running '{holder['command']}', "
+            f"since {holder['since']}"
+        )
+    except (ValueError, KeyError, TypeError):  # the holder has not written its name yet
+        who = "another process"
+    return (
+        f"run folder {run_dir} is in use by {who}; wait for it to finish or stop it, then try again"
+    )
 
 
 def load_run_suite(run_dir: Path) -> Suite:
@@ -62,7 +126,14 @@ def load_run_suite(run_dir: Path) -> Suite:
             f"{run_dir} is not an accelbench run folder (no {SUITE_FILE}); "
             "pass a folder that a previous bench or run wrote"
         )
-    return suite_from_mapping(json.loads(path.read_text(encoding="utf-8")), str(path))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise UsageError(
+            f"{path} is corrupt ({exc}); restore it from a copy of the run folder, or start "
+            "a new run with a new --out"
+        ) from None
+    return suite_from_mapping(data, str(path))
 
 
 def run_suite(
@@ -79,29 +150,59 @@ def run_suite(
     """
     cells = expand(suite)
     jobs = prepare_jobs(suite)
-    prepare_run_dir(run_dir, suite, resume)
-    records = read_records(run_dir)  # kept in memory and extended: the file is read once
-    done = {r.get("parent_cell_id") or r["cell_id"] for r in records}
+    if not resume:
+        _check_new_run_dir(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        prepare_run_dir(run_dir, suite, resume)
+        return _sweep(cells, jobs, run_dir, progress)
+
+
+def _sweep(
+    cells: list[Cell], jobs: list[PrepareJob], run_dir: Path, progress: bool
+) -> list[dict[str, Any]]:
+    records_path = run_dir / RECORDS_FILE
+    if records_path.is_file():
+        # A killed writer's torn last line goes now, before anything is appended after it.
+        with open(records_path, "a+b") as fh:
+            torn = mend_torn_tail(fh, records_path)
+        if torn:
+            print(f"{records_path} ended in a torn line: moved to {torn}", file=sys.stderr)
+    try:
+        records = read_records(run_dir)  # kept in memory and extended: the file is read once
+    except ValueError as exc:
+        raise UsageError(
+            f"{exc}; delete that line to re-run its cell with --resume, or start a new run "
+            "with a new --out"
+        ) from None
+    recorded = {r["cell_id"] for r in records}
+    done = finished_cells(records)
     todo = [c for c in cells if c.cell_id not in done]
-    jobs = [j for j in jobs if not _prepared_path(run_dir, j.model).is_file()]
     run_id = run_dir.name
     from accelbench.hardware_profiles import environment_fingerprint
 
     environment = environment_fingerprint()
+    restored = {j.model: _restorable_records(run_dir, j) for j in jobs}
+    jobs = [j for j in jobs if restored[j.model] is None]
     if any(c.execution in ("emulated", "projected") for c in todo):
         _ensure_calibration(progress)
     bar = _Progress(len(todo) + len(jobs), enabled=progress)
 
     def emit(record: dict[str, Any]) -> None:
+        if record["cell_id"] in recorded:
+            return  # a re-run cell's or preparation's record that was kept: never twice
         append_record(run_dir, record)
         records.append(record)
+        recorded.add(record["cell_id"])
         bar.advance(record)
 
     try:
+        for kept in restored.values():
+            for record in kept or []:
+                emit(record)
         for job in jobs:
             bar.describe(f"{job.model}: train and optimize")
-            for record in run_prepare(job, run_dir, run_id, environment, done):
-                emit(record)
+            run_prepare(job, run_dir, run_id, environment, emit)
             bar.advance_job()
         for cell in todo:
             bar.start(cell)
@@ -112,6 +213,23 @@ def run_suite(
         bar.stop()
         write_derived(run_dir)
     return records
+
+
+def finished_cells(records: list[dict[str, Any]]) -> set[str]:
+    """The cells that need no re-run: a one-record cell once its record is there; a cell of
+    several configurations once every configuration its worker measured is recorded."""
+    recorded = {r["cell_id"] for r in records}
+    done = set()
+    for r in records:
+        parent = r.get("parent_cell_id")
+        if not parent:
+            done.add(r["cell_id"])
+            continue
+        # Records written before configuration_keys existed: one of them marks the cell done.
+        keys = r.get("configuration_keys")
+        if keys is None or all(f"{parent}.{key}" in recorded for key in keys):
+            done.add(parent)
+    return done
 
 
 def _ensure_calibration(verbose: bool) -> None:
@@ -230,6 +348,8 @@ def run_one(
         if parts:
             record["cell_id"] = f"{cell.cell_id}.{part['key']}"
             record["parent_cell_id"] = cell.cell_id
+            # Every sibling's key: resume sees a cell cut short after some of its records.
+            record["configuration_keys"] = [p["key"] for p in parts]
         if quality:
             _merge_quality(record, quality)
         records.append(record)
@@ -316,9 +436,10 @@ def run_prepare(
     run_dir: Path,
     run_id: str,
     environment: dict[str, Any],
-    done: set[str],
-) -> list[dict[str, Any]]:
-    """Train/load one model and make its artifacts in a worker; return its records."""
+    emit: Callable[[dict[str, Any]], None],
+) -> None:
+    """Train/load one model and make its artifacts in a worker; emit its records, then mark
+    it prepared (prepared.json, with those records: see _restorable_records)."""
     out_dir = run_dir / "artifacts" / job.model
     out_dir.mkdir(parents=True, exist_ok=True)
     job_file, result_file = out_dir / "job.json", out_dir / "result.json"
@@ -332,9 +453,25 @@ def run_prepare(
     wall_s = time.time() - started
     result = _worker_result(result_file, code, timed_out, job.timeout_s, None, log_file)
     result.setdefault("artifacts", {})
-    write_atomic(_prepared_path(run_dir, job.model), json.dumps(result))
-    return [r for r in _prepare_records(job, result, run_id, environment, wall_s, log_file)
-            if r["cell_id"] not in done]  # fmt: skip
+    records = _prepare_records(job, result, run_id, environment, wall_s, log_file)
+    for record in records:
+        emit(record)
+    # The marker last: a crash before it re-runs the preparation, whose records are not
+    # appended twice; a marker is never there without its records.
+    write_atomic(_prepared_path(run_dir, job.model), json.dumps({**result, "records": records}))
+
+
+def _restorable_records(run_dir: Path, job: PrepareJob) -> list[dict[str, Any]] | None:
+    """A prepared model's records as its marker keeps them (the sweep appends those missing
+    from records.jsonl), or None when the model must be prepared (again)."""
+    path = _prepared_path(run_dir, job.model)
+    if not path.is_file():
+        return None
+    try:
+        prepared = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:  # a marker cut short: prepare again
+        return None
+    return prepared.get("records") or []
 
 
 def _prepare_records(
