@@ -154,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         "file; given alone, its two latest files are compared). Exit 0: no regression, 1: a "
         "regression, 2: usage or input error, 3: internal error. Where both runs timed the "
         "machine-speed canary and it moved by more than half the threshold, a latency verdict "
-        "must also hold relative to the canary's ratio, else it is inconclusive.",
+        "must also hold relative to the canary's ratio, else it is inconclusive. With --rerun "
+        "(two runs or baselines), the time verdicts come instead from re-measuring both sides' "
+        "artifacts now, paired, as 'accelbench ab BASE NEW' does.",
     )
     cmp_.add_argument("base", help="run folder, baseline:NAME, baseline file or pytest-benchmark")
     cmp_.add_argument("new", nargs="?", default=None, help="the same kinds as BASE")
@@ -172,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument(
         "--store", default=None, help="baseline store for baseline:NAME (default: see baseline)"
     )
+    from accelbench.cli_ab import add_rerun_arguments
+
+    add_rerun_arguments(cmp_)
 
     m = sub.add_parser("models", help="the reference model zoo")
     msub = m.add_subparsers(dest="models_command", metavar="ACTION", parser_class=_Parser)
@@ -495,6 +500,11 @@ def _compare(args: argparse.Namespace) -> int:
     )
 
     fail_on = check_fail_on(args.fail_on.split(","))  # before any output
+    from accelbench.cli_ab import compare_rerun
+
+    rerun_code = compare_rerun(args, fail_on)  # None without --rerun
+    if rerun_code is not None:
+        return rerun_code
     base, new = (args.base, args.new) if args.new is not None else latest_pair(args.base)
     comparison = compare_runs(
         base,

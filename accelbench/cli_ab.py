@@ -1,10 +1,10 @@
-"""The ``accelbench ab`` command: two models timed against each other, pair by pair."""
+"""The ``accelbench ab`` command: two models, or two runs' artifacts cell by cell, timed against
+each other pair by pair; and ``compare --rerun``, which times two runs' artifacts the same way."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +28,24 @@ def register(sub: Any) -> None:
         "signed-rank interval), the range of the per-round median ratios, each side's p50, and "
         "a verdict against --threshold: regressed (interval above 1, estimate above "
         "1+threshold), improved (the mirror image), unchanged (interval within 1 +/- threshold) "
-        "or inconclusive. Exit 0: no regression, 1: a regression or a failed comparison, "
-        "2: bad input.",
+        "or inconclusive. BASE and NEW may instead be two run folders or baselines "
+        "(baseline:NAME, a baseline file): their cells are matched as compare matches them, and "
+        "each matched LoadGen cell's two artifacts (checked against the recorded sha256) are "
+        "re-measured with the cell's profile, threads, runtime and inputs, one measurement per "
+        "artifact pair and setting; a cell whose artifact is gone or changed is skipped with "
+        "the reason. Exit 0: no regression, 1: a regression or a failed comparison, 2: bad "
+        "input (for two runs: also nothing that can be re-measured).",
     )
-    p.add_argument("base", help="the reference model (.tflite, SavedModel, .keras, .jaxexport)")
-    p.add_argument("new", help="the model compared with it (any kind accelbench opens)")
+    p.add_argument(
+        "base",
+        help="the reference model (.tflite, SavedModel, .keras, .jaxexport), or a run folder or "
+        "baseline",
+    )
+    p.add_argument("new", help="the model compared with it, or a run folder or baseline")
     p.add_argument(
         "--profile",
         type=_csv("profile"),
-        default=["host"],
+        default=None,
         help="comma-separated host or emulated profiles (default: host); a projected profile "
         "cannot be timed",
     )
@@ -66,27 +75,18 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per comparison (600)")
     p.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
+    p.add_argument(
+        "--store", default=None, help="baseline store for baseline:NAME (default: see baseline)"
+    )
     p.set_defaults(handler=run_ab)
 
 
 def _check_args(args: argparse.Namespace) -> tuple[float, dict[str, str | None]]:
     """Refuse bad input before anything is written; returns the threshold and inputs per side."""
-    from accelbench.benchmarks.paired import MIN_PAIRS
     from accelbench.cli import check_artifact
-    from accelbench.report.compare import parse_threshold
     from accelbench.runtimes import RUNTIME_NAMES, artifact_kind, runtimes_for
 
-    threshold = parse_threshold(args.threshold)
-    for flag in ("pairs", "rounds"):
-        if getattr(args, flag) < 1:
-            raise UsageError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
-    if args.pairs * args.rounds < MIN_PAIRS:
-        raise UsageError(
-            f"--pairs x --rounds gives {args.pairs * args.rounds} pairs, too few for a 95% "
-            f"interval; give at least {MIN_PAIRS} (the default is 200 x 5)"
-        )
-    if not args.timeout > 0:
-        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    threshold = _check_measurement(args)
     if args.runtime is not None and args.runtime not in RUNTIME_NAMES:
         raise UsageError(f"unknown runtime {args.runtime!r}; use one of {', '.join(RUNTIME_NAMES)}")
     if args.inputs and (args.base_inputs or args.new_inputs):
@@ -125,91 +125,250 @@ def _check_inputs(model: Path, kind: str, inputs: Path) -> None:
         runtime.close()
 
 
-def _cells(args: argparse.Namespace, inputs: dict[str, str | None]) -> list[Any]:
-    """One cell per (profile, threads): BASE as the cell's model, NEW in its settings."""
-    from accelbench.hardware_profiles import execution_mode, load_profile
-    from accelbench.runner.suite import expand, suite_from_mapping
-
-    for name in args.profile:
-        profile = load_profile(name)
-        execution = execution_mode(profile)
-        if execution not in ("local", "emulated"):
-            raise UsageError(
-                f"profile {profile.name} runs {execution}, and paired timing needs both models "
-                "really executed here; use host or an emulated profile (accelbench profiles list)"
-            )
-    base, new = Path(args.base).resolve(), Path(args.new).resolve()
-    suite = suite_from_mapping(
-        {
-            "name": f"ab {base.name} {new.name}",
-            "models": [{"path": str(base)}],
-            "profiles": args.profile,
-            "threads": args.threads,
-            "runtime": args.runtime,
-            "xnnpack": not args.no_xnnpack,
-            "timeout_s": args.timeout,
-            "seed": args.seed,
-        },
-        "command line",
-    )
-    cells = expand(suite)
-    for cell in cells:
-        cell.model = f"{base.stem}_vs_{new.stem}"
-        cell.scenario = "paired"
-        cell.preset = "paired"
-        cell.inputs_path = str(Path(inputs["base"]).resolve()) if inputs["base"] else None
-        cell.settings = {
-            "ab": {
-                "new_path": str(new),
-                "base_inputs": cell.inputs_path,
-                "new_inputs": str(Path(inputs["new"]).resolve()) if inputs["new"] else None,
-                "pairs": args.pairs,
-                "rounds": args.rounds,
-            }
-        }
-    return cells
-
-
 def run_ab(args: argparse.Namespace) -> int:
     """Measure every comparison, write one record each, print the verdicts; the exit status."""
-    from accelbench.benchmarks.paired import verdict
-    from accelbench.hardware_profiles import environment_fingerprint
-    from accelbench.records import append_record
-    from accelbench.runner.sweep import new_run_dir, run_one
+    from accelbench.runner.rerun import paired_cells
 
+    if _is_run(args.base) or _is_run(args.new):
+        return _run_ab_runs(args)
+    if args.store is not None:
+        raise UsageError("--store applies to baseline:NAME; BASE and NEW here are model files")
     threshold, inputs = _check_args(args)
-    cells = _cells(args, inputs)
-    run_dir = Path(args.out) if args.out else new_run_dir()
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise UsageError(
-            f"run folder {run_dir} already exists and is not empty; choose another --out"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)  # every check is done: now write
-    environment = environment_fingerprint()
-    records = []
-    for cell in cells:
-        print(
-            f"ab: {cell.profile} ({cell.execution}), {cell.threads} thread(s): "
-            f"{args.rounds} rounds x {args.pairs} pairs...",
-            file=sys.stderr,
-        )
-        started = time.time()
-        (record,) = run_one(cell, run_dir, run_dir.name, environment)
-        record["paired"] = (record["settings"] or {}).pop("paired", None)
-        record["settings"]["threshold"] = threshold
-        if record["status"] == "ok" and record["paired"]:
-            paired = record["paired"]
-            paired["verdict"] = verdict(
-                paired["ratio"], paired["ci_low"], paired["ci_high"], threshold
-            )
-        record["wall_s"] = time.time() - started
-        append_record(run_dir, record)
-        records.append(record)
-    print(_render(records, args.format, threshold))
+    cells = paired_cells(
+        Path(args.base),
+        Path(args.new),
+        profiles=args.profile or ["host"],
+        threads=args.threads,
+        runtime=args.runtime,
+        xnnpack=not args.no_xnnpack,
+        timeout_s=args.timeout,
+        seed=args.seed,
+        pairs=args.pairs,
+        rounds=args.rounds,
+        base_inputs=inputs["base"],
+        new_inputs=inputs["new"],
+    )
+    run_dir = _new_run_dir(args.out)
+    records = _measure_all(cells, run_dir, threshold)
+    print(_render(comparison_rows(records), args.format, threshold))
     if args.format != "json":
         print(f"records: {run_dir / 'records.jsonl'}")
     bad = [r for r in records if r["status"] != "ok" or r["paired"]["verdict"] == "regressed"]
     return 1 if bad else 0
+
+
+def _is_run(spec: str) -> bool:
+    """True when spec names a run or a baseline (what compare reads), not a model artifact."""
+    from accelbench.records import RECORDS_FILE
+    from accelbench.report.baselines import PREFIX, is_baseline_file
+
+    path = Path(spec)
+    if spec.startswith(PREFIX) or (path / RECORDS_FILE).is_file():
+        return True
+    return path.is_file() and (path.name == RECORDS_FILE or is_baseline_file(path))
+
+
+def _run_ab_runs(args: argparse.Namespace) -> int:
+    """``ab RUN RUN``: the matched cells of two runs or baselines, their artifacts re-measured."""
+    threshold = _check_rerun_args(args)
+    plan, cells = _plan(args)
+    run_dir = _new_run_dir(args.out)
+    _measure_plan(plan, cells, run_dir, threshold)
+    rows = _run_rows(plan)
+    print(_render(rows, args.format, threshold, plan))
+    if args.format != "json":
+        print(f"records: {run_dir / 'records.jsonl'}")
+    bad = [row for row in rows if row["verdict"] in ("failed", "regressed")]
+    return 1 if bad else 0
+
+
+def _check_rerun_args(args: argparse.Namespace) -> float:
+    """Refuse ab's per-file flags for two runs (each cell's own settings are used) and bad
+    numbers; returns the threshold."""
+    threshold = _check_measurement(args)
+    per_file = {
+        "--profile": getattr(args, "profile", None),
+        "--threads": getattr(args, "threads", None),
+        "--runtime": getattr(args, "runtime", None),
+        "--no-xnnpack": getattr(args, "no_xnnpack", False),
+        "--inputs": getattr(args, "inputs", None),
+        "--base-inputs": getattr(args, "base_inputs", None),
+        "--new-inputs": getattr(args, "new_inputs", None),
+    }
+    given = [flag for flag, value in per_file.items() if value]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to two model "
+            "files; for two runs or baselines each "
+            "matched cell is re-measured with its own profile, threads, runtime and inputs"
+        )
+    if not _is_run(args.base) or not _is_run(args.new):
+        model = args.new if _is_run(args.base) else args.base
+        raise UsageError(
+            f"{model} is not a run folder or baseline while the other side is; give two model "
+            "files or two runs/baselines"
+        )
+    return threshold
+
+
+def _check_measurement(args: argparse.Namespace) -> float:
+    """--threshold, --pairs, --rounds and --timeout, for files and runs alike; the threshold."""
+    from accelbench.benchmarks.paired import MIN_PAIRS
+    from accelbench.report.compare import parse_threshold
+
+    threshold = parse_threshold(args.threshold)
+    for flag in ("pairs", "rounds"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
+    if args.pairs * args.rounds < MIN_PAIRS:
+        raise UsageError(
+            f"--pairs x --rounds gives {args.pairs * args.rounds} pairs, too few for a 95% "
+            f"interval; give at least {MIN_PAIRS} (the default is 200 x 5)"
+        )
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    return threshold
+
+
+def _plan(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """The re-measurement plan of two runs and its paired cells; every check before writing."""
+    from accelbench.report.compare import load_source
+    from accelbench.runner.rerun import plan_cells, plan_rerun
+
+    base = load_source(args.base, args.store)
+    new = load_source(args.new, args.store)
+    plan = plan_rerun(base, new)
+    cells = plan_cells(
+        plan, timeout_s=args.timeout, seed=args.seed, pairs=args.pairs, rounds=args.rounds
+    )
+    return plan, cells
+
+
+def _new_run_dir(out: str | None) -> Path:
+    from accelbench.runner.sweep import new_run_dir
+
+    run_dir = Path(out) if out else new_run_dir()
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise UsageError(
+            f"run folder {run_dir} already exists and is not empty; choose another --out"
+        )
+    return run_dir
+
+
+def _measure_all(cells: list[Any], run_dir: Path, threshold: float) -> list[dict[str, Any]]:
+    """Each paired cell measured in its worker, its record appended as it finishes."""
+    from accelbench.hardware_profiles import environment_fingerprint
+    from accelbench.records import append_record
+    from accelbench.runner.rerun import measure
+
+    run_dir.mkdir(parents=True, exist_ok=True)  # every check is done: now write
+    environment = environment_fingerprint()
+    records = []
+    for cell in cells:
+        record = measure(cell, run_dir, environment, threshold)
+        append_record(run_dir, record)
+        records.append(record)
+    return records
+
+
+def _measure_plan(plan: Any, cells: list[Any], run_dir: Path, threshold: float) -> None:
+    records = _measure_all(cells, run_dir, threshold)
+    for measurement, record in zip(plan.measurements, records, strict=True):
+        measurement.record = record
+
+
+def compare_rerun(args: argparse.Namespace, fail_on: tuple[str, ...]) -> int | None:
+    """``compare BASE NEW --rerun``: size and quality verdicts from the records, time verdicts
+    from the artifacts re-measured paired (as ``ab BASE NEW``), printed in compare's formats;
+    the exit status (1 also when a re-measurement failed). None without --rerun, after
+    refusing the flags that only --rerun reads."""
+    from accelbench.benchmarks.paired import DEFAULT_PAIRS, DEFAULT_ROUNDS
+    from accelbench.report.compare import compare_runs, exit_code
+
+    rerun_only = ("pairs", "rounds", "seed", "timeout", "out")
+    if not args.rerun:
+        given = [f"--{flag}" for flag in rerun_only if getattr(args, flag) is not None]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise UsageError(f"{', '.join(given)} {verb} only with --rerun")
+        return None
+    defaults = {"pairs": DEFAULT_PAIRS, "rounds": DEFAULT_ROUNDS, "seed": 0, "timeout": 600.0}
+    for flag, value in defaults.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, value)
+    if args.new is None:
+        raise UsageError("--rerun needs BASE and NEW, two runs or baselines with their artifacts")
+    threshold = _check_rerun_args(args)
+    plan, cells = _plan(args)
+    comparison_args = dict(
+        threshold=threshold,
+        alpha=args.alpha,
+        allow_different_hardware=args.allow_different_hardware,
+        size_policy=args.size_policy,
+    )
+    # compare's own input errors, before anything is written (no time rows: nothing to test).
+    compare_runs(plan.base, plan.new, **comparison_args, time_verdicts={})
+    run_dir = _new_run_dir(args.out)
+    _measure_plan(plan, cells, run_dir, threshold)
+    comparison = compare_runs(
+        plan.base, plan.new, **comparison_args, time_verdicts=plan.time_verdicts()
+    )
+    comparison.settings["rerun_records"] = str(run_dir / "records.jsonl")
+    for warning in comparison.warnings:
+        print(f"accelbench: warning: {warning}", file=sys.stderr)
+    for m in plan.failed():
+        print(f"accelbench: error: re-measurement of {', '.join(m.cells)} failed: "
+              f"{(m.record or {}).get('error')}", file=sys.stderr)  # fmt: skip
+    output = {"table": comparison.to_table, "markdown": comparison.to_markdown,
+              "json": comparison.to_json}[args.format]  # fmt: skip
+    print(output())
+    if args.format == "table":
+        print(f"paired records: {run_dir / 'records.jsonl'}")
+    return max(exit_code(comparison, fail_on=fail_on), int(bool(plan.failed())))
+
+
+def add_rerun_arguments(parser: argparse.ArgumentParser) -> None:
+    """compare's --rerun and the settings of its paired measurements."""
+    from accelbench.benchmarks.paired import DEFAULT_PAIRS, DEFAULT_ROUNDS
+
+    parser.add_argument(
+        "--rerun",
+        action="store_true",
+        help="time verdicts from re-measuring both sides' artifacts now, paired query by query "
+        "(as 'accelbench ab BASE NEW'), instead of from the recorded latencies; exit 1 also when "
+        "a re-measurement fails",
+    )
+    parser.add_argument("--pairs", type=int, help=f"--rerun: pairs per round ({DEFAULT_PAIRS})")
+    parser.add_argument("--rounds", type=int, help=f"--rerun: rounds of pairs ({DEFAULT_ROUNDS})")
+    parser.add_argument("--seed", type=int, help="--rerun: seed of the call order (0)")
+    parser.add_argument("--timeout", type=float, help="--rerun: seconds per measurement (600)")
+    parser.add_argument(
+        "--out", default=None, help="--rerun: folder of the paired records (results/<timestamp>)"
+    )
+
+
+def _run_rows(plan: Any) -> list[dict[str, Any]]:
+    """One row per matched cell: its measurement's figures (shared by the cells it stands for),
+    or the reason it was not re-measured."""
+    rows = []
+    for m in plan.measurements:
+        (shared,) = comparison_rows([m.record])
+        for cell_id in m.cells:
+            rows.append({**shared, "measurement": shared["cell_id"], "cell_id": cell_id})
+    for skipped in plan.skipped:
+        record = plan.base.cells[skipped["cell_id"]]
+        rows.append(
+            {
+                "cell_id": skipped["cell_id"],
+                "profile": record.get("profile"),
+                "execution": record.get("execution"),
+                "threads": record.get("threads"),
+                "status": "skipped",
+                "error": skipped["reason"],
+                "verdict": "skipped",
+            }
+        )
+    return rows
 
 
 def comparison_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -243,27 +402,39 @@ def comparison_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _render(records: list[dict[str, Any]], fmt: str, threshold: float) -> str:
+def _render(rows: list[dict[str, Any]], fmt: str, threshold: float, plan: Any | None = None) -> str:
+    """The comparisons as a table, Markdown or JSON; for two runs (`plan`), one row per matched
+    cell, the skipped ones with their reason."""
     import json
 
     from accelbench.report.compare import text_table
     from accelbench.report.tables import markdown_table
 
-    rows = comparison_rows(records)
     if fmt == "json":
-        return json.dumps({"threshold": threshold, "comparisons": rows}, indent=2)
+        payload: dict[str, Any] = {"threshold": threshold}
+        if plan is not None:
+            payload["base"] = plan.base.describe()
+            payload["new"] = plan.new.describe()
+            payload["skipped"] = plan.skipped
+            rows = [r for r in rows if r["verdict"] != "skipped"]
+        return json.dumps({**payload, "comparisons": rows}, indent=2)
     header = ["profile", "thr", "NEW/BASE", "95% CI", "rounds min-max (n)", "base p50 ms",
               "new p50 ms", "verdict"]  # fmt: skip
+    if plan is not None:
+        header = ["cell", "execution", *header[2:]]
     lines = []
     for row in rows:
-        profile = row["profile"] + (" (emulated)" if row["execution"] == "emulated" else "")
-        if row["verdict"] == "failed":
-            lines.append([profile, str(row["threads"]), "-", "-", "-", "-", "-", "failed"])
+        if plan is not None:
+            where = [row["cell_id"], str(row["execution"])]
+        else:
+            emulated = " (emulated)" if row["execution"] == "emulated" else ""
+            where = [row["profile"] + emulated, str(row["threads"])]
+        if row["verdict"] in ("failed", "skipped"):
+            lines.append([*where, "-", "-", "-", "-", "-", row["verdict"]])
             continue
         lines.append(
             [
-                profile,
-                str(row["threads"]),
+                *where,
                 f"{row['ratio']:.3f}",
                 f"{row['ci_low']:.3f}-{row['ci_high']:.3f}",
                 f"{row['round_ratio_min']:.3f}-{row['round_ratio_max']:.3f} ({row['rounds']})",
@@ -273,10 +444,21 @@ def _render(records: list[dict[str, Any]], fmt: str, threshold: float) -> str:
             ]
         )
     table = markdown_table(header, lines) if fmt == "markdown" else text_table(header, lines)
-    notes = [f"threshold {threshold:.1%}; ratio = NEW time / BASE time (below 1: NEW is faster)"]
-    notes += [
-        f"{row['profile']} t{row['threads']}: failed: {row['error']}"
-        for row in rows
-        if row["verdict"] == "failed"
-    ]
+    notes = []
+    if plan is not None:
+        notes.append(f"base: {plan.base.label}; new: {plan.new.label}")
+        shared = len(rows) - len(plan.skipped) - len(plan.measurements)
+        if shared > 0:
+            notes.append(
+                f"{len(plan.measurements)} paired measurements for "
+                f"{len(rows) - len(plan.skipped)} cells: cells of the same artifact pair, "
+                "profile, threads and runtime share one"
+            )
+    notes.append(
+        f"threshold {threshold:.1%}; ratio = NEW time / BASE time (below 1: NEW is faster)"
+    )
+    for row in rows:
+        if row["verdict"] in ("failed", "skipped"):
+            where = row["cell_id"] if plan is not None else f"{row['profile']} t{row['threads']}"
+            notes.append(f"{where}: {row['verdict']}: {row['error']}")
     return "\n".join([table, *notes])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from accelbench.errors import UsageError
@@ -37,13 +38,20 @@ def register(sub: Any) -> None:
         "save",
         help="store a run's records as baseline NAME",
         description="Copies what compare needs (metrics, raw latencies, sha256, environment, "
-        "per-example accuracy) into STORE/NAME.jsonl; STORE is --store, else "
-        "$ACCELBENCH_BASELINE_STORE, else .accelbench/baselines.",
+        "per-example accuracy) into STORE/NAME.jsonl, and each record's artifact into "
+        "STORE/artifacts/SHA256/ (stored once per content; compare --rerun and ab time them "
+        "again from there); STORE is --store, else $ACCELBENCH_BASELINE_STORE, else "
+        ".accelbench/baselines.",
     )
     s.add_argument("run_dir", help="run folder")
     s.add_argument("--name", required=True, help="baseline name, e.g. main")
     s.add_argument("--store", default=None, help="baseline store folder")
     s.add_argument("--force", action="store_true", help="replace an existing baseline")
+    s.add_argument(
+        "--no-artifacts",
+        action="store_true",
+        help="store the records only (compare works, compare --rerun and ab cannot re-measure)",
+    )
     s.set_defaults(handler=_baseline_save)
     ls = bsub.add_parser("list", help="list the stored baselines")
     ls.add_argument("--store", default=None, help="baseline store folder")
@@ -75,12 +83,33 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _baseline_save(args: argparse.Namespace) -> int:
-    from accelbench.report.baselines import save_baseline
+    from accelbench.report.baselines import ARTIFACTS_DIR, save_baseline, store_dir
 
-    path = save_baseline(args.run_dir, args.name, store=args.store, force=args.force)
-    print(f"saved baseline {args.name!r} to {path}; compare with 'accelbench compare "
-          f"baseline:{args.name} RUN_DIR'")  # fmt: skip
+    saved = save_baseline(
+        args.run_dir,
+        args.name,
+        store=args.store,
+        force=args.force,
+        artifacts=not args.no_artifacts,
+    )
+    print(f"saved baseline {args.name!r} ({saved.cells} cells) to {saved.path}")
+    if not args.no_artifacts:
+        print(
+            f"artifacts: {saved.artifacts} stored in {store_dir(args.store) / ARTIFACTS_DIR}, "
+            f"{_size(saved.artifact_bytes)} ({saved.new_artifacts} copied now, "
+            f"{_size(saved.new_bytes)}; the others were already stored)"
+        )
+    for cell_id, reason in saved.not_stored:
+        print(f"accelbench: warning: {cell_id}: artifact not stored: {reason}", file=sys.stderr)
+    print(f"compare with 'accelbench compare baseline:{args.name} RUN_DIR' (add --rerun to time "
+          "both sides' artifacts again, paired)")  # fmt: skip
     return 0
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    return f"{n / 1024:.1f} KiB" if n < 1024**2 else f"{n / 1024**2:.1f} MiB"
 
 
 def _baseline_list(args: argparse.Namespace) -> int:

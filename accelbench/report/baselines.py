@@ -6,6 +6,13 @@ per cell (the latest record of each cell in the run) with its identity, status, 
 latencies, artifact sha256 and size, environment fingerprint, settings and the
 ``quality.correct_bits`` a paired accuracy test needs. The store is ``--store DIR``, else
 ``$ACCELBENCH_BASELINE_STORE``, else ``.accelbench/baselines`` under the current folder.
+
+The store also keeps the baseline's artifacts, so that ``compare --rerun`` and ``ab`` can time
+them again against a new run's, paired, on whatever machine runs the comparison. They are
+content-addressed: ``<store>/artifacts/<sha256>/<file name>`` (a SavedModel folder copied whole),
+so an artifact that several cells or baselines share is stored once, and a record's
+``artifact.path`` names its copy relative to the store. Every copy is checked against the
+recorded sha256 when stored and when read back.
 """
 
 from __future__ import annotations
@@ -13,18 +20,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
+import shutil
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
-from accelbench.records import write_atomic
+from accelbench.records import artifact_info, write_atomic
 
 BASELINE_FORMAT = 1
 HEADER_KEY = "accelbench_baseline"
 STORE_ENV = "ACCELBENCH_BASELINE_STORE"
 DEFAULT_STORE = Path(".accelbench") / "baselines"
 PREFIX = "baseline:"
+ARTIFACTS_DIR = "artifacts"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # Record fields a comparison or a trend reads; loadgen logs, graphs and projections stay behind.
 _KEPT_FIELDS = (
@@ -65,10 +76,37 @@ def slim_record(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass
+class SavedBaseline:
+    """What `save_baseline` wrote: the baseline file and the artifacts it keeps."""
+
+    path: Path
+    cells: int
+    # Distinct artifacts the baseline's records point at, and their size in the store.
+    artifacts: int = 0
+    artifact_bytes: int = 0
+    # Of those, the ones this save copied (the others were already stored).
+    new_artifacts: int = 0
+    new_bytes: int = 0
+    # (cell_id, why its artifact was not stored), one per cell.
+    not_stored: list[tuple[str, str]] = field(default_factory=list)
+
+
 def save_baseline(
-    run: str | Path, name: str, *, store: str | Path | None = None, force: bool = False
-) -> Path:
-    """Store run folder `run`'s records as baseline `name`; an existing one needs force=True."""
+    run: str | Path,
+    name: str,
+    *,
+    store: str | Path | None = None,
+    force: bool = False,
+    artifacts: bool = True,
+) -> SavedBaseline:
+    """Store run folder `run`'s records as baseline `name`, with a copy of each record's
+    artifact unless `artifacts` is False; an existing baseline needs force=True.
+
+    An artifact that no longer exists, or whose content no longer has the recorded sha256, is
+    not stored: its records keep the hash and size, and `not_stored` says why. The baseline file
+    is written last, so it never points at a copy that is not there yet.
+    """
     from accelbench.report.compare import load_source
 
     path = baseline_path(name, store)
@@ -81,6 +119,9 @@ def save_baseline(
     if source.kind != "run":
         raise UsageError(f"{run} is a {source.kind}, not a run folder; save a run folder")
     cells = [slim_record(r) for r in source.cells.values()]
+    saved = SavedBaseline(path, len(cells))
+    if artifacts:
+        _store_artifacts(source.cells, cells, Path(source.root), store_dir(store), saved)
     header = {
         HEADER_KEY: BASELINE_FORMAT,
         "name": name,
@@ -92,7 +133,111 @@ def save_baseline(
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(header, sort_keys=True)]
     lines += [json.dumps(c, sort_keys=True, allow_nan=False) for c in cells]
-    return write_atomic(path, "\n".join(lines) + "\n")  # whole or not at all
+    write_atomic(path, "\n".join(lines) + "\n")  # whole or not at all
+    return saved
+
+
+def _store_artifacts(
+    records: dict[str, dict[str, Any]],
+    slim: list[dict[str, Any]],
+    root: Path,
+    store: Path,
+    saved: SavedBaseline,
+) -> None:
+    """Copy each record's artifact into the store (once per sha256) and point its slim record
+    at the copy; record in `saved` what was stored and what could not be."""
+    stored: dict[str, str] = {}  # sha256 -> path relative to the store
+    for record in slim:
+        artifact = record.get("artifact") or {}
+        sha = artifact.get("sha256")
+        if not sha:
+            continue  # a training or failed record: nothing was built
+        if sha not in stored:
+            found, reason = find_artifact(records[record["cell_id"]].get("artifact"), root)
+            if found is None:
+                artifact["not_stored"] = reason
+                saved.not_stored.append((record["cell_id"], reason))
+                continue
+            relative, copied = _store_artifact(found, sha, store)
+            stored[sha] = relative
+            size = int(artifact.get("bytes") or 0)
+            saved.artifacts += 1
+            saved.artifact_bytes += size
+            saved.new_artifacts += copied
+            saved.new_bytes += size if copied else 0
+        artifact["path"] = stored[sha]
+
+
+def _store_artifact(source: Path, sha: str, store: Path) -> tuple[str, bool]:
+    """The store's copy of an artifact whose sha256 is known: (its path relative to the store,
+    whether it was copied now). A copy already there with that content is kept."""
+    folder = store / ARTIFACTS_DIR / sha
+    if folder.is_dir():
+        for entry in sorted(folder.iterdir()):
+            if artifact_info(entry)["sha256"] == sha:
+                return (Path(ARTIFACTS_DIR) / sha / entry.name).as_posix(), False
+        shutil.rmtree(folder)  # a damaged or partial copy: replaced below
+    # Copied beside its final place, checked, then renamed: a reader sees a whole copy or none.
+    tmp = store / ARTIFACTS_DIR / f".tmp-{sha[:16]}-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir(parents=True)
+    try:
+        target = tmp / source.name
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copyfile(source, target)
+        if artifact_info(target)["sha256"] != sha:
+            raise UsageError(
+                f"artifact {source} changed while it was copied into the baseline store; save "
+                "the baseline again"
+            )
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not folder.is_dir():
+                raise
+            # Another save stored the same content meanwhile: same sha256, same bytes.
+            return _store_artifact(source, sha, store)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return (Path(ARTIFACTS_DIR) / sha / source.name).as_posix(), True
+
+
+def find_artifact(artifact: dict[str, Any] | None, root: str | Path) -> tuple[Path | None, str]:
+    """The file (or SavedModel folder) of a record's artifact, if it still has the recorded
+    sha256; else (None, why not).
+
+    A relative path is tried against `root` (a baseline store, or the run folder), then the
+    current folder (a run records its artifacts' paths as the run saw them), then each tail of
+    the path under `root` (the run folder moved or reached by another path). The sha256 decides.
+    """
+    artifact = artifact or {}
+    recorded, sha = artifact.get("path"), artifact.get("sha256")
+    if not sha:
+        return None, "the record names no artifact sha256"
+    if not recorded:
+        return None, str(
+            artifact.get("not_stored")
+            or "the record keeps no artifact path (a baseline saved without its artifacts)"
+        )
+    path = Path(recorded)
+    root = Path(root)
+    candidates = [path] if path.is_absolute() else [root / path, path]
+    candidates += [root.joinpath(*path.parts[i:]) for i in range(1, len(path.parts))]
+    changed = None
+    for candidate in dict.fromkeys(candidates):
+        if not candidate.exists():
+            continue
+        now = artifact_info(candidate)["sha256"]
+        if now == sha:
+            return candidate, ""
+        changed = changed or (candidate, now)
+    if changed is not None:
+        return None, (
+            f"artifact {changed[0]} changed since it was recorded (sha256 {changed[1][:12]}…, "
+            f"recorded {sha[:12]}…)"
+        )
+    return None, f"artifact {recorded} no longer exists"
 
 
 def is_baseline_file(path: Path) -> bool:

@@ -65,6 +65,9 @@ class Source:
     label: str
     cells: dict[str, dict[str, Any]]
     detail: dict[str, Any] = field(default_factory=dict)
+    # The folder a record's relative artifact path is read against: the run folder, or the
+    # baseline store that holds the baseline's copies of its artifacts.
+    root: str = ""
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "path": self.path, "label": self.label, **self.detail}
@@ -92,6 +95,17 @@ class MetricComparison:
     # How both sides obtained their figures (local, emulated, projected, remote): part of the
     # cell's identity, so an emulated p50 is never read as a device's latency.
     execution: str = ""
+
+
+@dataclass
+class CellMatch:
+    """Which cells of two sources are compared: same cell_id and same execution."""
+
+    common: list[str]
+    # Cells in both that ran differently ({cell_id, base_execution, new_execution, reason}).
+    differs: list[dict[str, str]]
+    only_in_base: list[str]
+    only_in_new: list[str]
 
 
 @dataclass
@@ -174,6 +188,9 @@ class Comparison:
             parts.append(markdown_table(header, rows))
         base = self.base_source.get("label") or f"`{self.base_dir}`"
         new = self.new_source.get("label") or f"`{self.new_dir}`"
+        if self.settings.get("time_verdicts"):
+            parts.append(self._paired_footer(base, new))
+            return "\n\n".join(parts) + "\n"
         parts.append(
             f"base {base}, new {new}; threshold {self.settings['threshold']:.1%}, alpha "
             f"{self.settings['alpha']} (Benjamini–Hochberg over "
@@ -189,6 +206,17 @@ class Comparison:
             )
         )
         return "\n\n".join(parts) + "\n"
+
+    def _paired_footer(self, base: str, new: str) -> str:
+        return (
+            f"base {base}, new {new}; threshold {self.settings['threshold']:.1%}. Time verdicts "
+            "(`paired_ratio`: NEW/BASE call time) come from re-measuring both sides' artifacts "
+            "here, in one worker per artifact pair, query by query in a shuffled order "
+            "(Hodges–Lehmann ratio, 95% signed-rank interval); the recorded latencies and "
+            f"throughputs are shown for information. Accuracy: alpha {self.settings['alpha']} "
+            f"(Benjamini–Hochberg over {self.settings.get('accuracy_tests', 0)} McNemar tests), "
+            f"size policy {self.settings.get('size_policy', 'exact')}."
+        )
 
     def to_json(self) -> str:
         """Everything, machine-readable: settings, counts, warnings, unmatched cells and rows."""
@@ -236,6 +264,7 @@ def compare_runs(
     allow_different_hardware: bool = False,
     size_policy: str = "exact",
     store: str | Path | None = None,
+    time_verdicts: dict[str, dict[str, Any]] | None = None,
 ) -> Comparison:
     """Compare the records of `new_dir` with those of `base_dir`, cell by cell.
 
@@ -281,6 +310,14 @@ def compare_runs(
       `info`, never gating — they have no raw samples to test.
     - A cell ok in base but failed or invalid in new is a `status` row, regressed (and the
       reverse improved).
+
+    `time_verdicts` (``compare --rerun``): both sides' artifacts re-measured paired, here and now,
+    keyed by cell_id. Then no time verdict comes from the records: the latency and throughput
+    rows are `info`, and each cell in `time_verdicts` gets one `paired_ratio` row (NEW/BASE of
+    the call times) carrying its entry's ``verdict``, ``ratio``, ``ci_low``, ``ci_high``,
+    ``base_p50_ms``, ``new_p50_ms`` and ``pairs``; an entry with ``reason`` instead (not
+    re-measured, or the re-measurement failed) makes that row inconclusive with the reason.
+    Different hosts no longer withhold time verdicts: both sides ran on this machine.
     """
     _check_settings(threshold, alpha, floor_ms)
     if size_policy not in SIZE_POLICIES:
@@ -290,32 +327,8 @@ def compare_runs(
     base_source = base_dir if isinstance(base_dir, Source) else load_source(base_dir, store)
     new_source = new_dir if isinstance(new_dir, Source) else load_source(new_dir, store)
     base, new = base_source.cells, new_source.cells
-    in_both = [cell for cell in base if cell in new]
-    if not in_both:
-        raise UsageError(
-            f"{base_source.path} and {new_source.path} have no cells in common; compare two runs"
-            " of the same suite (or two results of the same tests)"
-        )
-    differs = [
-        {
-            "cell_id": cell,
-            "base_execution": _execution(base[cell]),
-            "new_execution": _execution(new[cell]),
-            "reason": f"{_execution(base[cell])} in base, {_execution(new[cell])} in new: "
-            "figures obtained differently are not compared",
-        }
-        for cell in in_both
-        if _execution(base[cell]) != _execution(new[cell])
-    ]
-    common = [cell for cell in in_both if _execution(base[cell]) == _execution(new[cell])]
-    if not common:
-        first = differs[0]
-        raise UsageError(
-            f"{base_source.path} and {new_source.path} ran none of their {len(in_both)} common "
-            f"cells the same way (e.g. {first['cell_id']}: {first['reason']}); compare runs "
-            "made the same way (local with local, emulated with emulated, projected with "
-            "projected)"
-        )
+    match = match_cells(base_source, new_source)
+    common, differs = match.common, match.differs
     comparison = Comparison(
         base_source.path,
         new_source.path,
@@ -327,8 +340,8 @@ def compare_runs(
             "size_policy": size_policy,
             "canary_tolerance": threshold / 2.0,
         },
-        only_in_base=sorted(set(base) - set(new)),
-        only_in_new=sorted(set(new) - set(base)),
+        only_in_base=match.only_in_base,
+        only_in_new=match.only_in_new,
         execution_differs=differs,
         base_source=base_source.describe(),
         new_source=new_source.describe(),
@@ -347,7 +360,14 @@ def compare_runs(
         )  # fmt: skip
     hosts = {(_host(base[c]), _host(new[c])) for c in common if _host(base[c]) != _host(new[c])}
     same_hardware = not hosts
-    if hosts and not allow_different_hardware:
+    if time_verdicts is not None:
+        comparison.settings["time_verdicts"] = "paired re-measurement"
+    if hosts and time_verdicts is not None:
+        comparison.warnings.append(
+            "the runs come from different hosts; their times are not compared, the paired "
+            "re-measurement on this machine gives the time verdicts"
+        )
+    elif hosts and not allow_different_hardware:
         comparison.warnings.append(
             "the runs come from different hosts (fingerprints "
             + ", ".join(f"{a} vs {b}" for a, b in sorted(hosts, key=str))
@@ -360,6 +380,8 @@ def compare_runs(
     judge_time = same_hardware or allow_different_hardware
     for cell in common:
         rows = _compare_cell(base[cell], new[cell], judge_time, size_policy, threshold)
+        if time_verdicts is not None:
+            rows = _paired_time_rows(rows, base[cell], new[cell], time_verdicts.get(cell))
         for row, raw_p in rows:
             if raw_p is not None:
                 pending.append((len(comparison.rows), raw_p))
@@ -369,6 +391,47 @@ def compare_runs(
     comparison.settings["accuracy_tests"] = mcnemar
     _apply_time_verdicts(comparison.rows, pending, threshold, alpha, floor_ms)
     return comparison
+
+
+def match_cells(base: Source, new: Source) -> CellMatch:
+    """The cells of `new` compared with `base`: same cell_id (the logical identity: model,
+    optimization, profile, threads, scenario, settings; never the artifact's hash) and same
+    execution. None in common, or none run the same way, is a UsageError."""
+    in_both = [cell for cell in base.cells if cell in new.cells]
+    if not in_both:
+        raise UsageError(
+            f"{base.path} and {new.path} have no cells in common; compare two runs"
+            " of the same suite (or two results of the same tests)"
+        )
+    differs = []
+    for cell in in_both:
+        before, after = _execution(base.cells[cell]), _execution(new.cells[cell])
+        if before != after:
+            differs.append(
+                {
+                    "cell_id": cell,
+                    "base_execution": before,
+                    "new_execution": after,
+                    "reason": f"{before} in base, {after} in new: "
+                    "figures obtained differently are not compared",
+                }
+            )
+    different = {d["cell_id"] for d in differs}
+    common = [cell for cell in in_both if cell not in different]
+    if not common:
+        first = differs[0]
+        raise UsageError(
+            f"{base.path} and {new.path} ran none of their {len(in_both)} common "
+            f"cells the same way (e.g. {first['cell_id']}: {first['reason']}); compare runs "
+            "made the same way (local with local, emulated with emulated, projected with "
+            "projected)"
+        )
+    return CellMatch(
+        common,
+        differs,
+        sorted(set(base.cells) - set(new.cells)),
+        sorted(set(new.cells) - set(base.cells)),
+    )
 
 
 def load_source(spec: str | Path, store: str | Path | None = None) -> Source:
@@ -428,7 +491,7 @@ def latest_pair(folder: str | Path) -> tuple[Source, Source]:
 
 
 def _run_source(path: Path) -> Source:
-    return Source("run", str(path), f"run `{path}`", _cells(path))
+    return Source("run", str(path), f"run `{path}`", _cells(path), root=str(path))
 
 
 def _baseline_source(path: Path, spec: str) -> Source:
@@ -438,7 +501,8 @@ def _baseline_source(path: Path, spec: str) -> Source:
         f"{header.get('saved_at')})"
     )
     detail = {k: header.get(k) for k in ("name", "run_id", "saved_at", "source")}
-    return Source("baseline", spec, label, cells_by_id(records, str(path)), detail)
+    cells = cells_by_id(records, str(path))
+    return Source("baseline", spec, label, cells, detail, root=str(path.parent))
 
 
 def _pytest_benchmark_source(path: Path) -> Source:
@@ -609,6 +673,44 @@ def _compare_cell(
                 row["note"] = "different hardware"
         out.append((MetricComparison(**row), raw_p))
     return out
+
+
+def _paired_time_rows(
+    rows: list[tuple[MetricComparison, float | None]],
+    base: dict[str, Any],
+    new: dict[str, Any],
+    paired: dict[str, Any] | None,
+) -> list[tuple[MetricComparison, float | None]]:
+    """A cell's rows when its times were re-measured paired: the recorded latency and throughput
+    shown for information only, and one `paired_ratio` row with the re-measured verdict."""
+    time_metrics = (TESTED_TIME_METRIC, *THROUGHPUT_METRICS)
+    out = []
+    for row, raw_p in rows:
+        # Both sides now run on this machine together: the runs' canaries no longer matter.
+        row = _replace(row, canary_ratio=None)
+        if row.metric in time_metrics:
+            note = row.note if row.note.startswith("Offline") else ""
+            note = "; ".join(n for n in (note, "recorded; times judged by paired_ratio") if n)
+            row, raw_p = _replace(row, verdict=INFO, note=note, ci_low=None, ci_high=None), None
+        out.append((row, raw_p))
+    if paired is None:
+        return out
+    measured = "reason" not in paired
+    row = MetricComparison(
+        base["cell_id"], "paired_ratio", "x", "lower",
+        paired.get("base_p50_ms") if measured else None,
+        paired.get("new_p50_ms") if measured else None,
+        paired.get("ratio") if measured else None,
+        paired.get("ci_low") if measured else None,
+        paired.get("ci_high") if measured else None,
+        None,
+        paired["verdict"] if measured else "inconclusive",
+        _sha(base) != _sha(new),
+        f"re-measured paired, {paired.get('pairs')} pairs; base/new: p50 ms"
+        if measured else f"not re-measured: {paired['reason']}",
+        None, _execution(base),
+    )  # fmt: skip
+    return [*out, (row, None)]
 
 
 def canary_ratio(base: dict[str, Any], new: dict[str, Any]) -> float | None:
