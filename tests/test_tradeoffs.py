@@ -59,20 +59,37 @@ def test_a_small_or_noisy_difference_is_not_a_speed_up() -> None:
     ])  # fmt: skip
     assert not clearly_faster(noisy, noisy_base)  # 15% but the medians' intervals overlap
     assert noisy.unstable
-    sentence = recommendation(points([_record("fp32", 1.0, 0.95), _record("q", 0.97, 0.95)]),
-                              "m", "host")  # fmt: skip
-    assert "nothing is clearly faster" in sentence
+    # Without a paired cell, not even a 2x figure is shown as a speed-up: two cells measured
+    # minutes apart compare the machine's speed at two moments.
+    for opt, p50 in (("q", 0.97), ("far", 0.5)):
+        sentence = recommendation(points([_record("fp32", 1.0, 0.95), _record(opt, p50, 0.95)]),
+                                  "m", "host")  # fmt: skip
+        assert "none is shown faster" in sentence and "faster than fp32" not in sentence
+        assert "(separately measured cells, not evidence of a difference)" in sentence
+
+
+def _paired(opt: str, ratio: float, spread: float = 0.02) -> dict:
+    """A suite's paired record of opt against fp32: time ratio opt/fp32 and its intervals."""
+    return {
+        "model": "m", "optimization": opt, "profile": "host", "execution": "local",
+        "threads": 1, "scenario": "paired", "status": "ok", "metrics": {},
+        "paired": {"base": "fp32", "ratio": ratio, "ci_low": ratio * (1 - spread),
+                   "ci_high": ratio * (1 + spread), "round_ratio_min": ratio * (1 - 2 * spread),
+                   "round_ratio_max": ratio * (1 + 2 * spread), "rounds": 5, "confidence": 0.95},
+    }  # fmt: skip
 
 
 def test_recommendation_prefers_an_optimization_that_hurts_no_class() -> None:
     pts = points([
         _record("fp32", 1.0, 0.95, size=4000),
-        _record("prune", 0.4, 0.96, size=1000, flagged=["cat"]),
-        _record("int8", 0.5, 0.95, size=1000),
+        _record("prune", 0.4, 0.96, size=1000, flagged=["cat"]), _paired("prune", 0.4),
+        _record("int8", 0.5, 0.95, size=1000), _paired("int8", 0.5),
     ])  # fmt: skip
     sentence = recommendation(pts, "m", "host")
-    assert sentence.startswith("on host, int8 is 2.0× faster")
-    flagged_only = points([_record("fp32", 1.0, 0.95), _record("p", 0.5, 0.95, flagged=["cat"])])
+    assert sentence.startswith("on host, int8 is 2.00× (95% CI 1.96–2.04, 5 rounds 1.92–2.08, "
+                               "paired) faster than fp32")  # fmt: skip
+    flagged_only = points([_record("fp32", 1.0, 0.95), _record("p", 0.5, 0.95, flagged=["cat"]),
+                           _paired("p", 0.5)])  # fmt: skip
     assert "cat lose more than 2 points" in recommendation(flagged_only, "m", "host")
 
 

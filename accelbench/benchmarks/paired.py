@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 DEFAULT_PAIRS = 200
 DEFAULT_ROUNDS = 5
 DEFAULT_THRESHOLD = 0.05
+# A suite's paired cells: modest, so the default suite's nine of them take about a minute.
+SUITE_PAIRS = 100
+SUITE_ROUNDS = 5
 CONFIDENCE = 0.95
 # The fewest pairs a 95% signed-rank interval exists for: 2**-n <= 0.025 needs n >= 6.
 MIN_PAIRS = 6
@@ -214,46 +217,91 @@ def verdict(ratio: float, low: float, high: float, threshold: float) -> str:
     return "inconclusive"
 
 
+def check_suite_options(value: Any) -> dict[str, int] | bool:
+    """A suite's ``paired`` field: ``false`` (no paired cells) or a mapping of ``pairs`` and
+    ``rounds`` (defaults SUITE_PAIRS and SUITE_ROUNDS); returns it with the defaults filled in."""
+    if value is False:
+        return False
+    if value is True or value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise UsageError(
+            f"must be false or a mapping of pairs and rounds, for example {{pairs: {SUITE_PAIRS}, "
+            f"rounds: {SUITE_ROUNDS}}}; got {value!r}"
+        )
+    unknown = sorted(set(value) - {"pairs", "rounds"})
+    if unknown:
+        raise UsageError(f"unknown option {unknown[0]!r}; the options are pairs and rounds")
+    options = {
+        "pairs": value.get("pairs", SUITE_PAIRS),
+        "rounds": value.get("rounds", SUITE_ROUNDS),
+    }
+    for name, number in options.items():
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise UsageError(f"{name} must be a positive integer, got {number!r}")
+    if options["pairs"] * options["rounds"] < MIN_PAIRS:
+        raise UsageError(
+            f"pairs x rounds gives {options['pairs'] * options['rounds']} pairs, too few for a 95% "
+            f"interval; give at least {MIN_PAIRS}"
+        )
+    return options
+
+
 def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
-    """The worker's side of ``accelbench ab``: load BASE (the cell's model) and NEW together
-    with the cell's runtime, threads and XNNPACK setting, time them in pairs, and return the
-    result: metrics, the settings as run, and the raw pairs under ``settings.paired``."""
-    from accelbench.records import artifact_info, metric
+    """The worker's side of a paired cell: ``accelbench ab``'s two models, or a suite's
+    optimizations of one model against its fp32 artifact (see run_optimizations)."""
+    if "ab" in cell["settings"]:
+        return run_ab(cell)
+    return run_optimizations(cell)
+
+
+def _measure(
+    cell: dict[str, Any],
+    paths: Sequence[Path],
+    inputs: Sequence[str | None],
+    names: Sequence[str],
+    pairs: int,
+    rounds: int,
+) -> tuple[PairedTimes, list[dict[str, Any]]]:
+    """Open every side with the cell's runtime, threads and XNNPACK setting, time them in pairs
+    and return the times and each side's runtime info."""
     from accelbench.runtimes import load_inputs, make_inputs, open_runtime
     from accelbench.runtimes.inputs import DEFAULT_SAMPLE_COUNT
 
-    options = cell["settings"]["ab"]
     seed = int(cell["seed"])
-    paths = {"base": Path(cell["model_path"]), "new": Path(options["new_path"])}
-    inputs = {"base": options.get("base_inputs"), "new": options.get("new_inputs")}
-    runtimes: dict[str, Runtime] = {}
+    runtimes: list[Runtime] = []
     try:
-        for side, path in paths.items():
-            runtimes[side] = open_runtime(
-                path, cell["runtime"], threads=int(cell["threads"]), xnnpack=bool(cell["xnnpack"])
+        for path in paths:
+            runtimes.append(
+                open_runtime(
+                    path,
+                    cell["runtime"],
+                    threads=int(cell["threads"]),
+                    xnnpack=bool(cell["xnnpack"]),
+                )
             )
-        samples = {}
-        for side, runtime in runtimes.items():
+        samples = []
+        for runtime, given in zip(runtimes, inputs, strict=True):
             specs = runtime.inputs()
-            if inputs[side]:
-                samples[side] = load_inputs(inputs[side], specs)
+            if given:
+                samples.append(load_inputs(given, specs))
             else:
-                samples[side] = make_inputs(specs, DEFAULT_SAMPLE_COUNT, seed=seed)
-        times = measure_pairs(
-            [runtimes["base"], runtimes["new"]],
-            [samples["base"], samples["new"]],
-            pairs=int(options["pairs"]),
-            rounds=int(options["rounds"]),
-            seed=seed,
-            sides=["base", "new"],
-        )
-        infos = {side: runtime.info() for side, runtime in runtimes.items()}
+                samples.append(make_inputs(specs, DEFAULT_SAMPLE_COUNT, seed=seed))
+        times = measure_pairs(runtimes, samples, pairs=pairs, rounds=rounds, seed=seed, sides=names)
+        infos = [runtime.info() for runtime in runtimes]
     finally:
-        for runtime in runtimes.values():
+        for runtime in runtimes:
             runtime.close()
+    return times, infos
 
-    compared = compare_sides(times)
-    base, new = side_summary(times, 0), side_summary(times, 1)
+
+def _comparison(times: PairedTimes, base: int, new: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Side new against side base: the record's metrics and its ``paired`` section (the two
+    sides' call times, their call order within each pair, and the ratio with its intervals)."""
+    from accelbench.records import metric
+
+    compared = compare_sides(times, base, new)
+    base_times, new_times = side_summary(times, base), side_summary(times, new)
     metrics = {
         "paired_ratio": metric(compared["ratio"], "x", "lower"),
         "paired_ratio_ci_low": metric(compared["ci_low"], "x", "none"),
@@ -262,37 +310,129 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
         "paired_round_ratio_max": metric(compared["round_ratio_max"], "x", "none"),
         "paired_rounds": metric(times.rounds, "rounds", "none"),
         "paired_pairs": metric(compared["pairs"], "pairs", "none"),
-        "base_p50_ms": metric(base["p50_ms"], "ms", "lower"),
-        "base_p90_ms": metric(base["p90_ms"], "ms", "lower"),
-        "new_p50_ms": metric(new["p50_ms"], "ms", "lower"),
-        "new_p90_ms": metric(new["p90_ms"], "ms", "lower"),
+        "base_p50_ms": metric(base_times["p50_ms"], "ms", "lower"),
+        "base_p90_ms": metric(base_times["p90_ms"], "ms", "lower"),
+        "new_p50_ms": metric(new_times["p50_ms"], "ms", "lower"),
+        "new_p90_ms": metric(new_times["p90_ms"], "ms", "lower"),
     }
-    artifacts = {side: artifact_info(path) for side, path in paths.items()}
+    names = [times.sides[base], times.sides[new]]
     paired = {
-        "sides": times.sides,
-        "artifacts": artifacts,
-        "runtimes": infos,
-        "seed": seed,
+        "sides": names,
+        "seed": times.seed,
         "samples": times.samples,
         "warmup_calls": times.warmup_calls,
-        # Per pair, the sides in the order they were called (0 = base, 1 = new).
-        "order": times.order.reshape(-1, len(times.sides)).tolist(),
-        "times_ms": {side: times.times_ms(i).tolist() for i, side in enumerate(times.sides)},
+        # Per pair, these two sides in the order they were called (0 = base, 1 = new).
+        "order": [
+            [0 if side == base else 1 for side in row if side in (base, new)]
+            for row in times.order.reshape(-1, len(times.sides)).tolist()
+        ],
+        "times_ms": {
+            names[0]: times.times_ms(base).tolist(),
+            names[1]: times.times_ms(new).tolist(),
+        },
         **compared,
     }
+    return metrics, paired
+
+
+def run_ab(cell: dict[str, Any]) -> dict[str, Any]:
+    """``accelbench ab``: load BASE (the cell's model) and NEW together, time them in pairs, and
+    return the result: metrics, the settings as run, and the raw pairs under
+    ``settings.paired``."""
+    from accelbench.records import artifact_info
+
+    options = cell["settings"]["ab"]
+    paths = {"base": Path(cell["model_path"]), "new": Path(options["new_path"])}
+    inputs = {"base": options.get("base_inputs"), "new": options.get("new_inputs")}
+    times, infos = _measure(
+        cell,
+        list(paths.values()),
+        list(inputs.values()),
+        list(paths),
+        int(options["pairs"]),
+        int(options["rounds"]),
+    )
+    metrics, paired = _comparison(times, 0, 1)
+    artifacts = {side: artifact_info(path) for side, path in paths.items()}
+    paired = {"artifacts": artifacts, "runtimes": dict(zip(paths, infos, strict=True)), **paired}
     return {
         "status": "ok",
         "error": None,
         "metrics": metrics,
         "artifact": artifacts["base"],
-        "runtime": infos["base"],
+        "runtime": infos[0],
         "settings": {
             "pairs": times.pairs,
             "rounds": times.rounds,
-            "seed": seed,
-            "confidence": compared["confidence"],
+            "seed": times.seed,
+            "confidence": paired["confidence"],
             "new_model": str(paths["new"]),
             "new_inputs": inputs["new"] or "synthetic",
             "paired": paired,
         },
     }
+
+
+def run_optimizations(cell: dict[str, Any]) -> dict[str, Any]:
+    """A suite's paired cell: every artifact of one model loaded in this worker and timed in
+    pairs, each optimization against the base (fp32); one record per optimization.
+
+    The cell's ``settings.paired_sides`` lists the sides that have an artifact (base first) and
+    ``settings.paired_left_out`` why the others are left out; a left-out optimization gets a
+    skipped record with that reason. The result's ``records`` are the per-optimization parts
+    the sweep turns into records (``cell_id`` = the cell's id + '.' + the optimization).
+    """
+    from accelbench.records import artifact_info
+
+    options = cell["settings"]["paired_options"]
+    sides = cell["settings"]["paired_sides"]
+    left_out = dict(cell["settings"].get("paired_left_out") or {})
+    base = options["base"]
+    parts = []
+    if len(sides) >= 2 and sides[0]["optimization"] == base:
+        names = [side["optimization"] for side in sides]
+        paths = [Path(side["path"]) for side in sides]
+        times, infos = _measure(
+            cell,
+            paths,
+            [cell.get("inputs_path")] * len(sides),
+            names,
+            int(options["pairs"]),
+            int(options["rounds"]),
+        )
+        artifacts = [artifact_info(path) for path in paths]
+        for new in range(1, len(sides)):
+            metrics, paired = _comparison(times, 0, new)
+            paired["base"] = base
+            paired["artifacts"] = {base: artifacts[0], names[new]: artifacts[new]}
+            paired["threshold"] = DEFAULT_THRESHOLD
+            paired["verdict"] = verdict(
+                paired["ratio"], paired["ci_low"], paired["ci_high"], DEFAULT_THRESHOLD
+            )
+            parts.append(
+                {
+                    "key": names[new],
+                    "optimization": names[new],
+                    "status": "ok",
+                    "error": None,
+                    "metrics": metrics,
+                    "artifact": artifacts[new],
+                    "runtime": infos[new],
+                    "settings": {
+                        "pairs": times.pairs,
+                        "rounds": times.rounds,
+                        "confidence": paired["confidence"],
+                        "paired_with": names,
+                    },
+                    "paired": paired,
+                }
+            )
+    elif not sides or sides[0]["optimization"] != base:
+        why = f"no {base} artifact to pair it with ({left_out.get(base, 'none was made')})"
+        for name in options["optimizations"]:
+            left_out.setdefault(name, why)
+    for name in options["optimizations"]:
+        if name in left_out:
+            reason = left_out[name]
+            parts.append({"key": name, "optimization": name, "status": "skipped", "error": reason})
+    return {"status": "ok", "error": None, "metrics": {}, "records": parts}

@@ -1,7 +1,10 @@
 """Trade-offs across optimizations: speed-ups, Pareto fronts, recommendations and budget answers.
 
 Works on records only (no framework, no pandas): one *point* per artifact and profile, taken from
-its single-stream cell (or its projection, labelled so), joined with the artifact's quality.
+its single-stream cell (or its projection, labelled so), joined with the artifact's quality. A
+point's speed-up over fp32 comes from the paired cell that timed both in one worker when there is
+one; two single-stream cells measured minutes apart on a drifting machine give a figure, never
+evidence of a difference.
 """
 
 from __future__ import annotations
@@ -10,14 +13,94 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from accelbench.benchmarks.paired import DEFAULT_THRESHOLD, verdict
 from accelbench.errors import UsageError
 
 QUALITY_METRICS = ("accuracy", "auc")
-# A speed-up is claimed only when it is at least this large AND the two medians' 95% confidence
-# intervals do not overlap: smaller or overlapping differences are noise on a shared machine.
+# A projected speed-up (an estimate, not a measurement) is claimed only when at least this large.
 MIN_SPEEDUP = 1.10
-# A cell whose interquartile range exceeds this share of its median ran on a busy machine.
+# A cell whose interquartile range exceeds this share of its median saw the machine's speed vary.
 UNSTABLE_SPREAD = 0.30
+# A paired time verdict, in words about speed.
+_SPEED_VERDICTS = {
+    "improved": "faster",
+    "regressed": "slower",
+    "unchanged": "no measurable difference",
+    "inconclusive": "inconclusive",
+}
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """An artifact's speed-up over fp32 (fp32's time / its time: above 1 is faster), where the
+    figure comes from, and what it shows.
+
+    ``source``: "paired" (both timed in one worker, pair by pair: ``ci`` is the 95% interval and
+    ``round_range`` the per-round medians), "separate" (two separately measured cells: a figure,
+    not evidence), or "projected" (two projections). ``verdict``: for a paired figure "faster" or
+    "slower" (interval excludes 1 and the change passes the threshold), "no measurable
+    difference" (interval within the threshold) or "inconclusive"; else empty.
+    """
+
+    value: float
+    source: str
+    ci: tuple[float, float] | None = None
+    confidence: float = 0.95
+    rounds: int | None = None
+    round_range: tuple[float, float] | None = None
+    verdict: str = ""
+
+    @property
+    def faster(self) -> bool:
+        return self.verdict == "faster"
+
+    def text(self) -> str:
+        """The figure with where it comes from, e.g. '1.84× (95% CI 1.80–1.88, 5 rounds
+        1.79–1.90, paired)'."""
+        if self.source == "paired" and self.ci and self.round_range:
+            return (
+                f"{self.value:.2f}× ({self.confidence:.0%} CI {self.ci[0]:.2f}–{self.ci[1]:.2f}, "
+                f"{self.rounds} rounds {self.round_range[0]:.2f}–{self.round_range[1]:.2f}, paired)"
+            )
+        if self.source == "projected":
+            return f"{self.value:.2f}× (projected)"
+        return f"{self.value:.2f}× (separately measured cells, not evidence of a difference)"
+
+    def describe(self) -> str:
+        """The figure and, for a paired one, what it shows: '… paired): faster'."""
+        return f"{self.text()}: {self.verdict}" if self.verdict else self.text()
+
+
+def paired_speedup(record: dict[str, Any], threshold: float = DEFAULT_THRESHOLD) -> Speedup:
+    """The speed-up a paired record shows: the inverse of its time ratio (optimization / fp32),
+    interval and round range inverted alike, judged against ``threshold`` (a relative change)."""
+    paired = record["paired"]
+    ratio, low, high = paired["ratio"], paired["ci_low"], paired["ci_high"]
+    return Speedup(
+        value=1.0 / ratio,
+        source="paired",
+        ci=(1.0 / high, 1.0 / low),
+        confidence=float(paired.get("confidence", 0.95)),
+        rounds=paired.get("rounds"),
+        round_range=(1.0 / paired["round_ratio_max"], 1.0 / paired["round_ratio_min"]),
+        verdict=_SPEED_VERDICTS[verdict(ratio, low, high, threshold)],
+    )
+
+
+def paired_records(records: list[dict[str, Any]]) -> dict[tuple[str, str, int, str], dict]:
+    """A suite's paired comparisons with fp32, by (model, profile, threads, optimization)."""
+    found = {}
+    for r in records:
+        paired = r.get("paired") or {}
+        if (
+            r.get("scenario") == "paired"
+            and r.get("status") == "ok"
+            and paired.get("base") == "fp32"
+        ):
+            found[(r["model"], r["profile"], r["threads"], r["optimization"])] = r
+    return found
+
+
 # A recommendation prefers optimizations that lose at most this much quality (1 point).
 MAX_LOSS = 0.01
 
@@ -40,7 +123,7 @@ class Point:
     flagged_classes: list[str] = field(default_factory=list)
     model_bytes: int | None = None
     model_gzip_bytes: int | None = None
-    speedup_vs_fp32: float | None = None
+    speedup: Speedup | None = None  # over fp32 on the same profile and threads
     size_ratio_vs_fp32: float | None = None
     latency_ci: tuple[float, float] | None = None  # 95% CI of the median (measured cells)
     spread: float | None = None  # interquartile range / median
@@ -48,6 +131,10 @@ class Point:
     device_latency_ms: float | None = None
     device_latency_kind: str = ""
     device_refusal: str | None = None
+
+    @property
+    def speedup_vs_fp32(self) -> float | None:
+        return self.speedup.value if self.speedup else None
 
     @property
     def unstable(self) -> bool:
@@ -116,8 +203,19 @@ def clearly_faster(fast: Point, slow: Point) -> bool:
     return True
 
 
-def points(records: list[dict[str, Any]]) -> list[Point]:
-    """Points from a run's records: single-stream cells that are ok, and projections."""
+def claimed_faster(p: Point, base: Point) -> bool:
+    """Whether the data shows p faster than its fp32 base: a paired verdict of "faster", or a
+    projection clearly faster; two separately measured cells never show it."""
+    if p.speedup is None:
+        return False
+    if p.speedup.source == "paired":
+        return p.speedup.faster
+    return p.speedup.source == "projected" and clearly_faster(p, base)
+
+
+def points(records: list[dict[str, Any]], threshold: float = DEFAULT_THRESHOLD) -> list[Point]:
+    """Points from a run's records: single-stream cells that are ok, and projections; each
+    speed-up over fp32 from the run's paired cell where there is one (judged at ``threshold``)."""
     out: list[Point] = []
     for r in records:
         if r.get("scenario") != "single-stream" or r.get("status") != "ok":
@@ -150,22 +248,28 @@ def points(records: list[dict[str, Any]]) -> list[Point]:
         out[-1].latency_ci, out[-1].spread = _latency_stats(r)
         device = device_latency(r)
         out[-1].device_latency_ms, out[-1].device_latency_kind, out[-1].device_refusal = device
-    _relative_to_fp32(out)
+    _relative_to_fp32(out, paired_records(records), threshold)
     return out
 
 
-def _relative_to_fp32(pts: list[Point]) -> None:
+def _relative_to_fp32(
+    pts: list[Point], paired: dict[tuple[str, str, int, str], dict], threshold: float
+) -> None:
     base = {
         (p.model, p.profile, p.threads): p
         for p in pts
         if p.optimization in ("fp32", "none") and p.latency_ms
     }
     for p in pts:
+        record = paired.get((p.model, p.profile, p.threads, p.optimization))
+        if record is not None:
+            p.speedup = paired_speedup(record, threshold)
         b = base.get((p.model, p.profile, p.threads))
         if b is None:
             continue
-        if p.latency_ms:
-            p.speedup_vs_fp32 = b.latency_ms / p.latency_ms
+        if p.speedup is None and p.latency_ms and p is not b:
+            source = "projected" if p.execution == "projected" else "separate"
+            p.speedup = Speedup(b.latency_ms / p.latency_ms, source)
         # Compressed size: what pruning and clustering buy is compressibility, not raw bytes.
         mine = p.model_gzip_bytes or p.model_bytes
         theirs = b.model_gzip_bytes or b.model_bytes
@@ -208,13 +312,9 @@ def recommendation(pts: list[Point], model: str, label: str) -> str:
             "failed there."
         )
     # Dominated points count too: one that hurts no class can be worth a little speed.
-    faster = [p for p in group if p is not base and clearly_faster(p, base)]
+    faster = [p for p in group if p is not base and claimed_faster(p, base)]
     if not faster:
-        text = (
-            f"on {label}, nothing is clearly faster than fp32 ({base.latency_ms:.3g} ms, "
-            f"{base.latency_kind}; 'clearly' = at least {MIN_SPEEDUP:.2f}× with non-overlapping "
-            "95% intervals of the median)"
-        )
+        text = f"on {label}, {_nothing_faster(group, base)}"
         smaller = [p for p in group if p.size_ratio_vs_fp32 and p.size_ratio_vs_fp32 > 1.2
                    and p.quality_delta is not None and p.quality_delta > -MAX_LOSS
         and not p.flagged_classes]  # fmt: skip
@@ -232,10 +332,8 @@ def recommendation(pts: list[Point], model: str, label: str) -> str:
         pick = min(harmless, key=lambda p: p.latency_ms or math.inf)
     else:
         pick = max(faster, key=lambda p: (p.quality or 0, -(p.latency_ms or 0)))
-    sentence = (
-        f"on {label}, {pick.optimization} is {pick.speedup_vs_fp32:.1f}× faster than fp32 "
-        f"({pick.latency_kind})"
-    )
+    speed = pick.speedup.text() if pick.speedup else ""  # claimed_faster needs a speed-up
+    sentence = f"on {label}, {pick.optimization} is {speed} faster than fp32"
     delta = _points_delta(pick)
     sentence += f" for {delta}" if delta else ""
     if pick.flagged_classes:
@@ -252,6 +350,33 @@ def recommendation(pts: list[Point], model: str, label: str) -> str:
         s = max(smaller, key=lambda p: p.size_ratio_vs_fp32 or 0)
         sentence += f"; {s.optimization} is also {s.size_ratio_vs_fp32:.1f}× smaller"
     return sentence + "."
+
+
+def _nothing_faster(group: list[Point], base: Point) -> str:
+    """Why no optimization is said to be faster than fp32, and the best figure there is."""
+    others = [p for p in group if p is not base and p.speedup]
+    fp32 = f"fp32 ({base.latency_ms:.3g} ms, {base.latency_kind})" if base.latency_ms else "fp32"
+    paired = [p for p in others if p.speedup and p.speedup.source == "paired"]
+    if paired:
+        best = max(paired, key=lambda p: p.speedup_vs_fp32 or 0.0)
+        return (
+            f"nothing is measurably faster than {fp32}; the best paired speed-up is "
+            f"{best.optimization}'s, {_describe_speedup(best)}"
+        )
+    if base.execution == "projected":
+        return (
+            f"nothing is clearly faster than {fp32}; 'clearly' = projected at least "
+            f"{MIN_SPEEDUP:.2f}× faster"
+        )
+    text = f"no optimization was timed paired with {fp32}, so none is shown faster"
+    best = max(others, key=lambda p: p.speedup_vs_fp32 or 0.0, default=None)
+    if best is not None:
+        text += f"; {best.optimization}: {_describe_speedup(best)}"
+    return text
+
+
+def _describe_speedup(p: Point) -> str:
+    return p.speedup.describe() if p.speedup else "no speed-up figure"
 
 
 @dataclass
@@ -340,4 +465,6 @@ def describe(p: Point) -> str:
         parts.append(f"{p.quality_metric} {p.quality:.4f}")
     if p.model_bytes:
         parts.append(f"{p.model_bytes / 1e6:.3f} MB")
+    if p.speedup:
+        parts.append(f"speed-up vs fp32 {p.speedup.describe()}")
     return ", ".join(parts)
