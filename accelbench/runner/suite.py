@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ MODULE_SCENARIOS = {
 # Scenarios about a model's data or training: one cell per model, not per optimization.
 MODEL_SCENARIOS = ("input-pipeline", "training")
 SCENARIOS = (*LOADGEN_SCENARIOS, *MODULE_SCENARIOS)
+# A model's optimizations timed against its fp32 artifact in one worker, pair by pair: added
+# per model, profile and thread count wherever single-stream runs there (see _paired_cells).
+PAIRED_SCENARIO = "paired"
+PAIRED_BASE = "fp32"
 PRESETS = ("quick", "standard", "mlperf")
 RUNTIMES = ("litert", "tflite-runtime", "tensorflow", "jax")
 ACCELERATOR_KINDS = ("gpu", "tpu")
@@ -106,6 +111,17 @@ class Suite(BaseModel):
     input_pipeline: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
     serving: dict[str, Any] = Field(default_factory=dict)
+    paired: dict[str, Any] | bool = Field(default_factory=dict, validate_default=True)
+
+    @field_validator("paired", mode="before")
+    @classmethod
+    def _paired_options(cls, v: Any) -> dict[str, Any] | bool:
+        from accelbench.benchmarks.paired import check_suite_options
+
+        try:
+            return check_suite_options(v)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("optimizations")
     @classmethod
@@ -310,6 +326,8 @@ class Cell:
         }
         if self.scenario in MODULE_SCENARIOS:
             key["options"] = self.settings.get(options_key(self.scenario))
+        if "paired_options" in self.settings:
+            key["options"] = self.settings["paired_options"]
         if self.batch_size is not None:
             # Only when set, so that the cells of runs without a batch size keep their ids.
             key["batch_size"] = self.batch_size
@@ -436,6 +454,7 @@ def expand(suite: Suite) -> list[Cell]:
                             )
                         )
         cells.extend(_model_cells(suite, entry, profiles))
+        cells.extend(_paired_cells(suite, entry, profiles))
     order = {"local": 0, "remote": 1, "emulated": 2, "projected": 3}
     cells.sort(key=lambda c: order.get(c.execution, 9))
     return cells
@@ -513,6 +532,72 @@ def _model_cells(suite: Suite, entry: ModelEntry, profiles: list[tuple[Any, Any]
                     )
                 )
     return cells
+
+
+def _paired_cells(suite: Suite, entry: ModelEntry, profiles: list[tuple[Any, Any]]) -> list[Cell]:
+    """One paired cell per profile and thread count where a model's optimizations run in
+    single-stream on this host (local or emulated): every artifact of the model loaded in one
+    worker and timed pair by pair, each optimization against fp32.
+
+    The speed-ups the report and recommend state come from these cells: separately measured
+    LoadGen cells minutes apart mostly compare the machine's speed at two moments.
+    """
+    from accelbench.hardware_profiles import execution_mode
+
+    others = [o for o in suite.optimizations if o != PAIRED_BASE]
+    if (
+        suite.paired is False
+        or "single-stream" not in suite.scenarios
+        or entry.kind == "artifact"
+        or PAIRED_BASE not in suite.optimizations
+        or not others
+    ):
+        return []
+    options = {"base": PAIRED_BASE, "optimizations": others, **dict(suite.paired)}
+    cells = []
+    for profile, wanted_threads in profiles:
+        execution = execution_mode(profile)
+        if execution not in ("local", "emulated") or on_accelerator(profile.kind, execution):
+            continue
+        for threads in _threads_for(profile, wanted_threads):
+            cell = _cell(
+                suite,
+                entry,
+                profile,
+                execution,
+                threads,
+                PAIRED_SCENARIO,
+                model_path="",
+                optimization=PAIRED_BASE,
+                runtime=suite.runtime,
+                prepared_by=entry.display_name,
+            )
+            cell.preset = PAIRED_SCENARIO
+            cell.settings = {"paired_options": dict(options)}
+            cells.append(cell)
+    return cells
+
+
+def attach_paired_artifacts(cell: Cell, prepared: Callable[[str], dict[str, Any]]) -> str | None:
+    """Give a suite's paired cell its sides: ``prepared(optimization)`` says what preparation
+    made (``status``, ``artifact.path``, ``error``). Sets ``settings.paired_sides`` (base first)
+    and ``settings.paired_left_out`` (optimization: reason); returns why the cell cannot run
+    (no base artifact), else None."""
+    options = cell.settings["paired_options"]
+    base = options["base"]
+    sides, left_out = [], {}
+    for name in [base, *options["optimizations"]]:
+        made = prepared(name)
+        if made.get("status") == "ok":
+            sides.append({"optimization": name, "path": made["artifact"]["path"]})
+        else:
+            left_out[name] = f"no artifact: {name} failed ({made.get('error')})"
+    if base in left_out:
+        return f"{left_out[base]}; the paired timings need it as their base"
+    cell.model_path = sides[0]["path"]
+    cell.settings["paired_sides"] = sides
+    cell.settings["paired_left_out"] = left_out
+    return None
 
 
 def _threads_for(profile: Any, requested: list[int] | None) -> list[int]:

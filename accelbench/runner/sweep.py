@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -26,7 +27,15 @@ from accelbench.records import (
     read_records,
     write_atomic,
 )
-from accelbench.runner.suite import Cell, PrepareJob, Suite, expand, prepare_jobs
+from accelbench.runner.suite import (
+    PAIRED_SCENARIO,
+    Cell,
+    PrepareJob,
+    Suite,
+    attach_paired_artifacts,
+    expand,
+    prepare_jobs,
+)
 
 SUITE_FILE = "suite.json"
 LOCK_FILE = ".lock"
@@ -306,7 +315,15 @@ def run_one(
     cells_dir.mkdir(exist_ok=True)
     log_file = cells_dir / f"{cell.cell_id}.log"
     quality: dict[str, Any] | None = None
-    if cell.prepared_by:
+    if cell.prepared_by and cell.scenario == PAIRED_SCENARIO:
+        # Every artifact of the model, in one worker: each optimization gets a record of its own.
+        def prepared(optimization: str) -> dict[str, Any]:
+            return _prepared_artifact(run_dir, dataclasses.replace(cell, optimization=optimization))
+
+        reason = attach_paired_artifacts(cell, prepared)
+        if reason:
+            return [_unrun_record(cell, run_id, environment, "failed", reason, log_file)]
+    elif cell.prepared_by:
         made = _prepared_artifact(run_dir, cell)
         if made.get("status") != "ok":
             reason = f"no artifact: {cell.optimization} failed ({made.get('error')})"
@@ -348,6 +365,9 @@ def run_one(
         if parts:
             record["cell_id"] = f"{cell.cell_id}.{part['key']}"
             record["parent_cell_id"] = cell.cell_id
+            record["optimization"] = part.get("optimization", record["optimization"])
+            if part.get("paired"):
+                record["paired"] = part["paired"]
             # Every sibling's key: resume sees a cell cut short after some of its records.
             record["configuration_keys"] = [p["key"] for p in parts]
         if quality:

@@ -57,9 +57,12 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
     _injected_fault(cell)
 
     if cell["scenario"] == "paired":
-        # accelbench ab: two artifacts timed together in this one worker (not a suite scenario).
+        # Artifacts timed together in this one worker: accelbench ab's two, or a suite model's
+        # optimizations against its fp32 artifact.
         from accelbench.benchmarks import paired
 
+        if "paired_sides" in cell["settings"]:
+            _leave_out_refused(cell, profile)
         measured = paired.run_cell(cell, log_dir)
         measured.setdefault("emulation", applied)
         return measured
@@ -152,6 +155,28 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
             result["projection"]["projected_latency_ms"], "ms", "lower"
         )
     return result
+
+
+def _leave_out_refused(cell: dict[str, Any], profile: Any) -> None:
+    """Drop from a paired cell the artifacts the profile cannot run (a precision it lacks), each
+    with the reason its own single-stream cell is skipped for."""
+    from accelbench.hardware_profiles.emulation import check_artifact_supported
+    from accelbench.runtimes.tflite_cost import analyze_tflite
+
+    settings = cell["settings"]
+    kept = []
+    for side in settings["paired_sides"]:
+        path = Path(side["path"])
+        refusal = (
+            check_artifact_supported(profile, analyze_tflite(path))
+            if path.suffix == ".tflite"
+            else None
+        )
+        if refusal:
+            settings.setdefault("paired_left_out", {})[side["optimization"]] = refusal
+        else:
+            kept.append(side)
+    settings["paired_sides"] = kept
 
 
 def pin_jax_platform(accelerated: bool) -> str | None:
