@@ -59,7 +59,9 @@ def artifacts(run: Path) -> dict[str, str]:
     for line in (run / "records.jsonl").read_text().splitlines():
         artifact = json.loads(line).get("artifact") or {}
         if artifact.get("sha256") and artifact.get("path"):
-            out[Path(artifact["path"]).relative_to(run.name).as_posix()] = artifact["sha256"]
+            path = Path(artifact["path"])
+            inside = path.parts[:1] == (run.name,)
+            out[(path.relative_to(run.name) if inside else path).as_posix()] = artifact["sha256"]
     return out
 
 
