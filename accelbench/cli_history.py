@@ -94,10 +94,16 @@ def _baseline_save(args: argparse.Namespace) -> int:
     )
     print(f"saved baseline {args.name!r} ({saved.cells} cells) to {saved.path}")
     if not args.no_artifacts:
+        if saved.new_artifacts == saved.artifacts:
+            copied = "all copied now"
+        elif saved.new_artifacts == 0:
+            copied = "all already there"
+        else:
+            copied = f"{saved.new_artifacts} copied now, {_size(saved.new_bytes)}; the others "
+            copied += "already there"
         print(
             f"artifacts: {saved.artifacts} stored in {store_dir(args.store) / ARTIFACTS_DIR}, "
-            f"{_size(saved.artifact_bytes)} ({saved.new_artifacts} copied now, "
-            f"{_size(saved.new_bytes)}; the others were already stored)"
+            f"{_size(saved.artifact_bytes)} ({copied})"
         )
     for cell_id, reason in saved.not_stored:
         print(f"accelbench: warning: {cell_id}: artifact not stored: {reason}", file=sys.stderr)
