@@ -17,6 +17,10 @@ latency ×1.41 follows it"), and the cell's throughput verdicts, which follow it
 are inconclusive too. The canary only ever withholds a verdict; it never makes one (a latency
 that did not move while the machine slowed stays unchanged). Without a canary on both sides (older
 runs, pytest-benchmark files), nothing changes.
+
+Re-measured time verdicts. ``compare --rerun`` (``accelbench.runner.rerun``) times both sides'
+artifacts against each other now, paired, and hands the results to `compare_runs` as
+``time_verdicts``: then every time verdict comes from them and none from the recorded latencies.
 """
 
 from __future__ import annotations
