@@ -80,7 +80,7 @@ def test_benchmark_cells_carry_quality_and_the_edge_tpu_refuses_float(digits_run
 def test_report_files(digits_run: Path) -> None:
     md = (digits_run / "report.md").read_text()
     assert "## digits_cnn" in md and "Recommendations:" in md
-    assert "int8 vs fp32 on host, 1 thread" in md
+    assert "int8 against fp32 on host, 1 thread, timed pair by pair in one worker: " in md
     assert (digits_run / "report_files" / "digits_cnn_pareto.png").stat().st_size > 1000
     page = (digits_run / "report.html").read_text()
     assert "data:image/png;base64," in page and "<table>" in page
