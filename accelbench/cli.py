@@ -44,6 +44,24 @@ def _csv(kind: str, cast=str):
     return parse
 
 
+def add_model_trust_arguments(p: argparse.ArgumentParser, *, serve: bool = False) -> None:
+    """--trust-model and --no-sandbox, for every command that loads a model."""
+    where = "the server" if serve else "each worker"
+    p.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="run a model that 'accelbench inspect' flags (operations on files, the network or "
+        "processes; Lambda layers) instead of refusing it; it still runs in the sandbox",
+    )
+    p.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help=f"run {where} without the sandbox (default: bubblewrap, with "
+        + ("the host's network" if serve else "no network")
+        + " and the filesystem read-only but its own folder; records say sandbox: off)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="accelbench",
@@ -99,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only the cells of RUN_DIR not yet recorded",
     )
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_trust_arguments(b)
 
     r = sub.add_parser(
         "run", help="run a suite: the default suite, --suite full, or your SUITE.yaml"
@@ -113,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
     r.add_argument("--resume", default=None, metavar="RUN_DIR")
     r.add_argument("--no-progress", action="store_true")
+    add_model_trust_arguments(r)
 
     o = sub.add_parser(
         "optimize", help="optimize your Keras model every way and benchmark each artifact"
@@ -133,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--name", default=None, help="model name in records (default: file stem)")
     o.add_argument("--out", default=None)
     o.add_argument("--no-progress", action="store_true")
+    add_model_trust_arguments(o)
 
     rec = sub.add_parser("recommend", help="what in a run meets a latency/quality/size budget")
     rec.add_argument("run_dir")
@@ -212,6 +233,7 @@ _COMMAND_MODULES = (
     "accelbench.cli_load",
     "accelbench.cli_history",
     "accelbench.cli_ab",
+    "accelbench.cli_inspect",
 )
 
 
@@ -357,7 +379,7 @@ def _bench(args: argparse.Namespace) -> int:
     if not args.model:
         raise UsageError("name a model file to benchmark, or --resume RUN_DIR")
     model = Path(args.model)
-    check_artifact(model)
+    check_artifact(model, trust=args.trust_model)
     entry: dict[str, Any] = {"path": str(model.resolve())}
     if args.name:
         entry["name"] = args.name
@@ -378,6 +400,7 @@ def _bench(args: argparse.Namespace) -> int:
             "xnnpack": not args.no_xnnpack,
             "timeout_s": args.timeout,
             "batch_size": args.batch_size,
+            **trust_settings(args),
         },
         "command line",
     )
@@ -430,8 +453,11 @@ def _run(args: argparse.Namespace) -> int:
                 "or pass a suite YAML file"
             )
         suite = suite_from_mapping(builtin_suite(name, host_cores()), f"built-in suite {name}")
+    # The flags add to what the suite file says; they never take its trust or sandbox away.
+    suite.trust_model = suite.trust_model or args.trust_model
+    suite.sandbox = suite.sandbox and not args.no_sandbox
     for entry in suite.models:
-        check_entry(entry)
+        check_entry(entry, trust=suite.trust_model)
     return execute_suite(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
 
 
@@ -449,7 +475,7 @@ def _optimize(args: argparse.Namespace) -> int:
         )
     if not data.is_file():
         raise UsageError(f"data file {data} does not exist; pass a .npz made with numpy.savez")
-    check_model_safety(model)
+    check_model_safety(model, trust=args.trust_model)
     entry = {"path": str(model.resolve()), "data": str(data.resolve())}
     if args.name:
         entry["name"] = args.name
@@ -463,6 +489,7 @@ def _optimize(args: argparse.Namespace) -> int:
             "scenarios": args.scenario,
             "preset": args.preset,
             "fine_tune_epochs": args.fine_tune_epochs,
+            **trust_settings(args),
         },
         "command line",
     )
@@ -534,23 +561,28 @@ def _models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def check_entry(entry: Any) -> None:
+def trust_settings(args: argparse.Namespace) -> dict[str, bool]:
+    """The suite settings of --trust-model and --no-sandbox."""
+    return {"trust_model": args.trust_model, "sandbox": not args.no_sandbox}
+
+
+def check_entry(entry: Any, *, trust: bool = False) -> None:
     """Fail fast on a suite model whose files are missing or unusable."""
     if entry.data is not None and not Path(entry.data).exists():
         raise UsageError(f"data file {entry.data} does not exist; pass an existing dataset path")
     if entry.kind == "artifact":
-        check_artifact(Path(entry.path))
+        check_artifact(Path(entry.path), trust=trust)
     elif entry.kind == "keras":
         if not Path(entry.path).exists():
             raise UsageError(f"model file {entry.path} does not exist; pass a .keras or .h5 file")
-        check_model_safety(Path(entry.path))
+        check_model_safety(Path(entry.path), trust=trust)
 
 
-def check_artifact(path: Path) -> None:
+def check_artifact(path: Path, *, trust: bool = False) -> None:
     """Fail fast, before any folder is written, on a model file that cannot be run."""
     if not path.exists():
         raise UsageError(f"model file {path} does not exist; pass the path of a model artifact")
-    check_model_safety(path)
+    check_model_safety(path, trust=trust)
     if path.suffix == ".tflite" or (
         path.is_file() and path.suffix not in (".keras", ".h5", ".jaxexport")
     ):
@@ -559,11 +591,16 @@ def check_artifact(path: Path) -> None:
         validate_tflite(path)
 
 
-def check_model_safety(path: Path) -> None:
-    """Refuse a model whose file holds code that loading it would run (a Keras Lambda layer)."""
-    from accelbench.runtimes.model_inspect import refuse_unsafe
+def check_model_safety(path: Path, *, trust: bool = False) -> None:
+    """Refuse a model whose file holds code that loading it would run (a Keras Lambda layer) or
+    operations that reach outside it (files, network, processes), unless trusted (--trust-model:
+    the model is still read, so that an unreadable one is refused all the same)."""
+    from accelbench.runtimes.model_inspect import find_unsafe, refuse_unsafe
 
-    refuse_unsafe(path)
+    if trust:
+        find_unsafe(path)
+    else:
+        refuse_unsafe(path)
 
 
 def execute_suite(suite: Any, out: Path | None, progress: bool) -> int:

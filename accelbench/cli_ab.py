@@ -16,7 +16,7 @@ FORMATS = ("table", "markdown", "json")
 def register(sub: Any) -> None:
     """Add ``accelbench ab`` to the CLI's subcommands."""
     from accelbench.benchmarks.paired import DEFAULT_PAIRS, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
-    from accelbench.cli import _csv
+    from accelbench.cli import _csv, add_model_trust_arguments
 
     p = sub.add_parser(
         "ab",
@@ -78,6 +78,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--store", default=None, help="baseline store for baseline:NAME (default: see baseline)"
     )
+    add_model_trust_arguments(p)
     p.set_defaults(handler=run_ab)
 
 
@@ -94,7 +95,7 @@ def _check_args(args: argparse.Namespace) -> tuple[float, dict[str, str | None]]
     inputs = {"base": args.base_inputs or args.inputs, "new": args.new_inputs or args.inputs}
     for side in ("base", "new"):
         path = Path(getattr(args, side))
-        check_artifact(path)
+        check_artifact(path, trust=args.trust_model)
         kind = artifact_kind(path)
         if args.runtime is not None and args.runtime not in runtimes_for(kind):
             raise UsageError(
@@ -147,6 +148,8 @@ def run_ab(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         base_inputs=inputs["base"],
         new_inputs=inputs["new"],
+        sandbox=not args.no_sandbox,
+        trust_model=args.trust_model,
     )
     run_dir = _new_run_dir(args.out)
     records = _measure_all(cells, run_dir, threshold)
@@ -194,6 +197,7 @@ def _check_rerun_args(args: argparse.Namespace) -> float:
         "--inputs": getattr(args, "inputs", None),
         "--base-inputs": getattr(args, "base_inputs", None),
         "--new-inputs": getattr(args, "new_inputs", None),
+        "--trust-model": getattr(args, "trust_model", False),
     }
     given = [flag for flag, value in per_file.items() if value]
     if given:
@@ -239,7 +243,12 @@ def _plan(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     new = load_source(args.new, args.store)
     plan = plan_rerun(base, new)
     cells = plan_cells(
-        plan, timeout_s=args.timeout, seed=args.seed, pairs=args.pairs, rounds=args.rounds
+        plan,
+        timeout_s=args.timeout,
+        seed=args.seed,
+        pairs=args.pairs,
+        rounds=args.rounds,
+        sandbox=not getattr(args, "no_sandbox", False),
     )
     return plan, cells
 

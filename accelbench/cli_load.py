@@ -69,7 +69,36 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--inputs", default=None, help=".npy/.npz of real inputs (default: synthetic)")
     p.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
+    add_api_key_arguments(p, "send with every request as 'Authorization: Bearer KEY'")
     p.set_defaults(handler=run_load)
+
+
+def add_api_key_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """--api-key KEY and --api-key-file FILE (a key kept out of the shell history and ps)."""
+    p.add_argument("--api-key", default=None, metavar="KEY", help=f"an API key to {what}")
+    p.add_argument(
+        "--api-key-file", default=None, metavar="FILE", help="read --api-key from FILE (one line)"
+    )
+
+
+def api_key(args: argparse.Namespace) -> str | None:
+    """The key --api-key or --api-key-file gives, checked; None when neither is given."""
+    from accelbench.serving import check_api_key
+
+    if args.api_key is not None and args.api_key_file is not None:
+        raise UsageError("give --api-key or --api-key-file, not both")
+    key = args.api_key
+    if args.api_key_file is not None:
+        try:
+            key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(
+                f"cannot read --api-key-file {args.api_key_file} ({err.__class__.__name__}); "
+                "pass a text file holding the key"
+            ) from None
+    if key is not None:
+        check_api_key(key)
+    return key
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -119,13 +148,14 @@ def run_load(args: argparse.Namespace) -> int:
     from accelbench.runtimes.remote import RemoteRuntime, probe_endpoint
 
     _check_args(args)
+    key = api_key(args)
     run_dir = Path(args.out) if args.out else new_run_dir()
     check_run_dir(run_dir)
     if run_dir.is_dir() and any(run_dir.iterdir()):
         raise UsageError(
             f"run folder {run_dir} already exists and is not empty; choose another --out"
         )
-    endpoint = probe_endpoint(args.url, args.model, args.version)
+    endpoint = probe_endpoint(args.url, args.model, args.version, api_key=key)
     runtime = RemoteRuntime(endpoint, concurrency=args.concurrency)
     try:
         samples = endpoint_samples(runtime, args.inputs, seed=0)

@@ -1,14 +1,23 @@
 """The `accelbench serve` command: a TensorFlow Serving-compatible model server in the foreground.
 
 `python -m accelbench.serving` runs the same command; no web framework is imported until a
-server starts, so `accelbench --help` stays fast.
+server starts, so `accelbench --help` stays fast. The server loads the model, so it runs in the
+sandbox (accelbench.runner.sandbox): this process starts ``python -m accelbench.serving`` with
+the same flags under bubblewrap, with the host's network (it must listen) and the filesystem
+limits of a worker, and passes SIGINT/SIGTERM on to it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import signal
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
@@ -31,6 +40,9 @@ def register(sub: Any) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from accelbench.cli import add_model_trust_arguments
+    from accelbench.cli_load import add_api_key_arguments
+
     p.add_argument("model", help="model artifact (.tflite, SavedModel folder, .keras, .jaxexport)")
     p.add_argument("--name", default=None, help="model name in URLs (default: file stem)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
@@ -83,6 +95,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="open connections or requests in flight beyond which a request gets 503 at once "
         "(default: what the batch queue or the inference threads hold, plus 256)",
     )
+    add_api_key_arguments(
+        p,
+        "require on every request (Authorization: Bearer KEY; else 401); without one the API "
+        "has no authentication, so keep it on 127.0.0.1",
+    )
+    add_model_trust_arguments(p, serve=True)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -108,6 +126,16 @@ def run_serve(args: argparse.Namespace) -> int:
             raise UsageError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
     if args.cache_size < 0:
         raise UsageError(f"--cache-size must be 0 (off) or more, got {args.cache_size}")
+    from accelbench.cli_load import api_key
+
+    key = api_key(args)
+    _check_model(args)
+    from accelbench.runner import sandbox
+
+    box = sandbox.choose(not args.no_sandbox)
+    if box.active and os.environ.get(sandbox.MODE_ENV) is None:
+        return _serve_in_sandbox(args, box)
+    os.environ[sandbox.MODE_ENV] = box.mode  # what the server reports, and its children see
 
     # SIGTERM while the server starts stops it as Ctrl-C does: quietly, status 0, runtimes closed.
     # Once serving, serve() handles both signals itself.
@@ -138,6 +166,7 @@ def run_serve(args: argparse.Namespace) -> int:
             cache_size=args.cache_size,
             max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
             max_concurrent_requests=args.max_concurrent_requests,
+            api_key=key,
         )
         serve(app, args.host, args.port)
     except KeyboardInterrupt:
@@ -146,3 +175,70 @@ def run_serve(args: argparse.Namespace) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _check_model(args: argparse.Namespace) -> None:
+    """Refuse, before anything starts, a model that is missing, unreadable or flagged by the
+    static look (unless --trust-model, which this process then passes to its runtime)."""
+    from accelbench.cli import check_artifact
+    from accelbench.runtimes.model_inspect import trust
+
+    check_artifact(Path(args.model), trust=args.trust_model)
+    if args.trust_model:
+        trust(args.model)
+
+
+def _serve_in_sandbox(args: argparse.Namespace, box: Any) -> int:
+    """Run this command's server in the sandbox; its exit status. SIGINT and SIGTERM go on to
+    the server (the sandbox's PID 1), which stops as it would unsandboxed."""
+    from accelbench.runner.sandbox import exit_status
+
+    argv = [sys.executable, "-m", "accelbench.serving", *server_argv(args)]
+    read = [p for p in (args.model, args.api_key_file) if p]
+    command, env = box.command(argv, read=read, network=True, as_pid_1=True)
+    info_read, info_write = os.pipe()
+    # --info-fd names the server's PID, the process to signal (bubblewrap itself would die).
+    command[1:1] = ["--info-fd", str(info_write)]
+    proc = subprocess.Popen(command, env=env, pass_fds=(info_write,), start_new_session=True)
+    os.close(info_write)
+    target = [proc.pid]
+
+    def forward(signum: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target[0], signum)
+
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = {}
+    if on_main:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, forward)
+    try:
+        with os.fdopen(info_read, "rb") as info:
+            text = info.read()  # bubblewrap closes it once the sandbox is set up
+        # Nothing readable: bubblewrap failed to start, and its exit status says so.
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            target[0] = int(json.loads(text)["child-pid"])
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    code = exit_status(code, box)
+    return 0 if code is not None and code < 0 and -code in (signal.SIGINT, signal.SIGTERM) else code
+
+
+def server_argv(args: argparse.Namespace) -> list[str]:
+    """The command-line arguments that give a server these parsed arguments (the model as an
+    absolute path, so that it reads the same file from any folder)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    argv = [os.path.abspath(args.model)]
+    for action in parser._actions:
+        value = getattr(args, action.dest, action.default)
+        if not action.option_strings or value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        argv += [flag] if action.nargs == 0 else [flag, str(value)]
+    return argv

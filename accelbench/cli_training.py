@@ -11,7 +11,7 @@ from accelbench.errors import UsageError
 
 def register(sub: Any) -> None:
     """Add `accelbench train MODEL ...` to the CLI's subparsers."""
-    from accelbench.cli import _csv
+    from accelbench.cli import _csv, add_model_trust_arguments
 
     t = sub.add_parser(
         "train",
@@ -49,14 +49,15 @@ def register(sub: Any) -> None:
     t.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole cell")
     t.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_trust_arguments(t)
     t.set_defaults(handler=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from accelbench.cli import execute_suite
+    from accelbench.cli import execute_suite, trust_settings
     from accelbench.runner.suite import suite_from_mapping
 
-    entry = _model_entry(args.model, args.data, args.target)
+    entry = _model_entry(args.model, args.data, args.target, trust=args.trust_model)
     options: dict[str, Any] = {
         "seeds": args.seeds,
         "epochs": args.epochs,
@@ -75,6 +76,7 @@ def _train(args: argparse.Namespace) -> int:
             "scenarios": ["training"],
             "training": {k: v for k, v in options.items() if v is not None},
             "timeout_s": args.timeout,
+            **trust_settings(args),
         },
         "command line",
     )
@@ -89,8 +91,13 @@ def _train(args: argparse.Namespace) -> int:
     return code
 
 
-def _model_entry(model: str, data: str | None, target: float | None) -> dict[str, Any]:
-    """The suite entry for MODEL, its data checked against it now, before anything is written."""
+def _model_entry(
+    model: str, data: str | None, target: float | None, *, trust: bool = False
+) -> dict[str, Any]:
+    """The suite entry for MODEL, its data checked against it now, before anything is written.
+
+    A trusted model (--trust-model) is not loaded here, outside the sandbox: its data is checked
+    alone, and its worker says what does not fit."""
     path = Path(model)
     if path.suffix in (".keras", ".h5") or path.is_dir():
         if not path.exists():
@@ -101,7 +108,15 @@ def _model_entry(model: str, data: str | None, target: float | None) -> dict[str
             raise UsageError(
                 f"{path.name} has no quality target to train to; give one with --target 0.9"
             )
-        _check_user_data(path, Path(data))
+        from accelbench.cli import check_model_safety
+
+        check_model_safety(path, trust=trust)
+        if trust:
+            from accelbench.optimizers.user_models import load_npz_data
+
+            load_npz_data(Path(data))
+        else:
+            _check_user_data(path, Path(data))
         return {"path": str(path.resolve()), "data": str(Path(data).resolve())}
     from accelbench.models import get_spec
     from accelbench.models.jax_models import BASES

@@ -589,5 +589,7 @@ def fetch_server_stats(endpoint: Any) -> dict[str, Any] | None:
     """The server's settings and counters now (accelbench's own endpoint only, else None)."""
     from accelbench.runtimes.remote import STATS_PATH, get_json
 
-    code, stats = get_json(endpoint.url + STATS_PATH, 5.0, quiet=True)
+    code, stats = get_json(
+        endpoint.url + STATS_PATH, 5.0, quiet=True, api_key=getattr(endpoint, "api_key", None)
+    )
     return stats if code == 200 else endpoint.server_stats

@@ -25,6 +25,10 @@ FLAG_THRESHOLD_POINTS = 2.0
 def main(argv: list[str]) -> int:
     job_path, result_path = Path(argv[0]), Path(argv[1])
     job = json.loads(job_path.read_text(encoding="utf-8"))
+    if job.get("trust_model") and job.get("path"):
+        from accelbench.runtimes.model_inspect import trust
+
+        trust(job["path"])
     try:
         result = prepare(job)
         code = 0

@@ -40,6 +40,8 @@ def paired_cells(
     rounds: int,
     base_inputs: str | None = None,
     new_inputs: str | None = None,
+    sandbox: bool = True,
+    trust_model: bool = False,
 ) -> list[Cell]:
     """One paired cell per (profile, threads): BASE as the cell's model, NEW in its settings.
 
@@ -68,6 +70,8 @@ def paired_cells(
             "xnnpack": xnnpack,
             "timeout_s": timeout_s,
             "seed": seed,
+            "sandbox": sandbox,
+            "trust_model": trust_model,
         },
         "command line",
     )
@@ -241,7 +245,7 @@ def plan_rerun(base: Source, new: Source) -> RerunPlan:
 
 
 def plan_cells(
-    plan: RerunPlan, *, timeout_s: float, seed: int, pairs: int, rounds: int
+    plan: RerunPlan, *, timeout_s: float, seed: int, pairs: int, rounds: int, sandbox: bool = True
 ) -> list[Cell]:
     """The paired cell of each planned measurement, in the plan's order, named after the model
     and optimization of the cells it stands for."""
@@ -260,6 +264,7 @@ def plan_cells(
             rounds=rounds,
             base_inputs=m.base_inputs,
             new_inputs=m.new_inputs,
+            sandbox=sandbox,
         )
         cell.model, cell.optimization = m.model, m.optimization
         taken = {c.cell_id for c in cells}

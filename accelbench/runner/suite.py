@@ -104,6 +104,10 @@ class Suite(BaseModel):
     timeout_s: float = 600.0
     batch_size: int | None = None
     seed: int = 0
+    # Every worker that loads a model runs sandboxed (runner/sandbox.py) unless this is false;
+    # trust_model runs models whose files name file, network or process operations.
+    sandbox: bool = True
+    trust_model: bool = False
     optimizations: list[str] = ["fp32"]
     epochs: int | None = None
     fine_tune_epochs: int = 2
@@ -305,6 +309,8 @@ class Cell:
     settings: dict[str, Any] = field(default_factory=dict)
     prepared_by: str | None = None  # the preparation job that makes this cell's artifact
     batch_size: int | None = None  # samples per runtime call (offline/server); None: the default
+    sandbox: bool = True  # run the worker in the sandbox (not part of the cell's identity)
+    trust_model: bool = False  # load the model even if model_inspect flags it
 
     @property
     def on_accelerator(self) -> bool:
@@ -367,6 +373,8 @@ class PrepareJob:
     epochs: int | None
     fine_tune_epochs: int
     timeout_s: float
+    sandbox: bool = True
+    trust_model: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -391,6 +399,8 @@ def prepare_jobs(suite: Suite) -> list[PrepareJob]:
                 epochs=suite.epochs,
                 fine_tune_epochs=suite.fine_tune_epochs,
                 timeout_s=suite.prepare_timeout_s,
+                sandbox=suite.sandbox,
+                trust_model=suite.trust_model,
             )
         )
     return jobs
@@ -416,10 +426,12 @@ def expand(suite: Suite) -> list[Cell]:
             from accelbench.models import get_spec
 
             get_spec(entry.display_name)  # an unknown name raises the UsageError listing them
-        else:
+        elif not suite.trust_model:
             from accelbench.runtimes.model_inspect import refuse_unsafe
 
-            refuse_unsafe(entry.path)  # a Lambda layer's code would run in the worker that loads it
+            # Code (a Lambda layer) or file, network and process operations in the model would
+            # run in the worker that loads it.
+            refuse_unsafe(entry.path)
         if entry.kind == "artifact":
             variants = [(entry.optimization or "none", entry.path, None)]
         else:
@@ -491,6 +503,8 @@ def _cell(
         settings=_scenario_settings(suite, scenario, entry),
         prepared_by=prepared_by,
         batch_size=suite.batch_size if scenario in BATCHED_SCENARIOS else None,
+        sandbox=suite.sandbox,
+        trust_model=suite.trust_model,
     )
 
 

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ from accelbench.records import (
     read_records,
     write_atomic,
 )
+from accelbench.runner.sandbox import Sandbox, exit_status, named_paths, read_untrusted
+from accelbench.runner.sandbox import choose as choose_sandbox
 from accelbench.runner.suite import (
     PAIRED_SCENARIO,
     Cell,
@@ -278,14 +280,23 @@ def _attach_host_measurement(cell: Cell, records: list[dict[str, Any]]) -> None:
 
 
 def _spawn(
-    module: str, args: list[Path], timeout_s: float, log_file: Path
+    module: str,
+    args: list[Path],
+    timeout_s: float,
+    log_file: Path,
+    box: Sandbox | None = None,
+    read: Sequence[str] = (),
+    write: Sequence[Path] = (),
 ) -> tuple[int | None, bool]:
-    """Run ``python -m module ARGS`` in its own session; returns (exit code, timed out)."""
-    env = dict(os.environ)
+    """Run ``python -m module ARGS`` in its own session, in ``box`` (reading ``read``, writing
+    only ``write``); returns (exit code, timed out)."""
+    box = box or Sandbox("off")
+    argv = [sys.executable, "-m", module, *map(str, args)]
+    command, env = box.command(argv, read=[*read, *map(str, args)], write=write)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with open(log_file, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", module, *map(str, args)],
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -293,10 +304,10 @@ def _spawn(
             start_new_session=True,  # Ctrl-C reaches the sweep only; the sweep stops the worker
         )
         try:
-            return proc.wait(timeout=timeout_s), False
+            return exit_status(proc.wait(timeout=timeout_s), box), False
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            return proc.returncode, True
+            return exit_status(proc.returncode, box), True
         except BaseException:
             _kill_group(proc)
             raise
@@ -343,12 +354,22 @@ def run_one(
             return [_unrun_record(cell, run_id, environment, "skipped", reason, log_file)]
         cell.model_path = jax_export
     cell_file = cells_dir / f"{cell.cell_id}.cell.json"
-    result_file = cells_dir / f"{cell.cell_id}.result.json"
+    # The worker's own folder, the one place it may write (its LoadGen logs, its result).
+    work_dir = cells_dir / f"{cell.cell_id}-loadgen"
+    work_dir.mkdir(exist_ok=True)
+    result_file = work_dir / "result.json"
     cell_file.write_text(json.dumps(cell.to_dict()), encoding="utf-8")
     result_file.unlink(missing_ok=True)
+    box = choose_sandbox(cell.sandbox)
     started = time.time()
     code, timed_out = _spawn(
-        "accelbench.runner.worker", [cell_file, result_file], cell.timeout_s, log_file
+        "accelbench.runner.worker",
+        [cell_file, result_file, work_dir],
+        cell.timeout_s,
+        log_file,
+        box,
+        read=named_paths(cell.to_dict()),
+        write=[work_dir],
     )
     wall_s = time.time() - started
     cap = (cell.profile_data.get("emulation") or {}).get("memory_mb")
@@ -362,6 +383,7 @@ def run_one(
                                                  **(part.get("settings") or {})}}  # fmt: skip
         merged["metrics"] = {**(result.get("metrics") or {}), **(part.get("metrics") or {})}
         record = make_record(cell, run_id, environment, merged, wall_s, log_file)
+        record.update(box.record_fields())
         if parts:
             record["cell_id"] = f"{cell.cell_id}.{part['key']}"
             record["parent_cell_id"] = cell.cell_id
@@ -464,17 +486,27 @@ def run_prepare(
     out_dir.mkdir(parents=True, exist_ok=True)
     job_file, result_file = out_dir / "job.json", out_dir / "result.json"
     log_file = out_dir / "prepare.log"
+    # Written afresh (never through a link an earlier worker may have left in its folder).
+    for written in (job_file, log_file, result_file):
+        written.unlink(missing_ok=True)
     job_file.write_text(json.dumps({**job.to_dict(), "out_dir": str(out_dir)}), encoding="utf-8")
-    result_file.unlink(missing_ok=True)
+    box = choose_sandbox(job.sandbox)
     started = time.time()
     code, timed_out = _spawn(
-        "accelbench.runner.prepare", [job_file, result_file], job.timeout_s, log_file
+        "accelbench.runner.prepare",
+        [job_file, result_file],
+        job.timeout_s,
+        log_file,
+        box,
+        read=named_paths(job.to_dict()),
+        write=[out_dir],
     )
     wall_s = time.time() - started
     result = _worker_result(result_file, code, timed_out, job.timeout_s, None, log_file)
     result.setdefault("artifacts", {})
     records = _prepare_records(job, result, run_id, environment, wall_s, log_file)
     for record in records:
+        record.update(box.record_fields())
         emit(record)
     # The marker last: a crash before it re-runs the preparation, whose records are not
     # appended twice; a marker is never there without its records.
@@ -570,7 +602,11 @@ def _worker_result(
     if timed_out:
         return {"status": "failed", "error": f"timed out after {timeout_s:g} s"}
     if result_file.is_file():
-        return json.loads(result_file.read_text(encoding="utf-8"))
+        # Read as what it is: a file the model's process could write anything into.
+        try:
+            return json.loads(read_untrusted(result_file) or "")
+        except ValueError:
+            return {"status": "failed", "error": f"the worker's result {result_file} is unreadable"}
     return {"status": "failed", "error": _death_reason(code, memory_cap_mb, log_file)}
 
 

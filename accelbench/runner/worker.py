@@ -1,8 +1,9 @@
 """The worker process: runs one cell in isolation and writes its result as JSON.
 
-Started as ``python -m accelbench.runner.worker CELL.json RESULT.json`` by the sweep. The profile's
-threads, CPU affinity and memory cap, and the platform JAX may use (the CPU, unless the cell is on
-an attached GPU/TPU), are applied before any interpreter or framework is imported.
+Started as ``python -m accelbench.runner.worker CELL.json RESULT.json LOG_DIR`` by the sweep,
+in the cell's sandbox (runner/sandbox.py). The profile's threads, CPU affinity and memory cap,
+and the platform JAX may use (the CPU, unless the cell is on an attached GPU/TPU), are applied
+before any interpreter or framework is imported.
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ from accelbench.records import artifact_info, plain, write_result
 
 
 def main(argv: list[str]) -> int:
-    cell_path, result_path = Path(argv[0]), Path(argv[1])
+    # LOG_DIR: the cell's own folder, for LoadGen's logs and any other file the cell writes.
+    cell_path, result_path, log_dir = Path(argv[0]), Path(argv[1]), Path(argv[2])
     cell = json.loads(cell_path.read_text(encoding="utf-8"))
+    if cell.get("trust_model"):
+        from accelbench.runtimes.model_inspect import trust
+
+        trust(*named_model_paths(cell))
     try:
-        result = run_cell(cell, log_dir=result_path.parent / (result_path.stem + "-loadgen"))
+        result = run_cell(cell, log_dir=log_dir)
         code = 0
     except Exception as exc:  # noqa: BLE001 - a worker reports every failure as the cell's reason
         from accelbench.errors import CellSkipped
@@ -37,6 +43,14 @@ def main(argv: list[str]) -> int:
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     write_result(result_path, result)
     return code
+
+
+def named_model_paths(cell: dict[str, Any]) -> list[str]:
+    """The model files a cell names (its own, and a paired cell's other sides)."""
+    settings = cell.get("settings") or {}
+    paths = [cell.get("model_path"), (settings.get("ab") or {}).get("new_path")]
+    paths += [side.get("path") for side in settings.get("paired_sides") or []]
+    return [p for p in paths if p]
 
 
 def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:

@@ -34,13 +34,16 @@ class Response:
     body: bytes
 
 
-def request_bytes(method: str, url: str, body: bytes = b"") -> bytes:
-    """The whole HTTP/1.1 request for url (keep-alive, JSON body when one is given)."""
+def request_bytes(method: str, url: str, body: bytes = b"", api_key: str | None = None) -> bytes:
+    """The whole HTTP/1.1 request for url (keep-alive, JSON body when one is given; with an API
+    key, its bearer Authorization header)."""
     parts = urllib.parse.urlsplit(url)
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
     head = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}", "Accept: */*"]
+    if api_key:
+        head.append(f"Authorization: Bearer {api_key}")
     if body or method == "POST":
         head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body

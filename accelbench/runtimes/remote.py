@@ -69,6 +69,7 @@ class EndpointInfo:
     metadata: dict[str, Any]
     server_stats: dict[str, Any] | None = None
     signature: str = "serving_default"
+    api_key: str | None = field(default=None, repr=False)  # sent as a bearer token, never stored
 
 
 def base_url(url: str) -> str:
@@ -94,14 +95,25 @@ def model_path(model: str, version: str | None = None) -> str:
 
 
 def probe_endpoint(
-    url: str, model: str, version: str | None = None, *, timeout_s: float = PROBE_TIMEOUT_S
+    url: str,
+    model: str,
+    version: str | None = None,
+    *,
+    timeout_s: float = PROBE_TIMEOUT_S,
+    api_key: str | None = None,
 ) -> EndpointInfo:
-    """Ask the endpoint for the model's status and metadata; UsageError when it cannot serve it."""
+    """Ask the endpoint for the model's status and metadata; UsageError when it cannot serve it.
+    ``api_key`` goes with every request as ``Authorization: Bearer KEY``."""
     if not model:
         raise UsageError("name the model to load with --model NAME")
     base = base_url(url)
     path = base + model_path(model, version)
-    status_code, status = get_json(path, timeout_s)
+    status_code, status = get_json(path, timeout_s, api_key=api_key)
+    if status_code == 401:
+        raise UsageError(
+            f"the endpoint at {base} refused the request (HTTP 401: {_error_text(status)}); "
+            + ("check --api-key" if api_key else "it needs an API key: give --api-key")
+        )
     if status_code == 404:
         raise UsageError(
             f"the endpoint at {base} does not serve model {model!r}"
@@ -113,14 +125,14 @@ def probe_endpoint(
             f"the endpoint at {base} answered HTTP {status_code} for model {model!r} "
             f"({_error_text(status)}); is it a TensorFlow Serving REST endpoint?"
         )
-    meta_code, metadata = get_json(path + "/metadata", timeout_s)
+    meta_code, metadata = get_json(path + "/metadata", timeout_s, api_key=api_key)
     if meta_code != 200:
         raise UsageError(
             f"the endpoint at {base} answered HTTP {meta_code} for {model!r}'s metadata "
             f"({_error_text(metadata)}); it must describe the model's inputs"
         )
     signature, inputs, outputs = parse_metadata(metadata)
-    stats_code, stats = get_json(base + STATS_PATH, timeout_s, quiet=True)
+    stats_code, stats = get_json(base + STATS_PATH, timeout_s, quiet=True, api_key=api_key)
     return EndpointInfo(
         url=base,
         model=model,
@@ -132,6 +144,7 @@ def probe_endpoint(
         metadata=metadata,
         server_stats=stats if stats_code == 200 else None,
         signature=signature,
+        api_key=api_key,
     )
 
 
@@ -180,13 +193,18 @@ def _tensor_specs(tensors: dict[str, Any], kind: str) -> list[TensorSpec]:
     return specs
 
 
-def get_json(url: str, timeout_s: float, quiet: bool = False) -> tuple[int, dict[str, Any]]:
+def get_json(
+    url: str, timeout_s: float, quiet: bool = False, api_key: str | None = None
+) -> tuple[int, dict[str, Any]]:
     """(status, JSON body) of a GET; a connection failure is a UsageError unless quiet."""
     # No proxy: a benchmark measures the endpoint, never a proxy in between (the load client
     # connects directly too).
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        with opener.open(url, timeout=timeout_s) as response:
+        with opener.open(
+            urllib.request.Request(url, headers=headers), timeout=timeout_s
+        ) as response:
             code, raw = response.status, response.read()
     except urllib.error.HTTPError as err:
         code, raw = err.code, err.read()
@@ -319,7 +337,9 @@ class RemoteRuntime:
         if not same:
             url = self.endpoint.predict_url
             self._requests = [
-                http_client.request_bytes("POST", url, request_body(s, self.endpoint.inputs))
+                http_client.request_bytes(
+                    "POST", url, request_body(s, self.endpoint.inputs), self.endpoint.api_key
+                )
                 for s in samples
             ]
             self._encoded = list(samples)
@@ -378,7 +398,9 @@ class RemoteRuntime:
         return self._call(self._predict(body))
 
     async def _predict(self, body: bytes) -> list[np.ndarray]:
-        request = http_client.request_bytes("POST", self.endpoint.predict_url, body)
+        request = http_client.request_bytes(
+            "POST", self.endpoint.predict_url, body, self.endpoint.api_key
+        )
         response = await self._pool.request(request)
         try:
             answer = json.loads(response.body)

@@ -7,6 +7,9 @@ Endpoints (TF Serving's ``api_rest`` forms, version "1" being the artifact):
 - ``GET /v1/models/<name>[/versions/1]`` (model status), ``GET .../metadata`` (signature).
 - ``GET /v1/accelbench/stats``: request, batch, cache and overload counters and the settings.
 
+Like TF Serving, the API has no authentication of its own; given an API key, every route
+answers 401 unless the request says ``Authorization: Bearer KEY``.
+
 Inference runs off the event loop on ``num_batch_threads`` threads, each with its own runtime
 instance (LiteRT interpreters are not thread-safe). Request bodies are parsed as JSON only.
 Predict requests go straight from uvicorn to the model server (no router or middleware on that
@@ -18,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import ipaddress
 import json
+import os
 import queue
 import re
 import signal
@@ -42,7 +47,7 @@ from starlette.routing import Route
 from accelbench.errors import UsageError
 from accelbench.runtimes import TensorSpec, open_runtime
 from accelbench.runtimes.remote import TF_DTYPES
-from accelbench.serving import LISTENING_PREFIX, MODEL_NAME
+from accelbench.serving import LISTENING_PREFIX, MODEL_NAME, check_api_key
 from accelbench.serving.batching import (
     BatchingConfig,
     BatchScheduler,
@@ -531,6 +536,8 @@ class ModelServer:
             "cache_size": self.cache.capacity,
             "max_body_bytes": self.max_body_bytes,
             "max_concurrent_requests": self.max_concurrent_requests,
+            # The sandbox the server runs in (see accelbench.runner.sandbox); off when unset.
+            "sandbox": os.environ.get("ACCELBENCH_SANDBOX", "off"),
         }
 
     def stats(self) -> dict[str, Any]:
@@ -707,6 +714,7 @@ def build_app(
     cache_size: int = 0,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_concurrent_requests: int | None = None,
+    api_key: str | None = None,
 ) -> ServingApp:
     """The ASGI app serving model_path; its runtimes are open (and warm) when this returns.
 
@@ -714,8 +722,11 @@ def build_app(
     CPUs of this process. Beyond ``max_concurrent_requests`` open connections or requests in
     flight, uvicorn answers 503 at once (default: ``default_max_concurrent_requests``).
     ``app.state.model_server`` is the ModelServer; the app closes it at
-    shutdown. Raises UsageError for a bad model or setting.
+    shutdown. With ``api_key``, every request must carry ``Authorization: Bearer API_KEY``.
+    Raises UsageError for a bad model or setting.
     """
+    if api_key is not None:
+        check_api_key(api_key)
     name = name if name is not None else Path(model_path).stem
     if not MODEL_NAME.fullmatch(name):
         raise UsageError(
@@ -785,7 +796,7 @@ def build_app(
         lifespan=lifespan,
     )
     app.state.model_server = server
-    return ServingApp(app, server)
+    return ServingApp(app, server, api_key)
 
 
 def default_max_concurrent_requests(batching: BatchingConfig | None, num_batch_threads: int) -> int:
@@ -805,12 +816,28 @@ class ServingApp:
     the Starlette route calls, without router and middleware); everything else, lifespan
     included, to the Starlette app. ``state.model_server`` is the ModelServer."""
 
-    def __init__(self, app: Starlette, server: ModelServer) -> None:
+    def __init__(self, app: Starlette, server: ModelServer, api_key: str | None = None) -> None:
         self.app = app
         self.state = app.state
         self._server = server
+        self._authorization = f"Bearer {api_key}".encode("latin-1") if api_key else None
+
+    @property
+    def api_key_required(self) -> bool:
+        return self._authorization is not None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if self._authorization is not None and scope["type"] == "http":
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            # Constant time: how much of a guess matched must not show in the answer's timing.
+            if not hmac.compare_digest(given, self._authorization):
+                response = _error(
+                    401,
+                    "this server needs an API key: send the header 'Authorization: Bearer KEY'",
+                    {"www-authenticate": "Bearer"},
+                )
+                await response(scope, receive, send)
+                return
         if (
             scope["type"] == "http"
             and scope["method"] == "POST"
@@ -888,7 +915,8 @@ def serve(
     """Serve in the foreground until SIGINT or SIGTERM, then close the runtimes and return.
 
     Once it accepts connections it prints ``accelbench-serving: listening on http://HOST:PORT``
-    to stdout (flushed). A non-loopback address gets a warning on stderr.
+    to stdout (flushed). A non-loopback address gets a warning on stderr, which says the API
+    has no authentication unless the app was built with an API key.
     """
     try:
         sock = bind(host, port)
@@ -897,9 +925,15 @@ def serve(
         raise
     url = url_of(sock)
     if not is_loopback(sock):
+        guarded = app.api_key_required
         print(
             f"accelbench-serving: warning: listening on {url}, reachable from other machines; "
-            "the server has no authentication",
+            + (
+                "requests need the API key"
+                if guarded
+                else "the API has no authentication (as TF Serving's): anyone who reaches it "
+                "can use the model; give --api-key or --api-key-file, or bind 127.0.0.1"
+            ),
             file=sys.stderr,
         )
 
