@@ -12,6 +12,7 @@ network namespace around it:
   user's home and anything else not named here does not exist inside;
 - the cell's own folder (and, for a preparation, its artifact folder) is the one place it can
   write, with a private ``/tmp`` (a size-capped tmpfs, also ``$HOME``) that vanishes with it;
+  the rest of the new root is read-only;
 - ``/proc`` is the sandbox's own (no other process is visible), ``/dev`` a minimal set plus any
   GPU/TPU device nodes;
 - no network: a new network namespace holds only its own loopback (``serve`` keeps the host's
@@ -222,7 +223,9 @@ def bwrap_argv(
     for path in sorted(binds, key=lambda p: (p.count("/"), p)):
         if _enclosing_kind(path, binds) != binds[path]:
             args += [binds[path], path, path]
-    args += ["--chdir", cwd, "--", *map(str, argv)]
+    # The new root itself (where bwrap made the folders leading to each bind) read-only too:
+    # a write anywhere but the bound folders and /tmp fails.
+    args += ["--remount-ro", "/", "--chdir", cwd, "--", *map(str, argv)]
     return args
 
 
