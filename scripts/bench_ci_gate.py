@@ -11,7 +11,7 @@ also prints what `compare A B` without --rerun (the recorded latencies) says abo
 runs. The CPU model, core count and load average are printed at the start and the end: on a
 shared machine they say how busy it was.
 
-    python scripts/bench_ci_gate.py [--k 15] [--threshold 5%] [--work DIR]
+    python scripts/bench_ci_gate.py [--k 15] [--threshold 5%] [--work DIR [--reuse]]
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ def main() -> int:
     parser.add_argument("--k", type=int, default=15, help="comparisons to run (15)")
     parser.add_argument("--threshold", default="5%", help="compare's --threshold (5%%)")
     parser.add_argument("--work", default=None, help="working folder (default: a temporary one)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the runs A, B and the baseline already in --work"
+    )
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="ci-gate-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -77,6 +80,9 @@ def main() -> int:
     print(f"work folder: {work}")
 
     for run in ("A", "B"):
+        if args.reuse and (work / run / "records.jsonl").is_file():
+            print(f"reusing run {run} in {work}")
+            continue
         started = time.time()
         must(accelbench("run", "--suite", "ci", "--out", run, "--no-progress", cwd=work), run)
         print(f"accelbench run --suite ci --out {run}: {time.time() - started:.0f} s")
@@ -102,11 +108,12 @@ def main() -> int:
     )
 
     exits, ratios, regressed_rows = [], [], 0
+    stamp = time.strftime("%H%M%S")
     for k in range(args.k):
         started = time.time()
         proc = accelbench("compare", "baseline:aa", "B", "--store", "store", "--rerun",
                           "--threshold", args.threshold, "--format", "json",
-                          "--out", f"rerun-{k:02d}", cwd=work)  # fmt: skip
+                          "--out", f"rerun-{stamp}-{k:02d}", cwd=work)  # fmt: skip
         exits.append(proc.returncode)
         if proc.returncode not in (0, 1):
             print(f"[{k + 1:2d}] exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
@@ -114,7 +121,7 @@ def main() -> int:
         rows = json.loads(proc.stdout)["rows"]
         paired = {}  # one per measurement: the cells of one artifact pair share its figures
         for r in rows:
-            if r["metric"] == "paired_ratio" and r["ratio"] is not None:
+            if r["metric"] == "rerun_time_ratio" and r["ci_low"] is not None:
                 name = ".".join(r["cell_id"].split(".")[:2])
                 paired[name] = r
         regressed_rows += sum(r["verdict"] == "regressed" for r in rows)

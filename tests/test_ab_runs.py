@@ -92,9 +92,9 @@ def test_compare_rerun_judges_size_and_quality_from_records_and_time_paired(runs
     verdicts = {(r["cell_id"].split(".")[0], r["cell_id"].split(".")[4], r["metric"]): r
                 for r in payload["rows"]}  # fmt: skip
     for scenario in ("single-stream", "offline"):
-        assert verdicts["m1", scenario, "paired_ratio"]["verdict"] == "regressed"
-        assert verdicts["m1", scenario, "paired_ratio"]["ci_low"] > 1.5
-        assert verdicts["m2", scenario, "paired_ratio"]["verdict"] != "regressed"
+        assert verdicts["m1", scenario, "rerun_time_ratio"]["verdict"] == "regressed"
+        assert verdicts["m1", scenario, "rerun_time_ratio"]["ci_low"] > 1.5
+        assert verdicts["m2", scenario, "rerun_time_ratio"]["verdict"] != "regressed"
         # Size from the records: conv6 is larger, the same cnn is not.
         assert verdicts["m1", scenario, "model_bytes"]["verdict"] == "regressed"
         assert verdicts["m2", scenario, "model_bytes"]["verdict"] == "unchanged"
@@ -105,7 +105,7 @@ def test_compare_rerun_judges_size_and_quality_from_records_and_time_paired(runs
     proc = run_cli("compare", str(runs["new"]), str(runs["base"]), "--rerun",
                    "--format", "markdown", "--out", str(tmp_path / "md"), timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    assert "paired_ratio" in proc.stdout and "improved" in proc.stdout
+    assert "rerun_time_ratio" in proc.stdout and "improved" in proc.stdout
     assert "re-measuring both sides' artifacts" in proc.stdout
 
 

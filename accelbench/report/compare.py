@@ -214,7 +214,7 @@ class Comparison:
     def _paired_footer(self, base: str, new: str) -> str:
         return (
             f"base {base}, new {new}; threshold {self.settings['threshold']:.1%}. Time verdicts "
-            "(`paired_ratio`: NEW/BASE call time) come from re-measuring both sides' artifacts "
+            "(`rerun_time_ratio`: NEW/BASE call time) come from re-measuring both sides' artifacts "
             "here, in one worker per artifact pair, query by query in a shuffled order "
             "(Hodges–Lehmann ratio, 95% signed-rank interval); the recorded latencies and "
             f"throughputs are shown for information. Accuracy: alpha {self.settings['alpha']} "
@@ -317,7 +317,7 @@ def compare_runs(
 
     `time_verdicts` (``compare --rerun``): both sides' artifacts re-measured paired, here and now,
     keyed by cell_id. Then no time verdict comes from the records: the latency and throughput
-    rows are `info`, and each cell in `time_verdicts` gets one `paired_ratio` row (NEW/BASE of
+    rows are `info`, and each cell in `time_verdicts` gets one `rerun_time_ratio` row (NEW/BASE of
     the call times) carrying its entry's ``verdict``, ``ratio``, ``ci_low``, ``ci_high``,
     ``base_p50_ms``, ``new_p50_ms`` and ``pairs``; an entry with ``reason`` instead (not
     re-measured, or the re-measurement failed) makes that row inconclusive with the reason.
@@ -686,7 +686,7 @@ def _paired_time_rows(
     paired: dict[str, Any] | None,
 ) -> list[tuple[MetricComparison, float | None]]:
     """A cell's rows when its times were re-measured paired: the recorded latency and throughput
-    shown for information only, and one `paired_ratio` row with the re-measured verdict."""
+    shown for information only, and one `rerun_time_ratio` row with the re-measured verdict."""
     time_metrics = (TESTED_TIME_METRIC, *THROUGHPUT_METRICS)
     out = []
     for row, raw_p in rows:
@@ -694,14 +694,14 @@ def _paired_time_rows(
         row = _replace(row, canary_ratio=None)
         if row.metric in time_metrics:
             note = row.note if row.note.startswith("Offline") else ""
-            note = "; ".join(n for n in (note, "recorded; times judged by paired_ratio") if n)
+            note = "; ".join(n for n in (note, "recorded; times judged by rerun_time_ratio") if n)
             row, raw_p = _replace(row, verdict=INFO, note=note, ci_low=None, ci_high=None), None
         out.append((row, raw_p))
     if paired is None:
         return out
     measured = "reason" not in paired
     row = MetricComparison(
-        base["cell_id"], "paired_ratio", "x", "lower",
+        base["cell_id"], "rerun_time_ratio", "x", "lower",
         paired.get("base_p50_ms") if measured else None,
         paired.get("new_p50_ms") if measured else None,
         paired.get("ratio") if measured else None,
