@@ -21,9 +21,11 @@ network namespace around it:
   and keys in the caller's environment do not reach the model; bwrap drops every capability and
   sets no-new-privileges.
 
-bubblewrap was chosen over Landlock by measurement (scripts/bench_sandbox.py): both add about
-ten milliseconds to a worker's start, and only namespaces give a network and a ``/proc`` of the
-sandbox's own, and hide paths rather than refusing them one system call at a time.
+bubblewrap was chosen over Landlock after measuring both (scripts/bench_sandbox.py): bubblewrap
+adds about 15 ms to a worker's start and Landlock under 1 ms, both far below a worker's own
+start (0.4 s) and the 100 ms budget; only namespaces give the sandbox a network and a ``/proc``
+of its own (Landlock governs TCP connect/bind, not UDP, and leaves other processes visible) and
+hide paths outright rather than refusing them access by access.
 
 Where bubblewrap cannot run (another OS, ``bwrap`` missing, user namespaces disabled), found by
 trying ``bwrap ... true`` once per process, a run says so once on stderr and each record says
