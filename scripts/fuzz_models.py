@@ -50,6 +50,7 @@ class Outcome:
     terminal_traceback: bool
     worker_log_tracebacks: int
     seconds: float
+    worker_error: str = ""  # the last line of the first worker log that holds a traceback
     tail: str = ""
 
 
@@ -87,6 +88,9 @@ class FuzzReport:
             f"hangs (no exit within {HANG_AFTER_S:.0f} s): {len(self.hangs)}",
             f"tracebacks in worker logs (information): {self.worker_log_tracebacks}",
         ]
+        for o in self.outcomes:
+            if o.worker_error:
+                lines.append(f"  worker: {o.source} {o.mutation} seed {o.seed}: {o.worker_error}")
         for o in self.terminal_tracebacks + self.hangs:
             lines.append(
                 f"  {o.source} {o.mutation} seed {o.seed} ({o.detail}): exit {o.exit_status}\n"
@@ -176,6 +180,7 @@ def _one(source: Path, data: bytes, mutation: str, seed: int, root: Path) -> Out
         exit_status=status,
         terminal_traceback="Traceback" in output,
         worker_log_tracebacks=sum(log.count("Traceback") for log in logs),
+        worker_error=next((log.strip().splitlines()[-1] for log in logs if "Traceback" in log), ""),
         seconds=seconds,
         tail="\n".join(output.strip().splitlines()[-20:]),
     )

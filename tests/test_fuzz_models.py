@@ -58,3 +58,28 @@ def test_a_traceback_on_the_terminal_is_counted(fuzz_models, tmp_path: Path) -> 
         [sys.executable, "-c", "import time; time.sleep(30)"], tmp_path, tmp_path / "run", 1
     )
     assert status is None  # a hang
+
+
+# Mutants the fuzzer found: a flipped byte in a tensor name passed the interpreter's load, then
+# failed in the benchmark's worker (a UnicodeDecodeError traceback in its log, exit 1).
+FOUND = [
+    ("dynamic_batch_f32.tflite", "byte-flip", 3361672518),
+    ("embed_int32.tflite", "byte-flip", 1250760152),
+    ("cnn_int8.tflite", "byte-flip", 3726124871),
+]
+
+
+@pytest.mark.parametrize(("source", "mutation", "seed"), FOUND)
+def test_found_mutants_are_refused_before_the_run(
+    fuzz_models, tmp_path: Path, source: str, mutation: str, seed: int
+) -> None:
+    data = (DATA / source).read_bytes()
+    mutant, _ = fuzz_models.mutate(data, mutation, random.Random(seed))
+    model = tmp_path / source
+    model.write_bytes(mutant)
+    out = tmp_path / "run"
+    command = fuzz_models.bench_command(model, out)
+    status, output, logs = fuzz_models.run_command(command, tmp_path, out)
+    assert status == 2, output
+    assert "is not UTF-8 text" in output and "Traceback" not in output
+    assert not out.exists() and logs == []

@@ -22,8 +22,13 @@ EDGE_RUNNER = Path(__file__).with_name("edge.py")
 # Model table fields (tensorflow/compiler/mlir/lite/schema/schema.fbs) that hold offset vectors.
 _MODEL_OPERATOR_CODES, _MODEL_SUBGRAPHS, _MODEL_DESCRIPTION, _MODEL_BUFFERS = 1, 2, 3, 4
 _MODEL_METADATA, _MODEL_SIGNATURE_DEFS = 6, 7
+_SUBGRAPH_TENSORS, _SUBGRAPH_NAME = 0, 4
 _SUBGRAPH_VECTORS = (0, 1, 2, 3)  # tensors, inputs, outputs, operators
 _BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
+# The strings that the interpreter's Python API decodes as UTF-8 (tensor and op names, signature
+# keys): a flipped byte in one passes the interpreter's load and fails later, in the benchmark.
+_TENSOR_NAME, _OPERATOR_CODE_CUSTOM_CODE, _METADATA_NAME = 3, 1, 0
+_SIGNATURE_INPUTS, _SIGNATURE_OUTPUTS, _SIGNATURE_KEY, _TENSOR_MAP_NAME = 0, 1, 2, 0
 
 
 def validate_tflite(path: str | Path, *, load: bool = True, interpreter: str = "auto") -> None:
@@ -98,12 +103,29 @@ def _flatbuffer_problem(data: bytes) -> str | None:
             if field == _MODEL_SUBGRAPHS:
                 if not tables:
                     return "it has no subgraph"
-                for subgraph in tables:
+                for number, subgraph in enumerate(tables):
                     for vector in _SUBGRAPH_VECTORS:
-                        reader.vector(subgraph, vector, element_size=4)
+                        reader.span(subgraph, vector, element_size=4)
+                    reader.text(subgraph, _SUBGRAPH_NAME, f"the name of subgraph {number}")
+                    for index, tensor in enumerate(
+                        reader.table_vector(subgraph, _SUBGRAPH_TENSORS)
+                    ):
+                        reader.text(tensor, _TENSOR_NAME, f"the name of tensor {index}")
+            if field == _MODEL_OPERATOR_CODES:
+                for code in tables:
+                    reader.text(code, _OPERATOR_CODE_CUSTOM_CODE, "a custom op's name")
+            if field == _MODEL_METADATA:
+                for entry in tables:
+                    reader.text(entry, _METADATA_NAME, "a metadata name")
+            if field == _MODEL_SIGNATURE_DEFS:
+                for signature in tables:
+                    reader.text(signature, _SIGNATURE_KEY, "a signature key")
+                    for vector in (_SIGNATURE_INPUTS, _SIGNATURE_OUTPUTS):
+                        for tensor_map in reader.table_vector(signature, vector):
+                            reader.text(tensor_map, _TENSOR_MAP_NAME, "a signature's tensor name")
             if field == _MODEL_BUFFERS:
                 for buffer in tables:
-                    reader.vector(buffer, _BUFFER_DATA, element_size=1)
+                    reader.span(buffer, _BUFFER_DATA, element_size=1)
                     # Models over 2 GB keep weights after the flatbuffer, at offset/size.
                     offset = reader.scalar(buffer, _BUFFER_OFFSET, "<Q")
                     size = reader.scalar(buffer, _BUFFER_SIZE, "<Q")
@@ -111,14 +133,14 @@ def _flatbuffer_problem(data: bytes) -> str | None:
                         raise _OutOfBounds(
                             f"a weight buffer ends at byte {offset + size} of {len(data)}"
                         )
-        reader.vector(model, _MODEL_DESCRIPTION, element_size=1)
+        reader.text(model, _MODEL_DESCRIPTION, "the model description")
     except _OutOfBounds as err:
         return str(err)
     return None
 
 
 class _OutOfBounds(Exception):
-    pass
+    """A part of the flatbuffer that is out of the file's bounds or otherwise unreadable."""
 
 
 class _Reader:
@@ -162,15 +184,28 @@ class _Reader:
         self._need(pos, struct.calcsize(fmt), "a field")
         return struct.unpack_from(fmt, self.data, pos)[0]
 
-    def vector(self, table: tuple[int, int], index: int, element_size: int) -> list[int]:
-        """Return the element positions of a vector field (empty when absent)."""
+    def span(self, table: tuple[int, int], index: int, element_size: int) -> tuple[int, int]:
+        """(first element's position, element count) of a vector field; (0, 0) when absent."""
         pos = self.field(table, index)
         if pos is None:
-            return []
+            return 0, 0
         start = pos + self.u32(pos)
         length = self.u32(start)
         self._need(start + 4, length * element_size, "a vector")
-        return [start + 4 + i * element_size for i in range(length)]
+        return start + 4, length
+
+    def vector(self, table: tuple[int, int], index: int, element_size: int) -> list[int]:
+        """Return the element positions of a vector field (empty when absent)."""
+        start, length = self.span(table, index, element_size)
+        return [start + i * element_size for i in range(length)]
+
+    def text(self, table: tuple[int, int], index: int, what: str) -> None:
+        """Check that a string field (absent is fine) lies in the file and is UTF-8."""
+        start, length = self.span(table, index, element_size=1)
+        try:
+            self.data[start : start + length].decode("utf-8")
+        except UnicodeDecodeError:
+            raise _OutOfBounds(f"{what} is not UTF-8 text") from None
 
     def table_vector(self, table: tuple[int, int], index: int) -> list[tuple[int, int]]:
         return [self.table(p + self.u32(p)) for p in self.vector(table, index, element_size=4)]
