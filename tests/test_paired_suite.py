@@ -138,6 +138,15 @@ def test_a_paired_interval_excluding_1_is_claimed(tmp_path: Path, capsys) -> Non
     assert "speed-up vs fp32 1.84× (95% CI 1.80–1.88, 5 rounds 1.78–1.90, paired): faster" in out
 
 
+def test_the_pick_is_the_largest_paired_speed_up_not_the_lowest_separate_latency() -> None:
+    from accelbench.report.tradeoffs import recommendation
+
+    records = [_single_stream("fp32", 1.0, 0.95), _single_stream("int8", 0.4, 0.95),
+               _single_stream("dynamic", 0.5, 0.95), _paired("int8", 0.67, 0.66, 0.68),
+               _paired("dynamic", 0.53, 0.52, 0.54)]  # fmt: skip
+    assert recommendation(points(records), "m", "host").startswith("on host, dynamic is 1.89× (")
+
+
 @pytest.mark.parametrize(
     ("ratio", "low", "high", "verdict"),
     [

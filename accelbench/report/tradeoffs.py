@@ -323,15 +323,16 @@ def recommendation(pts: list[Point], model: str, label: str) -> str:
             text += f"; {s.optimization} is {s.size_ratio_vs_fp32:.1f}× smaller"
             text += f" for {_points_delta(s)}" if _points_delta(s) else ""
         return text + "."
-    # The pick: the fastest that loses at most a point and no class, else the most accurate.
+    # The pick: the largest speed-up that loses at most a point and no class, else the most
+    # accurate. By speed-up, not latency: separately measured latencies may order them otherwise.
     harmless = [
         p for p in faster
         if (p.quality_delta or 0) >= -MAX_LOSS and not p.flagged_classes
     ]  # fmt: skip
     if harmless:
-        pick = min(harmless, key=lambda p: p.latency_ms or math.inf)
+        pick = max(harmless, key=lambda p: p.speedup_vs_fp32 or 0.0)
     else:
-        pick = max(faster, key=lambda p: (p.quality or 0, -(p.latency_ms or 0)))
+        pick = max(faster, key=lambda p: (p.quality or 0, p.speedup_vs_fp32 or 0.0))
     speed = pick.speedup.text() if pick.speedup else ""  # claimed_faster needs a speed-up
     sentence = f"on {label}, {pick.optimization} is {speed} faster than fp32"
     delta = _points_delta(pick)
