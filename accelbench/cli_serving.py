@@ -135,7 +135,9 @@ def run_serve(args: argparse.Namespace) -> int:
     box = sandbox.choose(not args.no_sandbox)
     if box.active and os.environ.get(sandbox.MODE_ENV) is None:
         return _serve_in_sandbox(args, box)
-    os.environ[sandbox.MODE_ENV] = box.mode  # what the server reports, and its children see
+    # What the server reports, and what the processes it starts see (for as long as it runs).
+    inherited = os.environ.get(sandbox.MODE_ENV)
+    os.environ[sandbox.MODE_ENV] = box.mode
 
     # SIGTERM while the server starts stops it as Ctrl-C does: quietly, status 0, runtimes closed.
     # Once serving, serve() handles both signals itself.
@@ -174,6 +176,8 @@ def run_serve(args: argparse.Namespace) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if inherited is None:
+            os.environ.pop(sandbox.MODE_ENV, None)
     return 0
 
 

@@ -351,6 +351,15 @@ def test_serve_off_loopback_warns_and_requires_the_api_key(tmp_path):
             assert runtime.run([x])[0].shape == (1, 10)
         finally:
             runtime.close()
+        # accelbench load sends the key with every request; without it, one line and exit 2.
+        load = ["load", url, "--model", "mlp_f32", "--scenario", "single-stream"]
+        refused = run_cli(*load, "--out", str(tmp_path / "no-key"), timeout=120)
+        assert refused.returncode == 2 and not (tmp_path / "no-key").exists()
+        _one_error_line(refused.stderr, "HTTP 401", "--api-key")
+        loaded = run_cli(*load, "--api-key", "s3cret-key", "--out", str(tmp_path / "load"))
+        assert loaded.returncode == 0, loaded.stderr
+        (record,) = [json.loads(line) for line in (tmp_path / "load" / "records.jsonl").open()]
+        assert record["status"] == "ok" and "s3cret-key" not in json.dumps(record)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=60)
     finally:
