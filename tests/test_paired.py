@@ -274,3 +274,19 @@ def test_ab_failed_worker_fails_the_comparison(tmp_path: Path) -> None:
         tmp_path / "hang", "cnn_f32.tflite", "cnn_f32.tflite", "--timeout", "3", env=hang
     )
     assert proc.returncode == 1 and record["error"] == "timed out after 3 s"
+
+
+@pytest.mark.parametrize(
+    ("ratio", "low", "high", "rounds", "expected"),
+    [
+        (1.10, 1.08, 1.12, (1.05, 1.15), "regressed"),  # every round slower
+        (1.10, 1.08, 1.12, (0.97, 1.15), "inconclusive"),  # one round says faster
+        (0.90, 0.88, 0.92, (0.85, 0.95), "improved"),
+        (0.90, 0.88, 0.92, (0.85, 1.02), "inconclusive"),
+        (1.00, 0.97, 1.04, (0.80, 1.20), "unchanged"),  # no claim of a difference to veto
+    ],
+)
+def test_a_claim_needs_every_round_on_its_side(
+    ratio: float, low: float, high: float, rounds: tuple[float, float], expected: str
+) -> None:
+    assert verdict(ratio, low, high, 0.05, rounds) == expected

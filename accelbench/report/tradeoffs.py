@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from accelbench.benchmarks.paired import DEFAULT_THRESHOLD, verdict
+from accelbench.benchmarks.paired import DEFAULT_THRESHOLD, round_range, verdict
 from accelbench.errors import UsageError
 
 QUALITY_METRICS = ("accuracy", "auc")
@@ -83,7 +83,7 @@ def paired_speedup(record: dict[str, Any], threshold: float = DEFAULT_THRESHOLD)
         confidence=float(paired.get("confidence", 0.95)),
         rounds=paired.get("rounds"),
         round_range=(1.0 / paired["round_ratio_max"], 1.0 / paired["round_ratio_min"]),
-        verdict=_SPEED_VERDICTS[verdict(ratio, low, high, threshold)],
+        verdict=_SPEED_VERDICTS[verdict(ratio, low, high, threshold, round_range(paired))],
     )
 
 

@@ -102,7 +102,7 @@ def measure(
 ) -> dict[str, Any]:
     """Run one paired cell in its worker and return its record, with the verdict against
     `threshold` under ``paired.verdict`` (a failed worker: status failed, no verdict)."""
-    from accelbench.benchmarks.paired import verdict
+    from accelbench.benchmarks.paired import round_range, verdict
     from accelbench.runner.sweep import run_one
 
     ab = cell.settings["ab"]
@@ -118,7 +118,9 @@ def measure(
     record["settings"]["threshold"] = threshold
     if record["status"] == "ok" and record["paired"]:
         paired = record["paired"]
-        paired["verdict"] = verdict(paired["ratio"], paired["ci_low"], paired["ci_high"], threshold)
+        paired["verdict"] = verdict(
+            paired["ratio"], paired["ci_low"], paired["ci_high"], threshold, round_range(paired)
+        )
     record["wall_s"] = time.time() - started
     return record
 
