@@ -578,8 +578,9 @@ def check_entry(entry: Any, *, trust: bool = False) -> None:
         check_model_safety(Path(entry.path), trust=trust)
 
 
-def check_artifact(path: Path, *, trust: bool = False) -> None:
-    """Fail fast, before any folder is written, on a model file that cannot be run."""
+def check_artifact(path: Path, *, trust: bool = False, load: bool = True) -> None:
+    """Fail fast, before any folder is written, on a model file that cannot be run (load=False:
+    a .tflite is checked as a file, not loaded by the interpreter)."""
     if not path.exists():
         raise UsageError(f"model file {path} does not exist; pass the path of a model artifact")
     check_model_safety(path, trust=trust)
@@ -588,7 +589,7 @@ def check_artifact(path: Path, *, trust: bool = False) -> None:
     ):
         from accelbench.runtimes.validate import validate_tflite
 
-        validate_tflite(path)
+        validate_tflite(path, load=load)
 
 
 def check_model_safety(path: Path, *, trust: bool = False) -> None:

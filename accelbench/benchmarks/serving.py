@@ -470,6 +470,8 @@ def server_args(cell: dict[str, Any], options: dict[str, Any], mode: str) -> lis
     # The server binds to loopback unless told otherwise.
     args = [cell["model_path"], "--name", cell["model"], "--port", "0"]
     args += ["--threads", str(int(cell["threads"]))]
+    if cell.get("trust_model"):
+        args.append("--trust-model")  # the cell's own trust (the server re-checks the model)
     if cell.get("runtime"):
         args += ["--runtime", cell["runtime"]]
     if mode == "batching":
