@@ -22,7 +22,7 @@ network namespace around it:
   sets no-new-privileges.
 
 bubblewrap was chosen over Landlock after measuring both (scripts/bench_sandbox.py): bubblewrap
-adds about 15 ms to a worker's start and Landlock under 1 ms, both far below a worker's own
+adds about 15 ms to a worker's start and Landlock a few, both far below a worker's own
 start (0.4 s) and the 100 ms budget; only namespaces give the sandbox a network and a ``/proc``
 of its own (Landlock governs TCP connect/bind, not UDP, and leaves other processes visible) and
 hide paths outright rather than refusing them access by access.
@@ -55,8 +55,9 @@ MODES = ("bubblewrap", "none", "off")
 TMP_SIZE_BYTES = 1 << 30  # the private /tmp lives in memory: capped, so it cannot fill it
 
 # The files of /etc a Python process and its frameworks read: the dynamic loader's cache and
-# configuration, time zone, user and host names, MIME types, and the alternatives links that
-# some shared libraries (BLAS) resolve through. Not /etc as a whole: it holds secrets.
+# configuration, time zone, user and host names, MIME types, fonts (matplotlib), and the
+# alternatives links that some shared libraries (BLAS) resolve through. Not /etc as a whole: it
+# holds secrets.
 _ETC = (
     "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "passwd", "group",
     "nsswitch.conf", "host.conf", "hosts", "gai.conf", "mime.types", "alternatives",
