@@ -1,5 +1,6 @@
-"""The ``accelbench ab`` command: two models, or two runs' artifacts cell by cell, timed against
-each other pair by pair; and ``compare --rerun``, which times two runs' artifacts the same way."""
+"""The ``accelbench ab`` command: two models, two HTTP endpoints, or two runs' artifacts cell by
+cell, timed against each other pair by pair; and ``compare --rerun``, which times two runs'
+artifacts the same way."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def register(sub: Any) -> None:
     """Add ``accelbench ab`` to the CLI's subcommands."""
     from accelbench.benchmarks.paired import DEFAULT_PAIRS, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
     from accelbench.cli import _csv, add_model_trust_arguments
+    from accelbench.cli_load import add_api_key_arguments
 
     p = sub.add_parser(
         "ab",
@@ -33,15 +35,24 @@ def register(sub: Any) -> None:
         "each matched LoadGen cell's two artifacts (checked against the recorded sha256) are "
         "re-measured with the cell's profile, threads, runtime and inputs, one measurement per "
         "artifact pair and setting; a cell whose artifact is gone or changed is skipped with "
-        "the reason. Exit 0: no regression, 1: a regression or a failed comparison, 2: bad "
-        "input (for two runs: also nothing that can be re-measured).",
+        "the reason. BASE and NEW may also be two TensorFlow Serving REST endpoints (URLs, with "
+        "--model): requests go to them one at a time, a pair's two back to back with the same "
+        "sample, from this process as 'accelbench load' sends them (no model is loaded here, "
+        "so there is no worker or sandbox; the servers are what is timed). Exit 0: no "
+        "regression, 1: a regression or a failed comparison, 2: bad input (for two runs: also "
+        "nothing that can be re-measured; for endpoints: also one that does not answer).",
     )
     p.add_argument(
         "base",
-        help="the reference model (.tflite, SavedModel, .keras, .jaxexport), or a run folder or "
-        "baseline",
+        help="the reference model (.tflite, SavedModel, .keras, .jaxexport), a run folder or "
+        "baseline, or an endpoint URL such as http://127.0.0.1:8501",
     )
-    p.add_argument("new", help="the model compared with it, or a run folder or baseline")
+    p.add_argument(
+        "new", help="the model compared with it, a run folder or baseline, or an endpoint URL"
+    )
+    p.add_argument("--model", default=None, help="endpoints: the model's name on both")
+    p.add_argument("--base-model", default=None, help="endpoints: the model's name on BASE")
+    p.add_argument("--new-model", default=None, help="endpoints: the model's name on NEW")
     p.add_argument(
         "--profile",
         type=_csv("profile"),
@@ -79,6 +90,7 @@ def register(sub: Any) -> None:
         "--store", default=None, help="baseline store for baseline:NAME (default: see baseline)"
     )
     add_model_trust_arguments(p)
+    add_api_key_arguments(p, "send to both endpoints as 'Authorization: Bearer KEY'")
     p.set_defaults(handler=run_ab)
 
 
@@ -130,6 +142,12 @@ def run_ab(args: argparse.Namespace) -> int:
     """Measure every comparison, write one record each, print the verdicts; the exit status."""
     from accelbench.runner.rerun import paired_cells
 
+    if _is_url(args.base) or _is_url(args.new):
+        return _run_ab_endpoints(args)
+    given = [flag for flag, attr in ENDPOINT_FLAGS.items() if getattr(args, attr) is not None]
+    if given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise UsageError(f"{', '.join(given)} {verb} to two endpoint URLs, not to files or runs")
     if _is_run(args.base) or _is_run(args.new):
         return _run_ab_runs(args)
     if args.store is not None:
@@ -158,6 +176,119 @@ def run_ab(args: argparse.Namespace) -> int:
         print(f"records: {run_dir / 'records.jsonl'}")
     bad = [r for r in records if r["status"] != "ok" or r["paired"]["verdict"] == "regressed"]
     return 1 if bad else 0
+
+
+ENDPOINT_FLAGS = {
+    "--model": "model",
+    "--base-model": "base_model",
+    "--new-model": "new_model",
+    "--api-key": "api_key",
+    "--api-key-file": "api_key_file",
+}
+# What only files are measured with; each endpoint's server has its own settings.
+FILE_FLAGS = {
+    "--profile": "profile",
+    "--threads": "threads",
+    "--runtime": "runtime",
+    "--no-xnnpack": "no_xnnpack",
+    "--base-inputs": "base_inputs",
+    "--new-inputs": "new_inputs",
+    "--trust-model": "trust_model",
+    "--no-sandbox": "no_sandbox",
+    "--store": "store",
+}
+
+
+def _is_url(spec: str) -> bool:
+    return spec.startswith(("http://", "https://"))
+
+
+def _run_ab_endpoints(args: argparse.Namespace) -> int:
+    """``ab URL URL``: two endpoints timed against each other from this process; every check
+    (flags, both endpoints answering for their model, inputs that fit both) before writing."""
+    from accelbench.benchmarks.serving import endpoint_samples
+    from accelbench.cli import check_run_dir
+    from accelbench.cli_load import _server_threads, api_key
+    from accelbench.hardware_profiles import environment_fingerprint
+    from accelbench.records import append_record
+    from accelbench.runner.rerun import endpoint_cell, measure_endpoints
+    from accelbench.runtimes.remote import REQUEST_TIMEOUT_S, RemoteRuntime, probe_endpoint
+
+    if not (_is_url(args.base) and _is_url(args.new)):
+        other, url = (args.new, args.base) if _is_url(args.base) else (args.base, args.new)
+        raise UsageError(
+            f"{other} is not an endpoint URL while {url} is; give two URLs (with --model), two "
+            "model files or two runs"
+        )
+    threshold = _check_measurement(args)
+    given = [flag for flag, attr in FILE_FLAGS.items() if getattr(args, attr)]
+    if given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise UsageError(
+            f"{', '.join(given)} {verb} to model files; an endpoint is measured as its server "
+            "runs it"
+        )
+    models = _endpoint_models(args)
+    if args.inputs and not Path(args.inputs).is_file():
+        raise UsageError(f"inputs file {args.inputs} does not exist; pass a .npy or .npz file")
+    key = api_key(args)
+    run_dir = _new_run_dir(args.out)
+    check_run_dir(run_dir)
+    base = probe_endpoint(args.base, models["base"], api_key=key)
+    new = probe_endpoint(args.new, models["new"], api_key=key)
+    if [s.to_dict() for s in base.inputs] != [s.to_dict() for s in new.inputs]:
+        raise UsageError(
+            f"{base.url} {base.model!r} and {new.url} {new.model!r} take different inputs "
+            f"({_specs(base.inputs)} vs {_specs(new.inputs)}); a pair sends both the same sample"
+        )
+    threads = {_server_threads(e.server_stats) for e in (base, new)}
+    timeout_s = min(REQUEST_TIMEOUT_S, args.timeout)
+    # One connection each, one request at a time: a pair's requests never overlap.
+    endpoints = [RemoteRuntime(e, concurrency=1, timeout_s=timeout_s) for e in (base, new)]
+    try:
+        samples = endpoint_samples(endpoints[0], args.inputs, seed=args.seed)
+        cell = endpoint_cell(
+            base, new, inputs=args.inputs, seed=args.seed, pairs=args.pairs, rounds=args.rounds,
+            timeout_s=args.timeout, threads=threads.pop() if len(threads) == 1 else 0,
+        )  # fmt: skip
+        run_dir.mkdir(parents=True, exist_ok=True)  # every check is done: now write
+        environment = environment_fingerprint()
+        record = measure_endpoints(cell, endpoints, samples, run_dir, environment, threshold)
+        append_record(run_dir, record)
+    finally:
+        for endpoint in endpoints:
+            endpoint.close()
+    print(_render(comparison_rows([record]), args.format, threshold))
+    if args.format != "json":
+        print(f"base: {base.url} model {base.model}; new: {new.url} model {new.model}")
+        print(f"records: {run_dir / 'records.jsonl'}")
+    bad = record["status"] != "ok" or record["paired"]["verdict"] == "regressed"
+    return 1 if bad else 0
+
+
+def _endpoint_models(args: argparse.Namespace) -> dict[str, str]:
+    """The model's name on each endpoint: --model for both, or --base-model and --new-model."""
+    from accelbench.serving import MODEL_NAME
+
+    if args.model is not None and (args.base_model is not None or args.new_model is not None):
+        raise UsageError("give --model for both endpoints, or --base-model and --new-model")
+    models = {"base": args.base_model or args.model, "new": args.new_model or args.model}
+    for side, name in models.items():
+        if name is None:
+            raise UsageError(
+                f"name the model on the {side.upper()} endpoint: --model NAME for both, or "
+                "--base-model and --new-model"
+            )
+        if not MODEL_NAME.fullmatch(name):
+            raise UsageError(
+                f"{name!r} is not a model name; use letters, digits, '_', '.' or '-', starting "
+                "with a letter or digit"
+            )
+    return models
+
+
+def _specs(specs: list[Any]) -> str:
+    return ", ".join(f"{s.name} {s.dtype}{list(s.shape)}" for s in specs)
 
 
 def _is_run(spec: str) -> bool:

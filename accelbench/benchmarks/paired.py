@@ -11,7 +11,8 @@ median ratios give a second, across-round view of the spread.
 
 A call is timed as the LoadGen SUT makes it for one sample (inputs copied in, invoke, outputs
 copied out: ``runtime.run`` and the outputs as arrays), so per-side figures sit close to a
-single-stream run's. This module works on Runtime objects and imports no framework.
+single-stream run's; for two HTTP endpoints (``run_endpoints``) a call is one prepared request
+sent and its answer received. This module works on Runtime objects and imports no framework.
 """
 
 from __future__ import annotations
@@ -413,15 +414,17 @@ class _PreparedRequests:
     JSON costs milliseconds, more than a small model's inference, and would dilute the ratio),
     and waits for the whole answer without decoding it."""
 
-    def __init__(self, endpoint: Any, samples: Sequence[list[np.ndarray]], deadline: float):
+    def __init__(
+        self, endpoint: Any, samples: Sequence[list[np.ndarray]], timeout_s: float, deadline: float
+    ) -> None:
         endpoint.prepare(list(samples))
         self._endpoint = endpoint
         self._index = {id(sample): i for i, sample in enumerate(samples)}
-        self._deadline = deadline
+        self._timeout_s, self._deadline = timeout_s, deadline
 
     def run(self, sample: list[np.ndarray]) -> list[np.ndarray]:
         if time.monotonic() > self._deadline:
-            raise TimeoutError("the comparison ran past its --timeout")
+            raise TimeoutError(f"timed out after {self._timeout_s:g} s")
         self._endpoint.request(self._index[id(sample)])
         return []
 
@@ -443,7 +446,7 @@ def run_endpoints(
     ``timeout_s`` raises: the caller fails the comparison with the reason.
     """
     deadline = time.monotonic() + timeout_s
-    sides = [_PreparedRequests(endpoint, samples, deadline) for endpoint in endpoints]
+    sides = [_PreparedRequests(e, samples, timeout_s, deadline) for e in endpoints]
     times = measure_pairs(
         sides, [samples] * len(sides), pairs=pairs, rounds=rounds, seed=seed, sides=["base", "new"]
     )

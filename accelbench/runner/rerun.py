@@ -1,5 +1,6 @@
-"""Paired re-measurement: two models timed against each other in paired cells, and two runs'
-matched cells re-measured from their artifacts (``ab RUN RUN``, ``compare --rerun``).
+"""Paired re-measurement: two models (or two HTTP endpoints) timed against each other in paired
+cells, and two runs' matched cells re-measured from their artifacts (``ab RUN RUN``,
+``compare --rerun``).
 
 A time figure recorded in one run and one recorded minutes later in another mostly measure how
 fast the machine was at each moment. What these functions compare instead are the two runs'
@@ -22,6 +23,7 @@ from accelbench.errors import UsageError
 if TYPE_CHECKING:
     from accelbench.report.compare import Source
     from accelbench.runner.suite import Cell
+    from accelbench.runtimes.remote import EndpointInfo, RemoteRuntime
 
 SYNTHETIC = "synthetic"
 
@@ -102,7 +104,6 @@ def measure(
 ) -> dict[str, Any]:
     """Run one paired cell in its worker and return its record, with the verdict against
     `threshold` under ``paired.verdict`` (a failed worker: status failed, no verdict)."""
-    from accelbench.benchmarks.paired import round_range, verdict
     from accelbench.runner.sweep import run_one
 
     ab = cell.settings["ab"]
@@ -114,6 +115,15 @@ def measure(
     )
     started = time.time()
     (record,) = run_one(cell, run_dir, run_dir.name, environment)
+    record["wall_s"] = time.time() - started
+    return _with_verdict(record, threshold)
+
+
+def _with_verdict(record: dict[str, Any], threshold: float) -> dict[str, Any]:
+    """The record with its raw pairs moved to ``paired`` and, for a comparison that finished,
+    the verdict against `threshold` under ``paired.verdict``."""
+    from accelbench.benchmarks.paired import round_range, verdict
+
     record["paired"] = (record["settings"] or {}).pop("paired", None)
     record["settings"]["threshold"] = threshold
     if record["status"] == "ok" and record["paired"]:
@@ -121,8 +131,85 @@ def measure(
         paired["verdict"] = verdict(
             paired["ratio"], paired["ci_low"], paired["ci_high"], threshold, round_range(paired)
         )
-    record["wall_s"] = time.time() - started
     return record
+
+
+def endpoint_cell(
+    base: EndpointInfo,
+    new: EndpointInfo,
+    *,
+    inputs: str | None,
+    seed: int,
+    pairs: int,
+    rounds: int,
+    timeout_s: float,
+    threads: int,
+) -> Cell:
+    """The paired cell of two HTTP endpoints: profile and execution ``remote``, the URLs and
+    model names (never an API key) in its settings; ``threads`` as the servers report them."""
+    from accelbench.runner.suite import Cell
+
+    def side(endpoint: EndpointInfo) -> dict[str, Any]:
+        return {"url": endpoint.url, "model": endpoint.model, "version": endpoint.version}
+
+    return Cell(
+        model=f"{base.model}_vs_{new.model}",
+        model_path=base.predict_url,
+        optimization="none",
+        profile="remote",
+        profile_data={"name": "remote", "kind": "remote"},
+        execution="remote",
+        threads=threads,
+        scenario="paired",
+        preset="paired",
+        runtime="remote",
+        xnnpack=False,
+        inputs_path=str(Path(inputs).resolve()) if inputs else None,
+        seed=seed,
+        timeout_s=timeout_s,
+        settings={"ab": {"base": side(base), "new": side(new), "pairs": pairs, "rounds": rounds}},
+    )
+
+
+def measure_endpoints(
+    cell: Cell,
+    endpoints: list[RemoteRuntime],
+    samples: list[Any],
+    run_dir: Path,
+    environment: dict[str, Any],
+    threshold: float,
+) -> dict[str, Any]:
+    """Time two endpoints (base, new) against each other in this process, as ``load`` loads
+    one, and return the cell's record with its verdict; a request that failed, or a comparison
+    past the cell's timeout, fails the record with the reason.
+
+    No worker and no sandbox: no model is loaded here, only requests are sent; the servers that
+    run the models are the systems under test (``accelbench serve`` sandboxes its own).
+    """
+    from accelbench.benchmarks.paired import run_endpoints
+    from accelbench.runner.sweep import make_record
+
+    ab = cell.settings["ab"]
+    print(
+        f"ab: {ab['base']['url']} {ab['base']['model']} vs {ab['new']['url']} "
+        f"{ab['new']['model']}: {ab['rounds']} rounds x {ab['pairs']} pairs...",
+        file=sys.stderr,
+    )
+    started = time.time()
+    try:
+        result = run_endpoints(
+            endpoints, samples, pairs=ab["pairs"], rounds=ab["rounds"], seed=cell.seed,
+            timeout_s=cell.timeout_s,
+        )  # fmt: skip
+    except TimeoutError as err:
+        result = {"status": "failed", "error": str(err)}
+    except (RuntimeError, OSError) as err:
+        result = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    record = make_record(
+        cell, run_dir.name, environment, result, time.time() - started, run_dir / "records.jsonl"
+    )
+    record["log"] = None  # no worker ran, so there is no log
+    return _with_verdict(record, threshold)
 
 
 @dataclass

@@ -222,6 +222,15 @@ def get_json(
     return code, body if isinstance(body, dict) else {"value": body}
 
 
+def _answer_problem(response: http_client.Response) -> str | None:
+    """Why an answer to a predict request is not a prediction, or None when it is one."""
+    if response.status != 200:
+        return f"HTTP {response.status}: {response.body[:200].decode('utf-8', 'replace').strip()}"
+    if b'"predictions"' not in response.body and b'"outputs"' not in response.body:
+        return f"HTTP 200 without predictions: {response.body[:200]!r}"
+    return None
+
+
 def _error_text(body: dict[str, Any]) -> str:
     return str(body.get("error") or body)[:200]
 
@@ -358,17 +367,17 @@ class RemoteRuntime:
         counters.requests += 1
         try:
             response = await self._pool.request(request)
-            if response.status != 200:
+            problem = _answer_problem(response)
+            if problem is None:
+                counters.ok += 1
+            elif response.status != 200:
                 counters.http_errors[response.status] = (
                     counters.http_errors.get(response.status, 0) + 1
                 )
-                text = response.body[:200].decode("utf-8", "replace")
-                self._note(f"HTTP {response.status}: {text}")
-            elif b'"predictions"' not in response.body and b'"outputs"' not in response.body:
-                counters.bad_responses += 1
-                self._note(f"HTTP 200 without predictions: {response.body[:200]!r}")
+                self._note(problem)
             else:
-                counters.ok += 1
+                counters.bad_responses += 1
+                self._note(problem)
         except (TimeoutError, OSError, http_client.BadResponse) as err:
             counters.connection_errors += 1
             self._note(f"{type(err).__name__}: {err}")
@@ -390,7 +399,21 @@ class RemoteRuntime:
     def _reset(self) -> None:
         self._counters = Counters()
 
-    # --- one synchronous call, for a first request and for checking answers ---
+    # --- synchronous calls: one prepared request at a time, a first request, checking answers ---
+
+    def request(self, index: int) -> None:
+        """Send prepared request ``index`` and wait for its whole answer, which is checked as
+        the asynchronous SUT checks it (a prediction, not decoded); RuntimeError with the
+        reason when it is not one."""
+        problem = self._call(self._request_once(self._requests[index]))
+        if problem is not None:
+            raise RuntimeError(f"{self.endpoint.url}: {problem}")
+
+    async def _request_once(self, request: bytes) -> str | None:
+        try:
+            return _answer_problem(await self._pool.request(request))
+        except (TimeoutError, OSError, http_client.BadResponse) as err:
+            return f"{type(err).__name__}: {err}"
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Predict one batch of rows synchronously; outputs in the metadata's output order."""
