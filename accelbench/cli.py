@@ -62,6 +62,15 @@ def add_model_trust_arguments(p: argparse.ArgumentParser, *, serve: bool = False
     )
 
 
+def add_no_cache_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="train and optimize every model afresh, neither taking its artifacts from the "
+        "artifact cache ($ACCELBENCH_CACHE_DIR/prepared) nor keeping them there",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="accelbench",
@@ -132,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
     r.add_argument("--resume", default=None, metavar="RUN_DIR")
     r.add_argument("--no-progress", action="store_true")
+    add_no_cache_argument(r)
     add_model_trust_arguments(r)
 
     o = sub.add_parser(
@@ -153,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--name", default=None, help="model name in records (default: file stem)")
     o.add_argument("--out", default=None)
     o.add_argument("--no-progress", action="store_true")
+    add_no_cache_argument(o)
     add_model_trust_arguments(o)
 
     rec = sub.add_parser("recommend", help="what in a run meets a latency/quality/size budget")
@@ -440,7 +451,7 @@ def _run(args: argparse.Namespace) -> int:
                 f"--resume continues {args.resume} with the suite it was started with; drop "
                 f"{args.suite_file or '--suite ' + args.suite}, or start a new run with --out"
             )
-        return _resume(Path(args.resume), progress=not args.no_progress)
+        return _resume(Path(args.resume), progress=not args.no_progress, cache=not args.no_cache)
     if args.suite_file and args.suite:
         raise UsageError("give either a SUITE.yaml file or --suite NAME, not both")
     if args.suite_file:
@@ -458,7 +469,8 @@ def _run(args: argparse.Namespace) -> int:
     suite.sandbox = suite.sandbox and not args.no_sandbox
     for entry in suite.models:
         check_entry(entry, trust=suite.trust_model)
-    return execute_suite(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
+    out = Path(args.out) if args.out else None
+    return execute_suite(suite, out, progress=not args.no_progress, cache=not args.no_cache)
 
 
 def _optimize(args: argparse.Namespace) -> int:
@@ -493,7 +505,8 @@ def _optimize(args: argparse.Namespace) -> int:
         },
         "command line",
     )
-    return execute_suite(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
+    out = Path(args.out) if args.out else None
+    return execute_suite(suite, out, progress=not args.no_progress, cache=not args.no_cache)
 
 
 def _recommend(args: argparse.Namespace) -> int:
@@ -604,14 +617,14 @@ def check_model_safety(path: Path, *, trust: bool = False) -> None:
         refuse_unsafe(path)
 
 
-def execute_suite(suite: Any, out: Path | None, progress: bool) -> int:
+def execute_suite(suite: Any, out: Path | None, progress: bool, *, cache: bool = True) -> int:
     from accelbench.runner.suite import expand
     from accelbench.runner.sweep import new_run_dir, run_suite
 
     expand(suite)  # profiles and settings are checked before the run folder exists
     run_dir = out or new_run_dir()
     check_run_dir(run_dir)
-    return _finish(run_dir, lambda: run_suite(suite, run_dir, progress=progress))
+    return _finish(run_dir, lambda: run_suite(suite, run_dir, progress=progress, cache=cache))
 
 
 def check_run_dir(run_dir: Path) -> None:
@@ -639,11 +652,13 @@ def check_run_dir(run_dir: Path) -> None:
         ) from None
 
 
-def _resume(run_dir: Path, progress: bool) -> int:
+def _resume(run_dir: Path, progress: bool, *, cache: bool = True) -> int:
     from accelbench.runner.sweep import load_run_suite, run_suite
 
     suite = load_run_suite(run_dir)
-    return _finish(run_dir, lambda: run_suite(suite, run_dir, resume=True, progress=progress))
+    return _finish(
+        run_dir, lambda: run_suite(suite, run_dir, resume=True, progress=progress, cache=cache)
+    )
 
 
 def _finish(run_dir: Path, go) -> int:

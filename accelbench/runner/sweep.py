@@ -27,6 +27,7 @@ from accelbench.records import (
     read_records,
     write_atomic,
 )
+from accelbench.runner.pool import CellFiles, CellWorkers, Outcome, group_by_worker
 from accelbench.runner.sandbox import Sandbox, exit_status, named_paths, read_untrusted
 from accelbench.runner.sandbox import choose as choose_sandbox
 from accelbench.runner.suite import (
@@ -153,8 +154,12 @@ def run_suite(
     *,
     resume: bool = False,
     progress: bool = True,
+    cache: bool = True,
 ) -> list[dict[str, Any]]:
     """Run every cell of the suite not yet recorded in run_dir; return all the run's records.
+
+    ``cache``: take prepared artifacts from the artifact cache where it has them, and keep new
+    ones there (runner/artifact_cache.py); False prepares every model afresh.
 
     Ctrl-C stops the cell in flight (its worker is killed, no record is written for it) and
     re-raises KeyboardInterrupt after the derived files are written from the finished records.
@@ -166,11 +171,11 @@ def run_suite(
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
         prepare_run_dir(run_dir, suite, resume)
-        return _sweep(cells, jobs, run_dir, progress)
+        return _sweep(cells, jobs, run_dir, progress, cache)
 
 
 def _sweep(
-    cells: list[Cell], jobs: list[PrepareJob], run_dir: Path, progress: bool
+    cells: list[Cell], jobs: list[PrepareJob], run_dir: Path, progress: bool, cache: bool
 ) -> list[dict[str, Any]]:
     records_path = run_dir / RECORDS_FILE
     if records_path.is_file():
@@ -213,12 +218,13 @@ def _sweep(
                 emit(record)
         for job in jobs:
             bar.describe(f"{job.model}: train and optimize")
-            run_prepare(job, run_dir, run_id, environment, emit)
+            run_prepare(job, run_dir, run_id, environment, emit, cache=cache)
             bar.advance_job()
-        for cell in todo:
-            bar.start(cell)
-            _attach_host_measurement(cell, records)
-            for record in run_one(cell, run_dir, run_id, environment):
+        # Cells that share a worker run one after another (runner/pool.py).
+        for group in group_by_worker(todo):
+            for cell in group:
+                _attach_host_measurement(cell, records)
+            for record in run_cells(group, run_dir, run_id, environment, bar.start):
                 emit(record)
     finally:
         bar.stop()
@@ -316,7 +322,19 @@ def _spawn(
 def run_one(
     cell: Cell, run_dir: Path, run_id: str, environment: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Run one cell in a fresh worker process and turn whatever happened into its records.
+    """Run one cell in a worker of its own and turn whatever happened into its records."""
+    return list(run_cells([cell], run_dir, run_id, environment))
+
+
+def run_cells(
+    cells: Sequence[Cell],
+    run_dir: Path,
+    run_id: str,
+    environment: dict[str, Any],
+    on_start: Callable[[Cell], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Run cells of one worker environment (a group of pool.group_by_worker) one after another
+    in a shared worker, and yield each cell's records as soon as the cell ends.
 
     A cell is one record, except when its worker measured several configurations (an input
     pipeline's formats and settings, a server's batching modes): then each is a record of its
@@ -324,7 +342,41 @@ def run_one(
     """
     cells_dir = run_dir / "cells"
     cells_dir.mkdir(exist_ok=True)
-    log_file = cells_dir / f"{cell.cell_id}.log"
+    ready: list[tuple[Cell, CellFiles, dict[str, Any] | None]] = []
+    for cell in cells:
+        log_file = cells_dir / f"{cell.cell_id}.log"
+        quality, unrun = _attach_artifact(cell, run_dir)
+        if unrun:
+            status, reason = unrun
+            yield _unrun_record(cell, run_id, environment, status, reason, log_file)
+            continue
+        # The worker's own folder, the one place it may write (its LoadGen logs, its result).
+        work_dir = cells_dir / f"{cell.cell_id}-loadgen"
+        work_dir.mkdir(exist_ok=True)
+        files = CellFiles(cells_dir / f"{cell.cell_id}.cell.json", work_dir / "result.json",
+                          work_dir, log_file)  # fmt: skip
+        files.cell_file.write_text(json.dumps(cell.to_dict()), encoding="utf-8")
+        files.result_file.unlink(missing_ok=True)
+        ready.append((cell, files, quality))
+    if not ready:
+        return
+    box = choose_sandbox(ready[0][0].sandbox)
+    read = sorted({p for c, f, _ in ready for p in (*named_paths(c.to_dict()), str(f.cell_file))})
+    with CellWorkers(box, read, [f.work_dir for _, f, _ in ready], cells_dir) as workers:
+        for cell, files, quality in ready:
+            if on_start:
+                on_start(cell)
+            # A result left by an earlier cell's process in this folder is not this cell's.
+            files.result_file.unlink(missing_ok=True)
+            outcome = workers.run(files, cell.timeout_s)
+            yield from _cell_records(cell, files, outcome, quality, box, run_id, environment)
+
+
+def _attach_artifact(
+    cell: Cell, run_dir: Path
+) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+    """Point the cell at its prepared artifact(s); returns the artifact's quality (to merge into
+    the record) and, for a cell that cannot run, (status, reason)."""
     quality: dict[str, Any] | None = None
     if cell.prepared_by and cell.scenario == PAIRED_SCENARIO:
         # Every artifact of the model, in one worker: each optimization gets a record of its own.
@@ -333,12 +385,12 @@ def run_one(
 
         reason = attach_paired_artifacts(cell, prepared)
         if reason:
-            return [_unrun_record(cell, run_id, environment, "failed", reason, log_file)]
+            return None, ("failed", reason)
     elif cell.prepared_by:
         made = _prepared_artifact(run_dir, cell)
         if made.get("status") != "ok":
             reason = f"no artifact: {cell.optimization} failed ({made.get('error')})"
-            return [_unrun_record(cell, run_id, environment, "failed", reason, log_file)]
+            return None, ("failed", reason)
         cell.model_path = made["artifact"]["path"]
         quality = made
     if cell.on_accelerator:
@@ -351,29 +403,25 @@ def run_one(
                 f"{cell.profile} is attached, but only a JAX export (.jaxexport) runs on it "
                 f"here; {cell.model} ({cell.optimization}) has none"
             )
-            return [_unrun_record(cell, run_id, environment, "skipped", reason, log_file)]
+            return quality, ("skipped", reason)
         cell.model_path = jax_export
-    cell_file = cells_dir / f"{cell.cell_id}.cell.json"
-    # The worker's own folder, the one place it may write (its LoadGen logs, its result).
-    work_dir = cells_dir / f"{cell.cell_id}-loadgen"
-    work_dir.mkdir(exist_ok=True)
-    result_file = work_dir / "result.json"
-    cell_file.write_text(json.dumps(cell.to_dict()), encoding="utf-8")
-    result_file.unlink(missing_ok=True)
-    box = choose_sandbox(cell.sandbox)
-    started = time.time()
-    code, timed_out = _spawn(
-        "accelbench.runner.worker",
-        [cell_file, result_file, work_dir],
-        cell.timeout_s,
-        log_file,
-        box,
-        read=named_paths(cell.to_dict()),
-        write=[work_dir],
-    )
-    wall_s = time.time() - started
+    return quality, None
+
+
+def _cell_records(
+    cell: Cell,
+    files: CellFiles,
+    outcome: Outcome,
+    quality: dict[str, Any] | None,
+    box: Sandbox,
+    run_id: str,
+    environment: dict[str, Any],
+) -> list[dict[str, Any]]:
+    log_file = files.log_file
     cap = (cell.profile_data.get("emulation") or {}).get("memory_mb")
-    result = _worker_result(result_file, code, timed_out, cell.timeout_s, cap, log_file)
+    result = _worker_result(
+        files.result_file, outcome.code, outcome.timed_out, cell.timeout_s, cap, log_file
+    )
     if result.get("status") == "failed":
         result["error"] = _explain_memory(result.get("error") or "", cell, log_file)
     parts = result.pop("records", None)
@@ -382,8 +430,9 @@ def run_one(
         merged = {**result, **part, "settings": {**(result.get("settings") or {}),
                                                  **(part.get("settings") or {})}}  # fmt: skip
         merged["metrics"] = {**(result.get("metrics") or {}), **(part.get("metrics") or {})}
-        record = make_record(cell, run_id, environment, merged, wall_s, log_file)
+        record = make_record(cell, run_id, environment, merged, outcome.wall_s, log_file)
         record.update(box.record_fields())
+        record["worker"] = outcome.worker
         if parts:
             record["cell_id"] = f"{cell.cell_id}.{part['key']}"
             record["parent_cell_id"] = cell.cell_id
@@ -479,9 +528,14 @@ def run_prepare(
     run_id: str,
     environment: dict[str, Any],
     emit: Callable[[dict[str, Any]], None],
+    *,
+    cache: bool = True,
 ) -> None:
-    """Train/load one model and make its artifacts in a worker; emit its records, then mark
-    it prepared (prepared.json, with those records: see _restorable_records)."""
+    """Train/load one model and make its artifacts in a worker, or take them from the artifact
+    cache (``cache``: look there first, and keep a new preparation there); emit its records,
+    then mark it prepared (prepared.json, with those records: see _restorable_records)."""
+    from accelbench.runner import artifact_cache
+
     out_dir = run_dir / "artifacts" / job.model
     out_dir.mkdir(parents=True, exist_ok=True)
     job_file, result_file = out_dir / "job.json", out_dir / "result.json"
@@ -489,24 +543,55 @@ def run_prepare(
     # Written afresh (never through a link an earlier worker may have left in its folder).
     for written in (job_file, log_file, result_file):
         written.unlink(missing_ok=True)
-    job_file.write_text(json.dumps({**job.to_dict(), "out_dir": str(out_dir)}), encoding="utf-8")
-    box = choose_sandbox(job.sandbox)
+    key = artifact_cache.cache_key(job, environment) if cache else None
+    digest = artifact_cache.key_digest(key) if key else None
     started = time.time()
-    code, timed_out = _spawn(
-        "accelbench.runner.prepare",
-        [job_file, result_file],
-        job.timeout_s,
-        log_file,
-        box,
-        read=named_paths(job.to_dict()),
-        write=[out_dir],
-    )
-    wall_s = time.time() - started
-    result = _worker_result(result_file, code, timed_out, job.timeout_s, None, log_file)
-    result.setdefault("artifacts", {})
-    records = _prepare_records(job, result, run_id, environment, wall_s, log_file)
+    entry, unusable = artifact_cache.lookup(digest, key, out_dir) if key else (None, None)
+    if unusable:
+        print(
+            f"accelbench: {job.model}: the artifact cache's entry {digest} is not usable "
+            f"({unusable}); preparing again",
+            file=sys.stderr,
+        )
+    if entry is not None:
+        print(
+            f"accelbench: {job.model}: prepared artifacts taken from the cache "
+            f"(key {entry.digest[:12]}, made in run {entry.prepared_in_run}); not trained again",
+            file=sys.stderr,
+        )
+        result, sandbox_fields = entry.result, entry.sandbox
+        records = _prepare_records(job, result, run_id, environment, time.time() - started,
+                                   log_file)  # fmt: skip
+    else:
+        job_file.write_text(json.dumps({**job.to_dict(), "out_dir": str(out_dir)}),
+                            encoding="utf-8")  # fmt: skip
+        box = choose_sandbox(job.sandbox)
+        code, timed_out = _spawn(
+            "accelbench.runner.prepare",
+            [job_file, result_file],
+            job.timeout_s,
+            log_file,
+            box,
+            read=named_paths(job.to_dict()),
+            write=[out_dir],
+        )
+        wall_s = time.time() - started
+        result = _worker_result(result_file, code, timed_out, job.timeout_s, None, log_file)
+        result.setdefault("artifacts", {})
+        sandbox_fields = box.record_fields()
+        records = _prepare_records(job, result, run_id, environment, wall_s, log_file)
+        complete = result.get("status") == "ok" and all(
+            (result["artifacts"].get(name) or {}).get("status") == "ok"
+            for name in job.optimizations
+        )
+        if key and code == 0 and complete:
+            artifact_cache.store(digest, key, out_dir, result, sandbox_fields, run_id)
     for record in records:
-        record.update(box.record_fields())
+        record.update(sandbox_fields)
+        record["settings"] = {**record["settings"], "prepared_from_cache": entry is not None,
+                              "cache_key": digest}  # fmt: skip
+        if entry is not None:
+            record["settings"]["prepared_in_run"] = entry.prepared_in_run
         emit(record)
     # The marker last: a crash before it re-runs the preparation, whose records are not
     # appended twice; a marker is never there without its records.

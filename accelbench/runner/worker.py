@@ -1,9 +1,16 @@
-"""The worker process: runs one cell in isolation and writes its result as JSON.
+"""The worker process: runs cells in isolation and writes each one's result as JSON.
 
-Started as ``python -m accelbench.runner.worker CELL.json RESULT.json LOG_DIR`` by the sweep,
-in the cell's sandbox (runner/sandbox.py). The profile's threads, CPU affinity and memory cap,
-and the platform JAX may use (the CPU, unless the cell is on an attached GPU/TPU), are applied
-before any interpreter or framework is imported.
+Started by the sweep in the cell's sandbox (runner/sandbox.py), in one of two forms:
+
+- ``python -m accelbench.runner.worker CELL.json RESULT.json LOG_DIR`` runs one cell and exits;
+- ``python -m accelbench.runner.worker --serve FD LABEL`` serves the cells of one worker
+  environment (runner/pool.py) one after another: each request arrives on the Unix socket FD
+  with the cell's log file, and the worker answers once the cell's result file is written.
+  LABEL (the run's cells folder) only names the process for whoever lists it.
+
+The profile's threads, CPU affinity and memory cap, and the platform JAX may use (the CPU,
+unless the cell is on an attached GPU/TPU), are applied before any interpreter or framework is
+imported, once per process: every cell a worker serves has the same ones.
 """
 
 from __future__ import annotations
@@ -20,15 +27,55 @@ from typing import Any
 from accelbench.errors import failure_reason
 from accelbench.records import artifact_info, plain, write_result
 
+# A request and its answer are one datagram each, far below this.
+_MESSAGE_BYTES = 1 << 16
+
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--serve":
+        return serve(int(argv[1]))
     # LOG_DIR: the cell's own folder, for LoadGen's logs and any other file the cell writes.
-    cell_path, result_path, log_dir = Path(argv[0]), Path(argv[1]), Path(argv[2])
+    return run_request(Path(argv[0]), Path(argv[1]), Path(argv[2]))
+
+
+def serve(channel_fd: int) -> int:
+    """Run the cells the sweep sends on the socket ``channel_fd`` one after another, until it
+    closes the socket.
+
+    A request is ``{"cell", "result", "log_dir"}`` (paths) with the cell's log file descriptor
+    attached; this process's stdout and stderr point at that log while the cell runs, so that
+    everything the cell prints, Python or native, lands in its own log. The answer
+    ``{"code": N}`` (N as the one-cell form's exit status) is sent after the result is written.
+    """
+    import socket
+
+    channel = socket.socket(fileno=channel_fd)
+    while True:
+        try:
+            data, fds, _flags, _address = socket.recv_fds(channel, _MESSAGE_BYTES, 1)
+        except ConnectionError:
+            return 0
+        if not data:
+            return 0  # the sweep is done with this worker
+        request = json.loads(data)
+        for fd in fds:
+            _redirect_output(fd)
+        code = run_request(Path(request["cell"]), Path(request["result"]), Path(request["log_dir"]))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        channel.send(json.dumps({"code": code}).encode())
+        _release_memory()
+
+
+def run_request(cell_path: Path, result_path: Path, log_dir: Path) -> int:
+    """Run the cell in ``cell_path`` and write its result to ``result_path``; returns the exit
+    status the one-cell form exits with (0: ok, invalid or skipped; 1: failed)."""
     cell = json.loads(cell_path.read_text(encoding="utf-8"))
     if cell.get("trust_model"):
         from accelbench.runtimes.model_inspect import trust
 
         trust(*named_model_paths(cell))
+    _reset_peak_rss()
     try:
         result = run_cell(cell, log_dir=log_dir)
         code = 0
@@ -40,9 +87,52 @@ def main(argv: list[str]) -> int:
             result, code = {"status": "skipped", "error": str(exc)}, 0
         else:
             result, code = {"status": "failed", "error": failure_reason(exc)}, 1
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    result["peak_rss_mb"] = _peak_rss_mb()
     write_result(result_path, result)
     return code
+
+
+def _redirect_output(fd: int) -> None:
+    """Point stdout and stderr (the file descriptors, which native code writes to) at fd."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _reset_peak_rss() -> None:
+    """Start the kernel's peak resident memory (VmHWM) afresh, so that a cell's peak is its own
+    even in a worker that ran other cells before (the resident memory it starts from is the
+    interpreter and the frameworks already imported, as in a fresh worker once it imported them)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+    except OSError:
+        pass  # not Linux: _peak_rss_mb falls back to the process's lifetime peak
+
+
+def _peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _release_memory() -> None:
+    """Between cells: free what the last cell left (its runtime, its samples) and hand the
+    freed heap back to the system, so that the next cell starts near a fresh worker's memory."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def named_model_paths(cell: dict[str, Any]) -> list[str]:
@@ -55,7 +145,7 @@ def named_model_paths(cell: dict[str, Any]) -> list[str]:
 
 def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
     from accelbench.hardware_profiles import HardwareProfile
-    from accelbench.hardware_profiles.emulation import apply_emulation, check_artifact_supported
+    from accelbench.hardware_profiles.emulation import check_artifact_supported
     from accelbench.records import metric
     from accelbench.runner.suite import MODULE_SCENARIOS, on_accelerator, scenario_module
 
@@ -63,11 +153,7 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
     execution = cell["execution"]
     threads = int(cell["threads"])
     accelerated = on_accelerator(profile.kind, execution)
-    applied: dict[str, Any] = {}
-    if execution in ("emulated", "local"):
-        # Before any interpreter import: thread pools and affinity are fixed at first use.
-        applied = apply_emulation(profile, threads) if execution == "emulated" else {}
-    pin_jax_platform(accelerated)
+    applied = _worker_environment(cell, profile, accelerated)
     _injected_fault(cell)
 
     if cell["scenario"] == "paired":
@@ -169,6 +255,33 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
             result["projection"]["projected_latency_ms"], "ms", "lower"
         )
     return result
+
+
+# This process's worker environment, set by its first cell: (what identifies it, what was applied).
+_ENVIRONMENT: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+
+
+def _worker_environment(cell: dict[str, Any], profile: Any, accelerated: bool) -> dict[str, Any]:
+    """Apply the cell's threads, affinity, memory cap and JAX platform, once per process, and
+    return what was applied; a later cell must ask for the same (the sweep groups cells so)."""
+    global _ENVIRONMENT
+    wanted = (cell["profile"], cell["execution"], int(cell["threads"]), accelerated)
+    if _ENVIRONMENT is not None:
+        if _ENVIRONMENT[0] != wanted:
+            raise RuntimeError(
+                f"this worker runs cells of {_ENVIRONMENT[0]} (profile, execution, threads, "
+                f"accelerated), and {cell.get('cell_id')} asks for {wanted}"
+            )
+        return dict(_ENVIRONMENT[1])
+    applied: dict[str, Any] = {}
+    if cell["execution"] == "emulated":
+        from accelbench.hardware_profiles.emulation import apply_emulation
+
+        # Before any interpreter import: thread pools and affinity are fixed at first use.
+        applied = apply_emulation(profile, int(cell["threads"]))
+    pin_jax_platform(accelerated)
+    _ENVIRONMENT = (wanted, applied)
+    return dict(applied)
 
 
 def _leave_out_refused(cell: dict[str, Any], profile: Any) -> None:
