@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -171,23 +172,22 @@ class Suite(BaseModel):
     def _known_scenarios(cls, v: list[str]) -> list[str]:
         bad = [s for s in v if s not in SCENARIOS]
         if bad or not v:
-            raise ValueError(
-                f"unknown scenario {bad[0] if bad else '(none)'}; use {_one_of(SCENARIOS)}"
-            )
+            name = bad[0] if bad else "(none)"
+            raise ValueError(_unknown("scenario", name, SCENARIOS, f"use {_one_of(SCENARIOS)}"))
         return v
 
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, v: str) -> str:
         if v not in PRESETS:
-            raise ValueError(f"unknown preset {v!r}; use {_one_of(PRESETS)}")
+            raise ValueError(_unknown("preset", v, PRESETS, f"use {_one_of(PRESETS)}"))
         return v
 
     @field_validator("runtime")
     @classmethod
     def _known_runtime(cls, v: str | None) -> str | None:
         if v is not None and v not in RUNTIMES:
-            raise ValueError(f"unknown runtime {v!r}; use {_one_of(RUNTIMES)}")
+            raise ValueError(_unknown("runtime", v, RUNTIMES, f"use {_one_of(RUNTIMES)}"))
         return v
 
     @field_validator("timeout_s")
@@ -209,28 +209,60 @@ def _one_of(names: tuple[str, ...]) -> str:
     return "one of " + ", ".join(names)
 
 
+def _nearest(word: object, choices: Any) -> str:
+    """'; did you mean 'x'?' for the closest of ``choices`` to a misspelt word, else ''."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _unknown(what: str, word: object, choices: Any, valid: str) -> str:
+    """'unknown field 'x'; did you mean 'y'? the fields are ...': one sentence."""
+    nearest = _nearest(word, choices)
+    return f"unknown {what} {str(word)!r}{nearest}{' ' if nearest else '; '}{valid}"
+
+
+# The option names of each mapping a suite passes to a scenario module; read from the module
+# that checks them, so that a new option needs no second list here.
+_OPTION_NAMES: dict[str, Callable[[], Any]] = {
+    "input_pipeline": lambda: scenario_module("input-pipeline").DEFAULTS,
+    "training": lambda: scenario_module("training").OPTIONS,
+    "serving": lambda: scenario_module("serving").DEFAULTS,
+    "paired": lambda: ("pairs", "rounds"),
+}
+# What a suite's author may call an optimization that has another name here.
+OPTIMIZATION_ALIASES = {"none": "fp32"}
+# What pydantic's type error codes ask for, in accelbench's words.
+_EXPECTED = {
+    "string": "text",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "list": "a list",
+    "dict": "a mapping",
+    "model": "a mapping",
+    "model_attributes": "a mapping",
+}
+
+
 def suite_from_mapping(data: Any, source: str) -> Suite:
-    """Validate a suite mapping; a problem becomes one UsageError line naming the field."""
+    """Validate a suite mapping; a problem becomes one UsageError line naming the file, the
+    field's path (``models[1].data``) and what it accepts.
+
+    It takes a suite as people write one: a model as a plain name or path, ``none`` for fp32,
+    and it answers a misspelt field with the nearest valid one.
+    """
     if not isinstance(data, dict):
         raise UsageError(f"{source}: a suite must be a YAML mapping with at least 'models'")
+    data = _as_written(data, source)
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
-        # A misspelt field also makes the real one "missing": name the misspelling first.
-        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        err = errors[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field; the fields are {', '.join(Suite.model_fields)}"
-        elif err["type"] == "missing":
-            msg = "is required; add it"
-        raise UsageError(f"{source}: field '{where}': {msg}") from None
+        raise UsageError(f"{source}: {_explain(exc.errors(include_url=False))}") from None
     for i, entry in enumerate(suite.models):
         if entry.path is None and entry.name is None:
             raise UsageError(
-                f"{source}: models.{i} has neither 'path' nor 'name'; give a model file's path "
-                "or a reference model's name (see accelbench models list)"
+                f"{source}: field 'models[{i}]' has neither 'path' nor 'name'; give a model "
+                "file's path or a reference model's name (see accelbench models list)"
             )
     if suite.batch_size is not None and not set(suite.scenarios) & set(BATCHED_SCENARIOS):
         raise UsageError(
@@ -246,6 +278,113 @@ def suite_from_mapping(data: Any, source: str) -> Suite:
                 raise UsageError(f"{source}: field '{key}': {exc}") from None
             setattr(suite, key, checked)
     return suite
+
+
+def _as_written(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """The suite mapping with its newcomer forms made canonical, and every unknown field refused
+    (with the nearest valid name) before pydantic sees it."""
+    data = dict(data)
+    _known_fields(data, Suite.model_fields, "", source)
+    models = data.get("models")
+    if isinstance(models, list):
+        # A bare string is a reference model's name, or a file's path when it looks like one.
+        data["models"] = [
+            ({"path": m} if "/" in m or Path(m).suffix else {"name": m}) if isinstance(m, str)
+            else m
+            for m in models
+        ]  # fmt: skip
+        for i, entry in enumerate(data["models"]):
+            if isinstance(entry, dict):
+                _known_fields(entry, ModelEntry.model_fields, f"models[{i}]", source)
+    profiles = data.get("profiles")
+    if isinstance(profiles, list):
+        for i, entry in enumerate(profiles):
+            if isinstance(entry, dict):
+                _known_fields(entry, ProfileEntry.model_fields, f"profiles[{i}]", source)
+    for key, names in _OPTION_NAMES.items():
+        if isinstance(data.get(key), dict):
+            _known_fields(data[key], names(), key, source, word="option")
+    optimizations = data.get("optimizations")
+    if isinstance(optimizations, list):
+        data["optimizations"] = [
+            _optimization(name, f"optimizations[{i}]", source)
+            for i, name in enumerate(optimizations)
+        ]
+    return data
+
+
+def _known_fields(
+    mapping: dict[str, Any], fields: Any, where: str, source: str, word: str = "field"
+) -> None:
+    names = [str(f) for f in fields]
+    for key in mapping:
+        if key not in names:
+            at = f"field '{where}': " if where else ""
+            valid = f"the {word}s{' of ' + where if where else ''} are {', '.join(names)}"
+            raise UsageError(f"{source}: {at}{_unknown(word, key, names, valid)}")
+
+
+def _optimization(name: Any, where: str, source: str) -> Any:
+    """An optimization name as recorded (an alias resolved); UsageError with the nearest name."""
+    if not isinstance(name, str):
+        return name  # pydantic's type check names it
+    name = OPTIMIZATION_ALIASES.get(name.strip().lower(), name)
+    from accelbench.optimizers import parse_optimization
+
+    try:
+        parse_optimization(name)
+    except UsageError as exc:
+        from accelbench.optimizers.converters import CONVERTERS
+        from accelbench.runner.suites import builtin_suite
+
+        known = dict.fromkeys([*CONVERTERS, *builtin_suite("full", 1)["optimizations"]])
+        known.update(dict.fromkeys(OPTIMIZATION_ALIASES))
+        raise UsageError(f"{source}: field '{where}': {exc}{_nearest(name, known)}") from None
+    return name
+
+
+def _explain(errors: list[dict[str, Any]]) -> str:
+    """pydantic's errors as one sentence in accelbench's words: the deepest problem, since a
+    union (a profile is a name or a mapping) reports every branch it tried."""
+    errors = sorted(errors, key=lambda e: -len([p for p in e["loc"] if not _is_branch(p)]))
+    first = errors[0]
+    path = _field_path(first["loc"])
+    kind = first["type"]
+    got = _show(first.get("input"))
+    if kind == "missing":
+        return f"field '{path}' is required; add it"
+    if kind == "value_error":
+        return f"field '{path}': {first['msg'].removeprefix('Value error, ')}"
+    same = [e for e in errors if _field_path(e["loc"]) == path]
+    wanted = [_EXPECTED.get(e["type"].rsplit("_", 1)[0]) for e in same]
+    if all(wanted):
+        return f"field '{path}' must be {' or '.join(dict.fromkeys(wanted))}, not {got}"
+    if kind == "literal_error":
+        return f"field '{path}' is {got}; use one of {first['ctx']['expected']}"
+    # Any other constraint: pydantic's sentence, reworded.
+    msg = first["msg"].replace("Input should be", "must be").split(",")[0]
+    return f"field '{path}' {msg}, not {got}"
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not _is_branch(part):
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _is_branch(part: Any) -> bool:
+    """pydantic's name of a union branch in an error's location, not part of the user's path."""
+    branches = ("str", "int", "float", "bool", "ProfileEntry", "ModelEntry")
+    return isinstance(part, str) and (part in branches or "[" in part)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def scenario_module(scenario: str) -> Any:
