@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -25,6 +27,62 @@ def unavailable(reason: str) -> NoReturn:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+CALIBRATION_FILE = "calibration.json"
+# Modules whose fixtures find downloads (a venv, fetched models) in the user's accelbench cache.
+_USER_CACHE_MODULES = ("test_real_models", "test_tflite_runtime_venv")
+
+
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's host calibration: the user's, copied, or made by the first test that
+    needs one (calibrating takes seconds; every test doing it would add minutes)."""
+    folder = tmp_path_factory.mktemp("session-cache")
+    configured = os.environ.get("ACCELBENCH_CACHE_DIR")
+    user = Path(configured) if configured else Path.home() / ".cache" / "accelbench"
+    if (user / CALIBRATION_FILE).is_file():
+        shutil.copy(user / CALIBRATION_FILE, folder)
+    return folder
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_cache_dir(
+    request: pytest.FixtureRequest,
+    _session_cache: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Each test module's fixtures get an accelbench cache folder of their own (see below)."""
+    if request.module.__name__.rpartition(".")[2] in _USER_CACHE_MODULES:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        yield from _own_cache(_session_cache, tmp_path_factory, patch)
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_dir(
+    _module_cache_dir: None,
+    _session_cache: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[None]:
+    """Every test gets an accelbench cache folder of its own: runs keep prepared artifacts
+    there, which would otherwise carry over from test to test (and between sessions)."""
+    yield from _own_cache(_session_cache, tmp_path_factory, monkeypatch)
+
+
+def _own_cache(
+    session: Path, tmp_path_factory: pytest.TempPathFactory, patch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    folder = tmp_path_factory.mktemp("cache")
+    shared = session / CALIBRATION_FILE
+    if shared.is_file():
+        shutil.copy(shared, folder)
+    patch.setenv("ACCELBENCH_CACHE_DIR", str(folder))
+    yield
+    if (folder / CALIBRATION_FILE).is_file() and not shared.is_file():
+        shutil.copy(folder / CALIBRATION_FILE, shared)
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):

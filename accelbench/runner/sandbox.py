@@ -8,7 +8,7 @@ network namespace around it:
 - the filesystem is a new, empty root into which only what the process needs is bound read-only:
   system libraries (``/usr``, the ``/lib*`` links, ``/opt``), a few named files of ``/etc``,
   ``/sys``, the Python installation and every folder on Python's path, the accelbench package,
-  the model, its inputs and data, and accelbench's cache folder (the host calibration). The
+  the model, its inputs and data, and the host calibration from accelbench's cache folder. The
   user's home and anything else not named here does not exist inside;
 - the cell's own folder (and, for a preparation, its artifact folder) is the one place it can
   write, with a private ``/tmp`` (a size-capped tmpfs, also ``$HOME``) that vanishes with it;
@@ -275,9 +275,12 @@ def _cache_dir() -> Path:
 
 
 def cache_paths() -> list[Path]:
-    """accelbench's cache folder (the host calibration a projection reads), when it exists."""
-    folder = _cache_dir()
-    return [folder] if folder.is_dir() else []
+    """The host calibration a projection reads, when there is one: that file of accelbench's
+    cache folder only (the folder also keeps every prepared model's artifacts)."""
+    from accelbench.hardware_profiles.calibrate import CALIBRATION_FILE
+
+    calibration = _cache_dir() / CALIBRATION_FILE
+    return [calibration] if calibration.is_file() else []
 
 
 def named_paths(obj: object) -> list[str]:
