@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
     r.add_argument("--resume", default=None, metavar="RUN_DIR")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (cells by model, optimization, profile, scenario) and the "
+        "estimated wall time on this machine; run and write nothing",
+    )
     add_no_cache_argument(r)
     add_model_trust_arguments(r)
 
@@ -446,6 +452,11 @@ def _run(args: argparse.Namespace) -> int:
     from accelbench.runner.suites import BUILTIN_SUITES, builtin_suite
 
     if args.resume:
+        if args.dry_run:
+            raise UsageError(
+                "--dry-run plans a new run; drop --resume (a resumed run prints its plan of the "
+                "cells left as its first line)"
+            )
         if args.suite_file or args.suite:
             raise UsageError(
                 f"--resume continues {args.resume} with the suite it was started with; drop "
@@ -469,8 +480,22 @@ def _run(args: argparse.Namespace) -> int:
     suite.sandbox = suite.sandbox and not args.no_sandbox
     for entry in suite.models:
         check_entry(entry, trust=suite.trust_model)
+    if args.dry_run:
+        return _print_plan(suite, cache=not args.no_cache)
     out = Path(args.out) if args.out else None
     return execute_suite(suite, out, progress=not args.no_progress, cache=not args.no_cache)
+
+
+def _print_plan(suite: Any, *, cache: bool) -> int:
+    """What `run` would do and about how long it would take here; nothing is run or written."""
+    from accelbench.hardware_profiles import environment_fingerprint
+    from accelbench.runner.plan import cached_preparations, make_plan
+    from accelbench.runner.suite import expand, prepare_jobs
+
+    cells, jobs = expand(suite), prepare_jobs(suite)
+    cached = cached_preparations(jobs, environment_fingerprint()) if cache else set()
+    print(make_plan(cells, jobs, cached_jobs=cached).describe())
+    return EXIT_OK
 
 
 def _optimize(args: argparse.Namespace) -> int:

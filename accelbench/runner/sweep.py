@@ -27,6 +27,7 @@ from accelbench.records import (
     read_records,
     write_atomic,
 )
+from accelbench.runner import plan as run_plan
 from accelbench.runner.pool import CellFiles, CellWorkers, Outcome, group_by_worker
 from accelbench.runner.sandbox import Sandbox, exit_status, named_paths, read_untrusted
 from accelbench.runner.sandbox import choose as choose_sandbox
@@ -200,9 +201,14 @@ def _sweep(
     environment = environment_fingerprint()
     restored = {j.model: _restorable_records(run_dir, j) for j in jobs}
     jobs = [j for j in jobs if restored[j.model] is None]
+    cached = run_plan.cached_preparations(jobs, environment) if cache else set()
+    plan = run_plan.make_plan(todo, jobs, cached_jobs=cached)
+    # First, so that a run of hours says so before it starts (accelbench run --dry-run: details).
+    print(plan.headline(), file=sys.stderr, flush=True)
     if any(c.execution in ("emulated", "projected") for c in todo):
         _ensure_calibration(progress)
-    bar = _Progress(len(todo) + len(jobs), enabled=progress)
+    bar = _Progress(plan, enabled=progress)
+    fresh_from: int | None = None
 
     def emit(record: dict[str, Any]) -> None:
         if record["cell_id"] in recorded:
@@ -216,10 +222,11 @@ def _sweep(
         for kept in restored.values():
             for record in kept or []:
                 emit(record)
+        fresh_from = len(records)
         for job in jobs:
             bar.describe(f"{job.model}: train and optimize")
             run_prepare(job, run_dir, run_id, environment, emit, cache=cache)
-            bar.advance_job()
+            bar.advance_job(job.model)
         # Cells that share a worker run one after another (runner/pool.py).
         for group in group_by_worker(todo):
             for cell in group:
@@ -228,6 +235,8 @@ def _sweep(
                 emit(record)
     finally:
         bar.stop()
+        if fresh_from is not None:
+            run_plan.learn(records[fresh_from:])  # the next plan's costs, from this run's
         write_derived(run_dir)
     return records
 
@@ -813,15 +822,18 @@ def _graph_summary(graph: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 class _Progress:
-    """A rich progress bar with ETA on stderr; silent when disabled."""
+    """A rich progress bar on stderr, silent when disabled: cells done of the plan's, and an ETA
+    from the plan's estimated seconds (so a preparation or a slow cell counts for what it costs)."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    def __init__(self, plan: run_plan.Plan, enabled: bool) -> None:
         self._bar = None
-        if enabled and total:
+        self._pending = dict(plan.cell_s)
+        self._jobs = dict(plan.job_s)
+        self._done = 0
+        if enabled and (plan.cells or plan.jobs):
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
-                MofNCompleteColumn,
                 Progress,
                 TextColumn,
                 TimeElapsedColumn,
@@ -831,14 +843,15 @@ class _Progress:
             self._bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
-                MofNCompleteColumn(),
+                TextColumn("{task.fields[done]}/{task.fields[cells]} cells"),
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=Console(stderr=True),
                 transient=False,
             )
-            self._task = self._bar.add_task("cells", total=total)
+            total = max(plan.total_s, 1e-9)
+            self._task = self._bar.add_task("cells", total=total, done=0, cells=len(plan.cells))
             self._bar.start()
 
     def start(self, cell: Cell) -> None:
@@ -848,14 +861,17 @@ class _Progress:
         if self._bar:
             self._bar.update(self._task, description=text)
 
-    def advance_job(self) -> None:
+    def advance_job(self, model: str) -> None:
         if self._bar:
-            self._bar.advance(self._task)
+            self._bar.advance(self._task, self._jobs.pop(model, 0.0))
 
     def advance(self, record: dict[str, Any]) -> None:
         if self._bar:
-            if record.get("scenario") not in PREPARE_SCENARIOS:
-                self._bar.advance(self._task)
+            # A cell of several configurations writes several records: it counts once.
+            cell_id = record.get("parent_cell_id") or record["cell_id"]
+            if cell_id in self._pending:
+                self._done += 1
+                self._bar.update(self._task, advance=self._pending.pop(cell_id), done=self._done)
             if record["status"] != "ok":
                 self._bar.console.print(
                     f"[yellow]{record['cell_id']}: {record['status']}: {record['error']}[/yellow]"
