@@ -68,8 +68,8 @@ DEFAULT_COSTS: dict[str, float] = {
     "optimize:qat_int8": 12.9,
     "optimize:cluster16+int8": 7.2,
 }
-# Costs for a kind never seen: a projected cell costs what a local one would (no LoadGen), and
-# an unknown scenario what single-stream does.
+# A kind never seen costs what its scenario costs on this host (local); an unknown scenario
+# what single-stream does.
 _FALLBACK_EXECUTION = {"remote": "local", "emulated": "local"}
 
 
@@ -110,9 +110,8 @@ class Plan:
         preset = sorted({c.preset for c in self.cells if c.scenario != PAIRED_SCENARIO})
         lines.append(f"estimate: preset {', '.join(preset) or '-'}; {source}")
         if self.jobs:
-            lines.append(
-                f"preparation: {len(self.jobs)} jobs, {_duration(sum(self.job_s.values()))}"
-            )
+            seconds_all = _duration(sum(self.job_s.values()))
+            lines.append(f"preparation: {_count(len(self.jobs), 'job')}, {seconds_all}")
             for job in self.jobs:
                 what = "taken from the artifact cache" if job.model in self.cached_jobs else (
                     ("train, " if job.kind == "reference" else "")
