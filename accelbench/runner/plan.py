@@ -32,9 +32,9 @@ MLPERF_MIN_DURATION_S = 600.0
 # A running average forgets old runs at this weight, so the costs follow a machine that changes.
 AVERAGE_WINDOW = 20
 # Seconds, measured from the default suite's records (quick preset, one worker per cell) on a
-# 2-core Intel Xeon Processor (Cascadelake) VM shared with other jobs: what a cell costs beyond
-# its LoadGen time and its worker's start (python -c importing the worker's packages: 0.5 s, the
-# sandbox and spawning on top), a reference model's preparation beyond its training and
+# 2-core "Intel(R) Xeon(R) Processor" VM shared with other jobs: what a cell costs beyond its
+# LoadGen time and its worker's start (importing the worker's packages takes 0.5 s there; the
+# sandbox and the spawn come on top), a reference model's preparation beyond its training and
 # optimizations, its training per epoch (with data and evaluation), each optimization of a model
 # (conversion, fine-tuning, accuracy scoring; averaged over digits_cnn, breast_cancer_mlp and
 # ic_resnet8). Server and multi-stream are taken as offline and single-stream; the training,
