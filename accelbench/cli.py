@@ -154,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         "optimize", help="optimize your Keras model every way and benchmark each artifact"
     )
     o.add_argument("model", help=".keras, .h5 or SavedModel folder")
-    o.add_argument("--data", required=True, help=".npz with x_train, y_train, x_test, y_test")
+    from accelbench.cli_training import add_data_arguments
+
+    add_data_arguments(o, required=True)
     o.add_argument(
         "--optimizations",
         type=_csv("optimizations"),
@@ -510,10 +512,13 @@ def _optimize(args: argparse.Namespace) -> int:
             f"{model} is not a Keras model (.keras, .h5) or SavedModel folder; to benchmark a "
             "ready artifact as it is, use accelbench bench"
         )
-    if not data.is_file():
-        raise UsageError(f"data file {data} does not exist; pass a .npz made with numpy.savez")
+    from accelbench.cli_training import check_user_data
+
     check_model_safety(model, trust=args.trust_model)
+    check_user_data(model, data, args.label, trust=args.trust_model, training=False)
     entry = {"path": str(model.resolve()), "data": str(data.resolve())}
+    if args.label:
+        entry["label"] = args.label
     if args.name:
         entry["name"] = args.name
     suite = suite_from_mapping(

@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
         "mixed precision, XLA, distributed",
     )
     t.add_argument("model", help="a reference model name (accelbench models list) or a .keras/.h5")
-    t.add_argument("--data", default=None, help="your dataset (.npz, .csv, .parquet, ...)")
+    add_data_arguments(t, required=False)
     t.add_argument("--seeds", type=int, default=None, help="runs per configuration (default 3)")
     t.add_argument("--epochs", type=int, default=None, help="epoch budget per run")
     t.add_argument("--batch-size", type=int, default=None, help="global batch size")
@@ -57,7 +57,9 @@ def _train(args: argparse.Namespace) -> int:
     from accelbench.cli import execute_suite, trust_settings
     from accelbench.runner.suite import suite_from_mapping
 
-    entry = _model_entry(args.model, args.data, args.target, trust=args.trust_model)
+    entry = _model_entry(
+        args.model, args.data, args.target, trust=args.trust_model, label=args.label
+    )
     options: dict[str, Any] = {
         "seeds": args.seeds,
         "epochs": args.epochs,
@@ -91,8 +93,33 @@ def _train(args: argparse.Namespace) -> int:
     return code
 
 
+def add_data_arguments(parser: Any, *, required: bool) -> None:
+    """--data and --label, shared by `train` and `optimize`."""
+    parser.add_argument(
+        "--data",
+        required=required,
+        help="your dataset: .npz (x_train, y_train, x_test, y_test, or x, y); an image folder "
+        "(one sub-folder per class; images decoded, resized to the model's input height x width "
+        "and scaled to [0, 1]); .csv or .parquet (feature columns and a label column); "
+        ".tfrecord of tf.train.Example (features and label keys). One set without a split is "
+        "split 80/20 train/test, stratified, seed 0",
+    )
+    parser.add_argument(
+        "--label",
+        default=None,
+        metavar="COLUMN",
+        help="label column (CSV, Parquet) or key (TFRecord) of your own model's data "
+        "(default: label)",
+    )
+
+
 def _model_entry(
-    model: str, data: str | None, target: float | None, *, trust: bool = False
+    model: str,
+    data: str | None,
+    target: float | None,
+    *,
+    trust: bool = False,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """The suite entry for MODEL, its data checked against it now, before anything is written.
 
@@ -103,7 +130,10 @@ def _model_entry(
         if not path.exists():
             raise UsageError(f"model {path} does not exist; pass a .keras or .h5 file")
         if data is None:
-            raise UsageError(f"training {path.name} needs data: give --data FILE.npz")
+            raise UsageError(
+                f"training {path.name} needs data: give --data (a .npz, .csv, .parquet, "
+                ".tfrecord or an image folder)"
+            )
         if target is None:
             raise UsageError(
                 f"{path.name} has no quality target to train to; give one with --target 0.9"
@@ -111,17 +141,20 @@ def _model_entry(
         from accelbench.cli import check_model_safety
 
         check_model_safety(path, trust=trust)
-        if trust:
-            from accelbench.optimizers.user_models import load_npz_data
-
-            load_npz_data(Path(data))
-        else:
-            _check_user_data(path, Path(data))
-        return {"path": str(path.resolve()), "data": str(Path(data).resolve())}
+        check_user_data(path, Path(data), label, trust=trust, training=True)
+        entry = {"path": str(path.resolve()), "data": str(Path(data).resolve())}
+        if label:
+            entry["label"] = label
+        return entry
     from accelbench.models import get_spec
     from accelbench.models.jax_models import BASES
 
     spec = get_spec(BASES.get(model, model))  # an unknown name lists the known ones
+    if label:
+        raise UsageError(
+            f"--label is for your own model's data; {spec.name}'s data names its label "
+            "column (or key) 'label', so leave --label out"
+        )
     entry: dict[str, Any] = {"name": spec.name}
     if data is not None:
         spec.load_data(data)  # missing, empty, wrong format or schema: one UsageError line
@@ -129,18 +162,53 @@ def _model_entry(
     return entry
 
 
-def _check_user_data(model: Path, data: Path) -> None:
-    from accelbench.optimizers.user_models import load_npz_data, load_user_model
+def check_user_data(
+    model: Path, data: Path, label: str | None, *, trust: bool, training: bool
+) -> None:
+    """Read ``data`` for the user's ``model`` now, so a problem exits 2 before anything is
+    written. A trusted model is not loaded here, outside the sandbox: its data's layout is
+    checked alone (a .npz read, any other path's existence), and its worker says what does not
+    fit."""
+    from accelbench.models.data import load_user_data
 
-    x_train, y_train, _, _ = load_npz_data(data)
+    if not data.exists():
+        raise UsageError(
+            f"data {data} does not exist; give a .npz, .csv, .parquet, .tfrecord or an image "
+            "folder (one sub-folder per class)"
+        )
+    if trust:
+        if data.suffix.lower() == ".npz" and data.is_file():
+            from accelbench.optimizers.user_models import load_npz_data
+
+            load_npz_data(data)
+        return
+    from accelbench.optimizers.user_models import load_user_model
+
     keras_model = load_user_model(model)
     n_in, n_out = len(keras_model.inputs), len(keras_model.outputs)
-    if (n_in, n_out) != (1, 1):
+    if training and (n_in, n_out) != (1, 1):
         raise UsageError(
             f"{model.name} has {n_in} input(s) and {n_out} output(s); the training benchmark "
             "trains a classifier with one input and one output of class scores"
         )
+    if n_in != 1:
+        if data.suffix.lower() != ".npz":
+            raise UsageError(
+                f"{model.name} has {n_in} inputs; data other than .npz is shaped to one input, "
+                "so give a .npz"
+            )
+        return
     expected = tuple(keras_model.input_shape[1:])
+    classes = keras_model.output_shape[-1] if n_out == 1 else None
+    user_data = load_user_data(
+        data,
+        expected,
+        num_classes=classes if isinstance(classes, int) else None,
+        label=label or "label",
+    )
+    x_train, y_train = user_data.x_train, user_data.y_train
+    if not training:
+        return
     if tuple(x_train.shape[1:]) != expected:
         raise UsageError(
             f"{data}: samples have shape {tuple(x_train.shape[1:])} but {model.name} takes "

@@ -52,6 +52,7 @@ class TrainJob:
     model: str  # a reference model name, or the name of a user's model
     model_path: str = ""  # a user's Keras file; "" for a reference model
     data: str | None = None  # the user's data file; None for the reference model's own
+    data_label: str | None = None  # the label column or key of the user's data file
     data_seed: int = 0
     seeds: list[int] = field(default_factory=lambda: [0])
     epochs: int = 10
@@ -138,10 +139,23 @@ class _Problem:
             self.target = self.spec.target if job.target is None else job.target
             self.metric = self.spec.metric
         else:
-            from accelbench.optimizers.user_models import load_npz_data
+            from accelbench.keras_compat import legacy_keras
+            from accelbench.models.data import load_user_data
+            from accelbench.optimizers.user_models import load_user_model
 
+            legacy_keras()  # the saved model is read as build() will read it
+            # Image folders and tables are shaped to the model's input.
+            saved = load_user_model(job.model_path)
+            classes = saved.output_shape[-1]
+            data = load_user_data(
+                job.data or "",
+                saved.input_shape[1:],
+                num_classes=classes if isinstance(classes, int) else None,
+                label=job.data_label or "label",
+                seed=job.data_seed,
+            )
             self.x_train, self.y_train, self.x_test, self.y_test = (
-                np.asarray(a) for a in load_npz_data(job.data or "", seed=job.data_seed)
+                np.asarray(a) for a in (data.x_train, data.y_train, data.x_test, data.y_test)
             )
             self.targets = self.y_train
             if job.target is None:
@@ -159,6 +173,12 @@ class _Problem:
         from accelbench.optimizers.user_models import load_user_model
 
         saved = load_user_model(self.job.model_path)
+        from accelbench.optimizers.keras_bridge import bridged, is_keras3_model
+
+        if is_keras3_model(saved):
+            # Training runs in tf_keras, like every configuration here (mixed precision, the
+            # clone below): a Keras 3 file trains as its verified tf_keras rebuild.
+            saved = bridged(saved, self.x_train).model
         if not hasattr(saved, "optimizer") or saved.optimizer is None or not saved.loss:
             raise UsageError(
                 f"{self.job.model_path} was saved without an optimizer and loss; compile the "

@@ -241,6 +241,7 @@ def _job_for(
         model=model,
         model_path=cell["model_path"],
         data=cell["settings"].get("data"),
+        data_label=cell["settings"].get("data_label"),
         data_seed=int(cell["seed"]),
         seeds=seeds,
         epochs=epochs or 10,
@@ -292,6 +293,11 @@ def _run_configuration(
             epoch_budget=job.epochs,
             seeds=seeds,
         )
+        if job.model_path and job.data:
+            from accelbench.models.data import describe_user_data
+
+            label = job.data_label or "label"
+            settings.update(describe_user_data(job.data, label=label, seed=job.data_seed))
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise distributed.DistributedFailure("no time left in the cell's timeout")

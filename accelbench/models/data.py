@@ -3,7 +3,9 @@
 ``load_dataset(path, spec)`` picks the loader from the path and checks the result against the
 model: feature count or shape, number of classes, label range. Any problem (missing or empty
 file, unknown format, a schema that does not fit the model) is a UsageError naming the file and
-the mismatch. A reference spec's ``load_data(path)`` calls it.
+the mismatch. A reference spec's ``load_data(path)`` calls it; ``load_user_data(path,
+input_shape)`` reads the same layouts for a user's own Keras model (``optimize``, ``train`` and
+suite entries with ``data:``), and says in ``settings`` how the data was split and scaled.
 
 Layouts
 -------
@@ -21,19 +23,26 @@ stratified 80/20 split (seeded by ``seed``) is made.
     ``ad_autoencoder`` ``(n, samples)`` with at least 3072 samples; the model's front end turns
     it into features.
 ``.csv`` / ``.parquet``
-    One row per sample: a ``label`` column (integer ids, or names from the spec's class names),
+    One row per sample: a ``label`` column (another name with ``label=``; integer ids, or names
+    from the spec's class names, or for a user's model any names, numbered in sorted order),
     an optional ``split`` column (``train`` / ``test``), and ``prod(input_shape)`` numeric feature
     columns in the model's input order (row-major for images).
 ``.tfrecord`` / ``.tfrecords``
     ``tf.train.Example`` records with ``features`` (float_list, ``prod(input_shape)`` values,
     row-major), ``label`` (int64_list, one value) and optionally ``split`` (bytes_list,
-    ``train`` or ``test``). `save_tfrecord` writes this layout.
+    ``train`` or ``test``). `save_tfrecord` writes this layout. The label key may be named with
+    ``label=``; when ``label`` is absent and one int64 key is the only other field, it is the
+    label. Without a ``features`` key, every other numeric key is a feature (keys in sorted order,
+    each key's values in order).
 Image folder (image models)
     ``root/<class>/*.png|jpg|jpeg|bmp|gif`` (split 80/20), or ``root/train/<class>/...`` and
-    ``root/test/<class>/...``. Folder names are the class names: the spec's own names map to
-    its class order, other names are sorted; their number must equal the model's classes.
+    ``root/test/<class>/...``, the layout ``keras.utils.image_dataset_from_directory`` reads.
+    Every class folder holds at least one image, and there are at least two classes. Folder
+    names are the class names: the spec's own names map to its class order, other names are
+    sorted; their number must equal the model's classes.
     Images are decoded to the model's channels (grey or RGB), resized (bilinear) to its input
-    height and width, and scaled to [0, 1].
+    height and width, and scaled to [0, 1], by the input-pipeline benchmark's image reader
+    (`accelbench.benchmarks.input_formats.read_image_files`).
 Audio folder (``kws_dscnn``, ``ad_autoencoder``)
     ``root/<class>/*.wav`` or ``root/train/<class>/``, ``root/test/<class>/``: 16 kHz, mono,
     16-bit PCM WAV (no resampling is done; convert other rates first, e.g. ``sox in.wav -r 16000
@@ -47,6 +56,7 @@ from __future__ import annotations
 import os
 import wave
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,23 +73,154 @@ SUPPORTED = ".npz, .csv, .parquet, .tfrecord, an image folder or a folder of .wa
 TEST_FRACTION = 0.2
 
 
-def load_dataset(path: str | os.PathLike, spec: ModelSpec, *, seed: int = 0) -> Dataset:
+def load_dataset(
+    path: str | os.PathLike, spec: ModelSpec, *, seed: int = 0, label: str = "label"
+) -> Dataset:
     """Read the user's data at ``path`` for ``spec``'s model; see the module docstring."""
     p = Path(path).expanduser()
     if not p.exists():
         raise UsageError(f"{p}: no such file or folder; give the path to {SUPPORTED}")
+    suffix = p.suffix.lower()
     if p.is_dir():
+        if suffix in (".npz", *TABLE_SUFFIXES, *TFRECORD_SUFFIXES):
+            raise UsageError(
+                f"{p}: is a folder, but its name says a {suffix} file; give the file itself"
+            )
         return _load_folder(p, spec, seed)
     if p.stat().st_size == 0:
         raise UsageError(f"{p}: the file is empty; give a file with data in it")
-    suffix = p.suffix.lower()
     if suffix == ".npz":
         return _load_npz(p, spec, seed)
     if suffix in TABLE_SUFFIXES:
-        return _load_table(p, spec, seed)
+        return _load_table(p, spec, seed, label)
     if suffix in TFRECORD_SUFFIXES:
-        return _load_tfrecord(p, spec, seed)
+        return _load_tfrecord(p, spec, seed, label)
+    if suffix in IMAGE_SUFFIXES:
+        raise UsageError(
+            f"{p}: is one image file; give the folder that holds one sub-folder of images per "
+            f"class ({p.parent.parent}/<class>/{p.name})"
+        )
     raise UsageError(f"{p}: unsupported data format '{suffix or p.name}'; give {SUPPORTED}")
+
+
+USER_MODEL = "the model"
+_ANY_CLASS_COUNT = 1 << 30  # a user's model whose output gives no class count: any label fits
+
+
+@dataclass
+class UserData:
+    """A user's data for their own model, and how it was read (the records' settings)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+def load_user_data(
+    path: str | os.PathLike,
+    input_shape: Sequence[int | None],
+    *,
+    num_classes: int | None = None,
+    label: str = "label",
+    seed: int = 0,
+) -> UserData:
+    """Read data at ``path`` for a user's model taking ``input_shape`` (one sample, no batch).
+
+    The layouts are the module docstring's; a .npz is read as `load_npz_data` reads it (arrays
+    as they are). ``num_classes`` (the model's output units), when given, bounds the labels and
+    is the number of class folders an image folder must have. ``settings`` says the format, the
+    train/test split (``data_split``) and the scaling (``data_scaling``).
+    """
+    p = Path(path).expanduser()
+    if p.is_file() and p.suffix.lower() == ".npz":
+        from accelbench.optimizers.user_models import load_npz_data
+
+        x_train, y_train, x_test, y_test = load_npz_data(p, seed=seed)
+        n = int(max(y_train.max(), y_test.max())) + 1
+        return UserData(
+            x_train, y_train, x_test, y_test, tuple(str(i) for i in range(n)),
+            describe_user_data(p, seed=seed),
+        )  # fmt: skip
+    shape = tuple(input_shape)
+    if any(d is None for d in shape):
+        raise UsageError(
+            f"the model's input shape {shape} has a free dimension; data other than .npz is "
+            "shaped to the model's input, so give the model a fixed input shape or use a .npz"
+        )
+    spec = _user_spec(tuple(int(d) for d in shape), num_classes)  # type: ignore[arg-type]
+    data = load_dataset(p, spec, seed=seed, label=label)
+    settings = describe_user_data(p, label=label, seed=seed)
+    if p.is_dir():
+        settings["data_resize"] = f"bilinear to {shape[0]}x{shape[1]}"
+    return UserData(
+        data.x_train, data.y_train, data.x_test, data.y_test, data.class_names, settings
+    )
+
+
+def describe_user_data(
+    path: str | os.PathLike, *, label: str = "label", seed: int = 0
+) -> dict[str, str]:
+    """How `load_user_data` reads ``path`` (format, split, scaling, label), without reading it
+    all: the settings a record states. A path it cannot read gets what its name says."""
+    p = Path(path).expanduser()
+    stratified = f"stratified 80/20 train/test, seed {seed}"
+    if p.is_dir():
+        given = {"train", "test"} <= {d.name for d in _class_dirs(p)}
+        return {
+            "data_format": "image folder",
+            "data_split": "the folder's train/ and test/" if given else stratified,
+            "data_scaling": "pixels / 255, to [0, 1]",
+        }
+    suffix = p.suffix.lower()
+    if suffix == ".npz":
+        try:
+            with np.load(p, allow_pickle=False) as archive:
+                given = "x_train" in archive.files
+        except Exception:  # noqa: BLE001 - described, not read: the loader names the problem
+            given = False
+        split = "the file's x_train/x_test" if given else f"random 80/20 train/test, seed {seed}"
+        return {"data_format": "npz", "data_split": split, "data_scaling": "none (as stored)"}
+    try:
+        if suffix == ".csv":
+            import pandas as pd
+
+            has_split = "split" in pd.read_csv(p, nrows=0).columns
+        elif suffix in TABLE_SUFFIXES:
+            import pyarrow.parquet as pq
+
+            has_split = "split" in pq.read_schema(p).names
+        else:
+            import tensorflow as tf
+
+            first = next(iter(tf.data.TFRecordDataset(str(p)).take(1)), None)
+            has_split = (
+                first is not None
+                and "split" in tf.train.Example.FromString(first.numpy()).features.feature
+            )
+    except Exception:  # noqa: BLE001 - described, not read: the loader names the problem
+        has_split = False
+    return {
+        "data_format": suffix.lstrip(".").replace("tfrecords", "tfrecord"),
+        "data_split": "the data's split column" if has_split else stratified,
+        "data_scaling": "none (as stored)",
+        "data_label": label,
+    }
+
+
+def _user_spec(input_shape: tuple[int, ...], num_classes: int | None) -> ModelSpec:
+    def unused(*_: Any, **__: Any) -> Any:
+        raise NotImplementedError("a user's model is built and fed by its owner")
+
+    image = len(input_shape) == 3 and input_shape[-1] in (1, 3)
+    return ModelSpec(
+        name=USER_MODEL, task="classification", description="a user's model", metric="accuracy",
+        target=0.0, input_shape=input_shape, num_classes=num_classes or _ANY_CLASS_COUNT,
+        class_names=(), data_source="user data", epochs=0, batch_size=0, learning_rate=0.0,
+        build=unused, load_data=unused, modality="image" if image else "tabular",
+    )  # fmt: skip
 
 
 def stratified_split(
@@ -151,12 +292,14 @@ def _features(x: np.ndarray, spec: ModelSpec, origin: str, *, raw_audio_ok: bool
 def _labels(y: np.ndarray, spec: ModelSpec, origin: str) -> np.ndarray:
     y = np.asarray(y).reshape(-1)
     if y.dtype.kind in "OUS":
-        names = {name: i for i, name in enumerate(spec.class_names)}
+        # A user's model names no classes: its label names are numbered in sorted order.
+        known = spec.class_names or sorted({str(v) for v in y})
+        names = {name: i for i, name in enumerate(known)}
         unknown = sorted({str(v) for v in y} - set(names))
         if unknown:
             raise UsageError(
                 f"{origin}: labels {unknown[:5]} are not {spec.name} classes "
-                f"{list(spec.class_names)}; use those names or integer ids"
+                f"{list(known)}; use those names or integer ids"
             )
         return np.array([names[str(v)] for v in y], dtype=np.int64)
     if y.dtype.kind == "f":
@@ -243,7 +386,7 @@ def _load_npz(p: Path, spec: ModelSpec, seed: int) -> Dataset:
     )
 
 
-def _load_table(p: Path, spec: ModelSpec, seed: int) -> Dataset:
+def _load_table(p: Path, spec: ModelSpec, seed: int, label: str = "label") -> Dataset:
     import pandas as pd
 
     try:
@@ -253,12 +396,17 @@ def _load_table(p: Path, spec: ModelSpec, seed: int) -> Dataset:
         raise UsageError(f"{p}: not a readable {kind} file ({type(exc).__name__}: {exc})") from None
     if frame.empty:
         raise UsageError(f"{p}: the table has no rows; give one row per sample")
-    if "label" not in frame.columns:
+    if label not in frame.columns:
+        columns = [str(c) for c in frame.columns]
+        shown = ", ".join(columns[:12]) + (
+            f", ... ({len(columns)} in all)" if len(columns) > 12 else ""
+        )
         raise UsageError(
-            f"{p}: no 'label' column (columns: {list(frame.columns)[:8]}); add one with class ids"
+            f"{p}: no '{label}' column (columns: {shown}); add it with class ids, or name your "
+            "label column with --label COLUMN"
         )
     split = frame.pop("split").astype(str).str.lower() if "split" in frame.columns else None
-    y = _labels(frame.pop("label").to_numpy(), spec, str(p))
+    y = _labels(frame.pop(label).to_numpy(), spec, str(p))
     non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
         raise UsageError(
@@ -281,29 +429,30 @@ def _with_split_column(
     return _finish(spec, origin, x[train], y[train], x[test], y[test])
 
 
-def _load_tfrecord(p: Path, spec: ModelSpec, seed: int) -> Dataset:
+def _load_tfrecord(p: Path, spec: ModelSpec, seed: int, label: str = "label") -> Dataset:
     import tensorflow as tf
 
-    features, labels, splits = [], [], []
+    records = []
     try:
-        for i, record in enumerate(tf.data.TFRecordDataset(str(p))):
-            example = tf.train.Example.FromString(record.numpy())
-            fields = example.features.feature
-            if "features" not in fields or "label" not in fields:
-                raise UsageError(
-                    f"{p}: record {i} has fields {sorted(fields)}; expected 'features' "
-                    "(float list) and 'label' (int64)"
-                )
-            features.append(np.asarray(fields["features"].float_list.value, dtype=np.float32))
-            labels.append(list(fields["label"].int64_list.value)[:1] or [-1])
-            if "split" in fields:
-                splits.append(fields["split"].bytes_list.value[0].decode().lower())
-    except UsageError:
-        raise
+        for record in tf.data.TFRecordDataset(str(p)):
+            records.append(tf.train.Example.FromString(record.numpy()).features.feature)
     except Exception as exc:
         raise UsageError(f"{p}: not a readable TFRecord file ({type(exc).__name__})") from None
-    if not features:
+    if not records:
         raise UsageError(f"{p}: holds no records; write one tf.train.Example per sample")
+    label_key, feature_keys = _tfrecord_keys(p, records[0], label)
+    features, labels, splits = [], [], []
+    for i, fields in enumerate(records):
+        missing = [k for k in (label_key, *feature_keys) if k not in fields]
+        if missing:
+            raise UsageError(
+                f"{p}: record {i} has no {missing[:3]} (it has {sorted(fields)}); give every "
+                "record the same keys"
+            )
+        features.append(np.concatenate([_tfrecord_values(fields[k]) for k in feature_keys]))
+        labels.append(list(fields[label_key].int64_list.value)[:1] or [-1])
+        if "split" in fields:
+            splits.append(fields["split"].bytes_list.value[0].decode().lower())
     sizes = {f.size for f in features}
     if len(sizes) != 1:
         raise UsageError(f"{p}: records hold different feature counts {sorted(sizes)[:5]}")
@@ -312,6 +461,41 @@ def _load_tfrecord(p: Path, spec: ModelSpec, seed: int) -> Dataset:
     x = _features(np.stack(features), spec, str(p), raw_audio_ok=False)
     y = np.asarray(labels, dtype=np.int64).reshape(-1)
     return _with_split_column(spec, str(p), x, y, splits or None, seed)
+
+
+def _tfrecord_values(feature: Any) -> np.ndarray:
+    kind = feature.WhichOneof("kind")
+    if kind == "float_list":
+        return np.asarray(feature.float_list.value, dtype=np.float32)
+    return np.asarray(feature.int64_list.value, dtype=np.float32)
+
+
+def _tfrecord_keys(p: Path, first: Any, label: str) -> tuple[str, list[str]]:
+    """The label key and the feature keys, from the first record."""
+    kinds = {key: first[key].WhichOneof("kind") for key in first}
+    label_key = label
+    if label not in kinds:
+        others = [k for k, kind in kinds.items() if kind == "int64_list" and k != "split"]
+        floats = [k for k, kind in kinds.items() if kind == "float_list"]
+        if label == "label" and len(others) == 1 and floats:
+            label_key = others[0]  # the one integer field beside float features
+        else:
+            raise UsageError(
+                f"{p}: records have no label key '{label}' (keys: {', '.join(sorted(kinds))}); "
+                "name the label key with --label KEY"
+            )
+    if kinds[label_key] != "int64_list":
+        raise UsageError(f"{p}: label key '{label_key}' is not an int64 list; store class ids")
+    if "features" in kinds and label_key != "features":
+        return label_key, ["features"]
+    keys = sorted(k for k, kind in kinds.items() if k not in (label_key, "split"))
+    bytes_keys = [k for k in keys if kinds[k] not in ("float_list", "int64_list")]
+    if bytes_keys or not keys:
+        raise UsageError(
+            f"{p}: keys {bytes_keys or sorted(kinds)} hold no numeric features; store features "
+            "as float lists (encoded images: write them as files in class folders instead)"
+        )
+    return label_key, keys
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,6 +518,7 @@ def _load_folder(root: Path, spec: ModelSpec, seed: int) -> Dataset:
     subdirs = {d.name: d for d in _class_dirs(root)}
     if {"train", "test"} <= set(subdirs):
         train_dirs, test_dirs = _class_dirs(subdirs["train"]), _class_dirs(subdirs["test"])
+        _check_no_empty_class(train_dirs + test_dirs, suffixes, kind)
         names = _folder_class_names(root, spec, [d.name for d in train_dirs])
         if sorted(d.name for d in test_dirs) != sorted(names):
             raise UsageError(
@@ -344,13 +529,35 @@ def _load_folder(root: Path, spec: ModelSpec, seed: int) -> Dataset:
         x_test, y_test = _read_class_dirs(root, test_dirs, names, suffixes, kind, spec)
         return _finish(spec, str(root), x_train, y_train, x_test, y_test, names)
     dirs = list(subdirs.values())
+    if len(dirs) < 2:
+        raise UsageError(
+            f"{root}: has {len(dirs)} class folder(s) {[d.name for d in dirs]}; a dataset needs "
+            f"one sub-folder of {kind} files per class, at least 2 ({root}/<class>/<file>)"
+        )
+    _check_no_empty_class(dirs, suffixes, kind)
     names = _folder_class_names(root, spec, [d.name for d in dirs])
     x, y = _read_class_dirs(root, dirs, names, suffixes, kind, spec)
     return _split_and_finish(spec, str(root), x, y, seed, names)
 
 
+def _class_files(d: Path, suffixes: tuple[str, ...]) -> list[str]:
+    with os.scandir(d) as entries:
+        return sorted(
+            e.path for e in entries if e.is_file() and Path(e.name).suffix.lower() in suffixes
+        )
+
+
+def _check_no_empty_class(dirs: list[Path], suffixes: tuple[str, ...], kind: str) -> None:
+    for d in dirs:
+        if not _class_files(d, suffixes):
+            raise UsageError(
+                f"{d}: class folder '{d.name}' has no {kind} files ({', '.join(suffixes)}); "
+                "put its samples in it or remove it"
+            )
+
+
 def _folder_class_names(root: Path, spec: ModelSpec, found: list[str]) -> list[str]:
-    if len(found) != spec.num_classes:
+    if len(found) != spec.num_classes and spec.num_classes != _ANY_CLASS_COUNT:
         raise UsageError(
             f"{root}: has {len(found)} class folders {found[:12]} but {spec.name} has "
             f"{spec.num_classes} classes; make one folder per class"
@@ -368,35 +575,25 @@ def _read_class_dirs(
     kind: str,
     spec: ModelSpec,
 ) -> tuple[np.ndarray, np.ndarray]:
-    samples, labels = [], []
+    files: list[Path] = []
+    labels: list[int] = []
     for d in dirs:
-        files = sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
-        for f in files:
-            samples.append(_read_wav(f) if spec.modality == "audio" else _read_image(f, spec))
-            labels.append(names.index(d.name))
-    if not samples:
-        raise UsageError(
-            f"{root}: no {kind} files ({', '.join(suffixes)}) in its class folders; "
-            f"lay it out as {root}/<class>/<file>"
-        )
+        found = _class_files(d, suffixes)
+        files.extend(Path(f) for f in found)
+        labels.extend([names.index(d.name)] * len(found))
     y = np.asarray(labels, dtype=np.int64)
     if spec.modality == "image":
-        return np.stack(samples), y
-    return _audio_features(root, samples, spec), y
+        return _read_images(files, spec), y
+    return _audio_features(root, [_read_wav(f) for f in files], spec), y
 
 
-def _read_image(f: Path, spec: ModelSpec) -> np.ndarray:
-    import tensorflow as tf
+def _read_images(files: list[Path], spec: ModelSpec) -> np.ndarray:
+    from accelbench.benchmarks.input_formats import read_image_files
 
-    height, width, channels = spec.input_shape
     try:
-        image = tf.io.decode_image(
-            tf.io.read_file(str(f)), channels=channels, expand_animations=False
-        )
-    except Exception:
-        raise UsageError(f"{f}: not a readable image; give PNG, JPEG, BMP or GIF files") from None
-    image = tf.image.resize(tf.cast(image, tf.float32), (height, width), method="bilinear")
-    return (image.numpy() / 255.0).astype(np.float32)
+        return read_image_files([str(f) for f in files], tuple(spec.input_shape))
+    except ValueError as exc:
+        raise UsageError(f"{exc}; give PNG, JPEG, BMP or GIF files (or remove it)") from None
 
 
 def _read_wav(f: Path) -> np.ndarray:

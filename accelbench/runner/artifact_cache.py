@@ -69,6 +69,7 @@ def cache_key(job: PrepareJob, environment: dict[str, Any]) -> dict[str, Any]:
         "kind": job.kind,
         "model_sha256": content_sha256(Path(job.path)) if job.path else None,
         "data_sha256": content_sha256(Path(job.data)) if job.data else "built-in",
+        "data_label": job.label,
         "seed": job.seed,
         "epochs": job.epochs,
         "fine_tune_epochs": job.fine_tune_epochs,

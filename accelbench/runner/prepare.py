@@ -59,9 +59,21 @@ class _Data:
             # An autoencoder learns to reproduce its input: fine-tuning targets are the inputs.
             self.fine_tune_targets = d.x_train if self.spec.is_autoencoder else d.y_train
         else:
-            from accelbench.optimizers.user_models import load_npz_data
+            from accelbench.models.data import load_user_data
+            from accelbench.optimizers.user_models import load_user_model
 
-            self.x_train, self.y_train, self.x_test, self.y_test = load_npz_data(job["data"])
+            # Loaded here once: image folders and tables are shaped to the model's input.
+            self.user_model = load_user_model(job["path"])
+            classes = self.user_model.output_shape[-1]
+            user_data = load_user_data(
+                job["data"],
+                self.user_model.input_shape[1:],
+                num_classes=classes if isinstance(classes, int) else None,
+                label=job.get("label") or "label",
+            )
+            self.x_train, self.y_train = user_data.x_train, user_data.y_train
+            self.x_test, self.y_test = user_data.x_test, user_data.y_test
+            self.settings = user_data.settings
             self.fine_tune_targets = self.y_train
             n = int(max(self.y_train.max(), self.y_test.max())) + 1
             self.class_names = [str(i) for i in range(n)]
@@ -92,6 +104,8 @@ def prepare(job: dict[str, Any]) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     data = _Data(job)
     result: dict[str, Any] = {"status": "ok", "error": None, "metric": data.metric}
+    if job["kind"] != "reference":
+        result["data_settings"] = data.settings
     jax_export = None
     if job["kind"] == "reference" and is_jax_model(job["model"]):
         make, result["training"], jax_export = _jax_model(job, data, out_dir)
@@ -113,9 +127,7 @@ def prepare(job: dict[str, Any]) -> dict[str, Any]:
                 "data_source": data.dataset.source,
             }
         else:
-            from accelbench.optimizers.user_models import load_user_model
-
-            model = load_user_model(job["path"])
+            model = data.user_model
 
         def make(name: str) -> Any:
             return optimize(

@@ -51,6 +51,9 @@ class ModelEntry(BaseModel):
     path: str | None = None
     name: str | None = None
     data: str | None = Field(default=None, description="training/evaluation data")
+    label: str | None = Field(
+        default=None, description="label column (CSV, Parquet) or key (TFRecord) of data"
+    )
     optimization: str | None = None
     inputs: str | None = Field(default=None, description=".npy/.npz file of real inputs")
 
@@ -514,6 +517,7 @@ class PrepareJob:
     timeout_s: float
     sandbox: bool = True
     trust_model: bool = False
+    label: str | None = None  # the label column or key of a user's data file
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -533,6 +537,7 @@ def prepare_jobs(suite: Suite) -> list[PrepareJob]:
                 kind=entry.kind,
                 path=entry.path,
                 data=entry.data,
+                label=entry.label,
                 optimizations=list(suite.optimizations),
                 seed=suite.seed,
                 epochs=suite.epochs,
@@ -651,7 +656,8 @@ def _scenario_settings(suite: Suite, scenario: str, entry: ModelEntry) -> dict[s
     if scenario not in MODULE_SCENARIOS:
         return {}
     key = options_key(scenario)
-    return {key: dict(getattr(suite, key)), "data": entry.data}
+    label = {"data_label": entry.label} if entry.label else {}
+    return {key: dict(getattr(suite, key)), "data": entry.data, **label}
 
 
 def _model_cells(suite: Suite, entry: ModelEntry, profiles: list[tuple[Any, Any]]) -> list[Cell]:

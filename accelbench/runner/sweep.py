@@ -643,7 +643,7 @@ def _prepare_records(
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     settings = {"seed": job.seed, "epochs": job.epochs, "fine_tune_epochs": job.fine_tune_epochs,
-                "data": job.data or "built-in"}  # fmt: skip
+                "data": job.data or "built-in", **(result.get("data_settings") or {})}  # fmt: skip
     records = []
     training = result.get("training")
     if job.kind == "reference":
