@@ -151,7 +151,8 @@ class CellWorkers:
         return Outcome(code, timed_out, wall_s, worker)
 
     def close(self) -> None:
-        """Stop the worker (if any): it has written every result it was asked for."""
+        """Kill the worker (if any) and its process group: between cells it holds nothing
+        unwritten (a result is written before its answer), and in a cell, that cell is lost."""
         if self._channel is not None:
             self._channel.close()
             self._channel = None
