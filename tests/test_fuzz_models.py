@@ -38,10 +38,12 @@ def test_mutations_damage_the_file_and_are_reproducible(fuzz_models) -> None:
 
 
 def test_twenty_mutants_no_terminal_traceback_and_no_hang(fuzz_models) -> None:
-    report = fuzz_models.fuzz(20, seed=7)
+    # Seed 21 includes a flipped byte in a tensor name, which once failed in the worker.
+    report = fuzz_models.fuzz(20, seed=21)
     assert len(report.outcomes) == 20
     assert not report.terminal_tracebacks, report.summary()
     assert not report.hangs, report.summary()
+    assert report.worker_log_tracebacks == 0, report.summary()
     # Both paths were taken: mutants refused by validation, and mutants benchmarked.
     assert report.exit_statuses[2] and report.exit_statuses[0] + report.exit_statuses[1]
 
