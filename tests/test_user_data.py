@@ -129,7 +129,7 @@ def test_train_reads_image_folder_and_csv(kind: str, user_models, tmp_path: Path
     out = tmp_path / "run"
     code = main([
         "train", str(model), "--data", str(data), *extra, "--target", "0.01", "--seeds", "1",
-        "--epochs", "1", "--out", str(out), "--no-progress",
+        "--epochs", "1", "--batch-size", "8", "--out", str(out), "--no-progress",
     ])  # fmt: skip
     assert code == 0
     trained = [r for r in _records(out) if "framework" in (r.get("settings") or {})]
