@@ -102,7 +102,7 @@ def add_data_arguments(parser: Any, *, required: bool) -> None:
         "(one sub-folder per class; images decoded, resized to the model's input height x width "
         "and scaled to [0, 1]); .csv or .parquet (feature columns and a label column); "
         ".tfrecord of tf.train.Example (features and label keys). One set without a split is "
-        "split 80/20 train/test, stratified, seed 0",
+        "split 80/20 train/test with seed 0 (stratified by class, but a .npz's x, y at random)",
     )
     parser.add_argument(
         "--label",
