@@ -17,6 +17,7 @@ from accelbench.optimizers.base import (
     Transform,
 )
 from accelbench.optimizers.converters import CONVERTERS, int8
+from accelbench.optimizers.keras_bridge import bridged, is_keras3_model, keras_source
 from accelbench.optimizers.training import cluster, prune, prune_2of4, qat
 
 _PRUNE = re.compile(r"prune(\d+)")
@@ -76,13 +77,20 @@ def optimize(
     """Apply an optimization to a Keras model and write its .tflite into ``out_dir``.
 
     ``train_data`` is (x_train, y_train): fine-tuning uses it with the model's own compiled
-    loss, and int8/int16x8 calibrate on it. The model passed in is not modified.
+    loss, and int8/int16x8 calibrate on it. The model passed in is not modified. A Keras 3
+    model's training steps (tensorflow-model-optimization) run on its tf_keras rebuild
+    (`keras_bridge`); the artifact's ``notes["keras"]`` say which Keras built it.
     """
     pipeline = as_pipeline(name)
+    x_train, y_train = _check_train_data(train_data)
+    keras_notes: dict[str, Any] = {"keras_source": keras_source(model)}
+    if is_keras3_model(model) and any(not t.converts for t in pipeline.transforms):
+        # tfmot wraps tf_keras models only: its steps run on a verified tf_keras rebuild.
+        rebuilt = bridged(model, x_train)
+        model, keras_notes = rebuilt.model, rebuilt.notes()
     problem = pipeline.supports(model)
     if problem:
         raise UsageError(f"cannot apply {pipeline.name}: {problem}")
-    x_train, y_train = _check_train_data(train_data)
     if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int):
         raise UsageError(f"fine_tune_epochs must be a positive integer, not {fine_tune_epochs!r}")
     if fine_tune_epochs < 1:
@@ -106,7 +114,7 @@ def optimize(
         name=pipeline.name,
         steps=final.steps,
         fine_tune_s=final.fine_tune_s,
-        notes=final.notes,
+        notes={**final.notes, "keras": keras_notes},
     )
 
 

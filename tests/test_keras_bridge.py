@@ -1,0 +1,189 @@
+"""Keras 3 files (what ``model.save("x.keras")`` writes since TF 2.16) get every optimization:
+their tfmot steps run on a verified tf_keras rebuild, and `accelbench train` trains them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from accelbench.cli import main
+from accelbench.errors import UsageError
+from accelbench.optimizers import load_user_model, optimize, predict_tflite
+from accelbench.optimizers.keras_bridge import TOLERANCE, BridgeError, bridge_to_tf_keras
+from accelbench.records import read_records
+
+
+def _keras3() -> Any:
+    from accelbench.keras_compat import legacy_keras
+
+    legacy_keras()  # the process's tf.keras stays Keras 2; Keras 3 is the package itself
+    import keras
+
+    return keras
+
+
+def _outputs_differ(a: Any, b: Any, x: np.ndarray) -> float:
+    return float(
+        np.max(np.abs(np.asarray(a(x, training=False)) - np.asarray(b(x, training=False))))
+    )
+
+
+@pytest.fixture(scope="module")
+def digits_k3(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """A depthwise-separable residual CNN (BatchNorm, Add, ReLU6) trained in Keras 3 on digits."""
+    from sklearn.datasets import load_digits
+
+    keras = _keras3()
+    data = load_digits()
+    x = (data.images / 16.0).astype(np.float32)[..., None]
+    y = data.target.astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order], y[order]
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    inputs = keras.Input((8, 8, 1))
+    h = layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
+    h = layers.ReLU(max_value=6.0)(layers.BatchNormalization()(h))
+    r = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(h)
+    r = layers.Activation("relu6")(layers.BatchNormalization()(r))
+    r = layers.BatchNormalization()(layers.Conv2D(16, 1, use_bias=False)(r))
+    h = layers.ReLU(max_value=6.0)(layers.Add()([h, r]))
+    outputs = layers.Dense(10, activation="softmax")(layers.Flatten()(h))
+    model = keras.Model(inputs, outputs, name="digits_k3")
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x[:1400], y[:1400], epochs=8, batch_size=32, verbose=0)
+    folder = tmp_path_factory.mktemp("digits_k3")
+    model.save(folder / "digits.keras")
+    np.savez(folder / "digits.npz", x_train=x[:1400], y_train=y[:1400], x_test=x[1400:],
+             y_test=y[1400:])  # fmt: skip
+    return SimpleNamespace(
+        path=folder / "digits.keras", data=folder / "digits.npz", x_train=x[:1400],
+        y_train=y[:1400], x_test=x[1400:], y_test=y[1400:],
+    )  # fmt: skip
+
+
+def _accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(predict_tflite(path, x), axis=1) == y))
+
+
+def test_a_keras3_cnn_gets_every_training_time_optimization(
+    digits_k3: SimpleNamespace, tmp_path: Path
+) -> None:
+    model = load_user_model(digits_k3.path)
+    assert type(model).__module__.startswith("keras.")  # Keras 3 read it, not tf_keras
+    train = (digits_k3.x_train[:500], digits_k3.y_train[:500])  # a few hundred: fine-tuning
+    base = optimize(model, "fp32", train, tmp_path)
+    base_accuracy = _accuracy(base.path, digits_k3.x_test, digits_k3.y_test)
+    assert base_accuracy > 0.85
+    assert base.notes["keras"]["keras_source"].startswith("keras 3")
+    assert "bridged_to" not in base.notes["keras"]  # post-training cells use the model as saved
+    for name in ("prune50+int8", "qat_int8", "cluster16+int8"):
+        made = optimize(model, name, train, tmp_path, fine_tune_epochs=1)
+        accuracy = _accuracy(made.path, digits_k3.x_test, digits_k3.y_test)
+        assert accuracy >= base_accuracy - 0.03, (name, accuracy, base_accuracy)
+        keras_notes = made.notes["keras"]
+        assert keras_notes["keras_source"].startswith("keras 3")
+        assert keras_notes["bridged_to"].startswith("tf_keras 2")
+        assert keras_notes["bridge_max_abs_diff"] <= TOLERANCE
+
+
+def test_accelbench_train_trains_a_keras3_file(digits_k3: SimpleNamespace, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    code = main([
+        "train", str(digits_k3.path), "--data", str(digits_k3.data), "--target", "0.15",
+        "--epochs", "3", "--seeds", "1", "--out", str(run_dir), "--no-progress",
+    ])  # fmt: skip
+    records = [
+        r for r in read_records(run_dir)
+        if r["scenario"] == "training" and "framework" in (r.get("settings") or {})
+    ]  # fmt: skip
+    assert code == 0 and records
+    for record in records:
+        assert record["status"] == "ok", record["error"]
+        assert record["metrics"]["step_time_ms"]["value"] > 0
+        assert record["metrics"]["examples_per_s"]["value"] > 0
+        assert record["metrics"]["time_to_target_s"]["value"] > 0
+
+
+def _application(keras: Any, name: str, side: int) -> Any:
+    make = getattr(keras.applications, name)
+    extra = {"alpha": 0.35} if name == "MobileNetV2" else {}
+    # Logits, not softmax: near-uniform probabilities would hide a wrong rebuild.
+    return make(input_shape=(side, side, 3), weights=None, classes=10,
+                classifier_activation=None, **extra)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["MobileNetV2", "ResNet50", "EfficientNetB0"])
+def test_keras_applications_bridge_within_tolerance(name: str, tmp_path: Path) -> None:
+    keras = _keras3()
+    keras.utils.set_random_seed(0)
+    original = _application(keras, name, 32)
+    x = np.random.default_rng(0).uniform(0, 255, size=(8, 32, 32, 3)).astype(np.float32)
+    for layer in original.layers:
+        if isinstance(layer, keras.layers.Normalization):
+            layer.adapt(x)  # not the identity that weights=None leaves: its weights must carry
+    original.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    original.save(tmp_path / "app.keras")
+    loaded = load_user_model(tmp_path / "app.keras")
+    result = bridge_to_tf_keras(loaded, x)
+    rebuilt = result.model
+    assert type(rebuilt).__module__.startswith("tf_keras.")
+    assert result.max_abs_diff <= TOLERANCE
+    assert _outputs_differ(original, rebuilt, x) <= TOLERANCE
+    assert rebuilt.count_params() == original.count_params()
+    assert rebuilt.loss == "sparse_categorical_crossentropy"
+    if name == "EfficientNetB0":
+        kinds = {type(layer).__name__ for layer in rebuilt.layers}
+        assert {"Rescaling", "Normalization"} <= kinds
+
+
+@pytest.mark.slow  # about 2 minutes on 2 shared cores: tfmot's wrapping and int8 conversion
+def test_mobilenet_v2_gets_a_training_time_optimization(tmp_path: Path) -> None:
+    keras = _keras3()
+    keras.utils.set_random_seed(0)
+    model = _application(keras, "MobileNetV2", 32)
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    model.save(tmp_path / "mnv2.keras")
+    loaded = load_user_model(tmp_path / "mnv2.keras")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(64, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, size=64)
+    made = optimize(loaded, "cluster16+int8", (x, y), tmp_path, fine_tune_epochs=1)
+    assert predict_tflite(made.path, x[:4]).shape == (4, 10)
+    assert made.notes["keras"]["bridged_to"].startswith("tf_keras")
+
+
+def test_a_custom_layer_fails_only_the_training_time_optimizations(tmp_path: Path) -> None:
+    keras = _keras3()
+
+    class Doubling(keras.layers.Layer):
+        def call(self, inputs: Any) -> Any:
+            return inputs * 2.0
+
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(3)(Doubling(name="twice")(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="mse")
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    y = np.zeros((32, 3), np.float32)
+    assert optimize(model, "dynamic", (x, y), tmp_path).path.is_file()
+    for name in ("prune50+int8", "qat_int8"):
+        with pytest.raises(BridgeError, match=r"layer 'twice' \(.*Doubling\).*custom layer class"):
+            optimize(model, name, (x, y), tmp_path)
+    assert issubclass(BridgeError, UsageError)  # one line, the cell's reason, no traceback
+
+
+def test_an_activation_that_differs_between_the_two_keras_is_named(tmp_path: Path) -> None:
+    keras = _keras3()
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="gelu", name="head")(inputs))
+    model.compile(optimizer="adam", loss="mse")
+    x = np.zeros((8, 4), np.float32)
+    with pytest.raises(BridgeError, match=r"layer 'head' \(Dense\).*gelu"):
+        optimize(model, "prune50", (x, np.zeros((8, 3), np.float32)), tmp_path)
