@@ -187,3 +187,31 @@ def test_an_activation_that_differs_between_the_two_keras_is_named(tmp_path: Pat
     x = np.zeros((8, 4), np.float32)
     with pytest.raises(BridgeError, match=r"layer 'head' \(Dense\).*gelu"):
         optimize(model, "prune50", (x, np.zeros((8, 3), np.float32)), tmp_path)
+
+
+def test_nested_sub_models_and_several_inputs_and_outputs_bridge(tmp_path: Path) -> None:
+    keras = _keras3()
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    tower = keras.Sequential(
+        [keras.Input((6,)), layers.Dense(8, activation="relu"), layers.BatchNormalization()],
+        name="tower",
+    )
+    inner_in = keras.Input((8,))
+    inner = keras.Model(inner_in, layers.Dense(4, activation="tanh")(inner_in), name="inner")
+    a, b = keras.Input((6,), name="a"), keras.Input((6,), name="b")
+    shared = layers.Dense(6, name="shared")  # one layer called on both inputs
+    joined = layers.Concatenate()([tower(shared(a)), tower(shared(b))])
+    head = inner(layers.Dense(8)(joined))
+    model = keras.Model([a, b], [layers.Dense(3, name="cls")(head), head], name="two_heads")
+    model.compile(optimizer="adam", loss=["mse", "mse"])
+    model.save(tmp_path / "nested.keras")
+    loaded = load_user_model(tmp_path / "nested.keras")
+    x = [np.random.default_rng(i).normal(size=(16, 6)).astype(np.float32) for i in (0, 1)]
+    result = bridge_to_tf_keras(loaded, x)
+    assert result.max_abs_diff <= TOLERANCE
+    rebuilt = result.model
+    for want, got in zip(model(x, training=False), rebuilt(x, training=False), strict=True):
+        np.testing.assert_allclose(np.asarray(want), np.asarray(got), atol=TOLERANCE)
+    assert {type(layer).__name__ for layer in rebuilt.layers} >= {"Sequential", "Functional"}
+    assert rebuilt.count_params() == model.count_params()

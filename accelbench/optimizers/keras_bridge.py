@@ -116,11 +116,11 @@ def bridged(model: Any, sample: np.ndarray | None) -> Bridged:
     return result
 
 
-def bridge_to_tf_keras(model: Any, sample: np.ndarray | None = None) -> Bridged:
+def bridge_to_tf_keras(model: Any, sample: Any = None) -> Bridged:
     """Rebuild a Keras 3 model in tf_keras with its weights and compiled loss and optimizer.
 
-    With ``sample`` (a batch of inputs), the two models' outputs on its first 32 rows must agree
-    within 1e-4, else `BridgeError`.
+    With ``sample`` (a batch of inputs, or a list of one per input), the two models' outputs on
+    its first 32 rows must agree within 1e-4, else `BridgeError`.
     """
     from accelbench.keras_compat import legacy_keras
 
@@ -134,14 +134,15 @@ def bridge_to_tf_keras(model: Any, sample: np.ndarray | None = None) -> Bridged:
     _compile_like(model, new, keras, tfk)
     difference = None
     if sample is not None:
-        checked = np.asarray(sample)[:CHECK_SAMPLES]
+        several = isinstance(sample, list | tuple)  # one array per input
+        checked = [_rows(s) for s in sample] if several else _rows(sample)
         difference = _max_difference(model, new, checked)
         if not difference <= TOLERANCE:
             raise BridgeError(
                 model.name,
                 type(model).__name__,
                 f"its tf_keras rebuild's outputs differ from the Keras 3 model's by "
-                f"{difference:.3g} (more than {TOLERANCE:g}) on {len(checked)} samples",
+                f"{difference:.3g} (more than {TOLERANCE:g}) on {CHECK_SAMPLES} samples or fewer",
             )
     return Bridged(
         model=new,
@@ -356,9 +357,12 @@ def _compile_like(old: Any, new: Any, keras: Any, tfk: Any) -> None:
     new.compile(optimizer=optimizer if optimizer is not None else "adam", loss=loss)
 
 
-def _max_difference(old: Any, new: Any, sample: np.ndarray) -> float:
-    if sample.dtype.kind == "f":
-        sample = sample.astype(np.float32)
+def _rows(sample: Any) -> np.ndarray:
+    rows = np.asarray(sample)[:CHECK_SAMPLES]
+    return rows.astype(np.float32) if rows.dtype.kind == "f" else rows
+
+
+def _max_difference(old: Any, new: Any, sample: Any) -> float:
     a = [np.asarray(x, np.float64) for x in _flat(old(sample, training=False))]
     b = [np.asarray(x, np.float64) for x in _flat(new(sample, training=False))]
     if [x.shape for x in a] != [x.shape for x in b]:
