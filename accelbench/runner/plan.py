@@ -31,42 +31,43 @@ COSTS_FILE = "run_costs.json"
 MLPERF_MIN_DURATION_S = 600.0
 # A running average forgets old runs at this weight, so the costs follow a machine that changes.
 AVERAGE_WINDOW = 20
-# Seconds, the mean of two runs of the default suite (quick preset; one with a worker per cell,
-# one with shared workers) on a 2-core "Intel(R) Xeon(R) Processor" VM shared with other jobs
-# (load average 2 to 8): what a cell costs beyond its LoadGen time and its worker's start, a
-# reference model's preparation beyond its training and optimizations, its training per epoch
-# (with data and evaluation), each optimization of a model (conversion, fine-tuning, accuracy
+# Seconds, the mean of four runs of the default suite (quick preset; one with a worker per cell,
+# three with shared workers, one of them with its preparations from the artifact cache) on a
+# 2-core "Intel(R) Xeon(R) Processor" VM shared with other jobs (load average 1 to 8): what a
+# cell costs beyond its LoadGen time and its worker's start, a reference model's preparation
+# beyond its training and optimizations, its training per epoch (with data and evaluation),
+# each optimization of a model (conversion, fine-tuning, accuracy
 # scoring; over digits_cnn, breast_cancer_mlp and ic_resnet8, whose mean is the fallback).
 # Server and multi-stream are taken as offline and single-stream; the training, input-pipeline
 # and serving cells were not measured here (a guess of a minute each).
 DEFAULT_COSTS: dict[str, float] = {
-    "worker_start": 1.5,
+    "worker_start": 0.7,
     "prepare_start": 10.0,
     "prepare_cached": 1.0,
-    "cell:single-stream:local": 0.7,
-    "cell:single-stream:emulated": 0.65,
+    "cell:single-stream:local": 0.5,
+    "cell:single-stream:emulated": 0.5,
     "cell:single-stream:projected": 0.0,
-    "cell:multi-stream:local": 0.7,
-    "cell:offline:local": 4.5,
-    "cell:offline:emulated": 3.2,
-    "cell:server:local": 4.5,
-    "cell:paired:local": 2.0,
-    "cell:paired:emulated": 1.4,
+    "cell:multi-stream:local": 0.5,
+    "cell:offline:local": 3.2,
+    "cell:offline:emulated": 2.2,
+    "cell:server:local": 3.2,
+    "cell:paired:local": 1.7,
+    "cell:paired:emulated": 1.2,
     "cell:training:local": 60.0,
     "cell:input-pipeline:local": 60.0,
     "cell:serving:local": 60.0,
-    "train_epoch": 3.3,
+    "train_epoch": 3.0,
     "train_epoch:digits_cnn": 1.8,
-    "train_epoch:breast_cancer_mlp": 0.5,
-    "train_epoch:ic_resnet8": 7.5,
+    "train_epoch:breast_cancer_mlp": 0.6,
+    "train_epoch:ic_resnet8": 6.7,
     "optimize": 10.9,
-    "optimize:fp32": 8.0,
-    "optimize:dynamic": 4.8,
+    "optimize:fp32": 7.7,
+    "optimize:dynamic": 4.7,
     "optimize:float16": 4.4,
-    "optimize:int8": 5.2,
-    "optimize:prune50+int8": 18.6,
-    "optimize:qat_int8": 23.2,
-    "optimize:cluster16+int8": 12.1,
+    "optimize:int8": 4.9,
+    "optimize:prune50+int8": 18.7,
+    "optimize:qat_int8": 21.9,
+    "optimize:cluster16+int8": 12.0,
 }
 # A kind never seen costs what its scenario costs on this host (local); an unknown scenario
 # what single-stream does.
