@@ -301,8 +301,9 @@ def benchmark_stats(data_s: Sequence[float] | np.ndarray) -> dict[str, Any]:
         ld15iqr = hd15iqr = data[0]
     else:
         ld15iqr = ordered[bisect.bisect_left(ordered, low_fence)]
-        position = bisect.bisect_right(ordered, high_fence)
-        hd15iqr = ordered[-1] if position == n else ordered[position]
+        # The highest datum at or below the fence: bisect_right lands just after it (never 0,
+        # since Q3 >= the smallest datum). pytest-benchmark before 5.3.1 took the one after.
+        hd15iqr = ordered[bisect.bisect_right(ordered, high_fence) - 1]
     total = sum(data)
     return {
         "min": ordered[0],

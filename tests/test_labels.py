@@ -183,7 +183,7 @@ def test_recommend_judges_an_emulated_profile_on_the_devices_projected_figure(tm
     lines = out.splitlines()
     assert lines[0].startswith("1 of 2 results meet the budget")
     assert "m int16 on rpi4 (emulated)" in lines[1] and "3 ms (projected)" in lines[1]
-    assert "fp32" not in lines[1]  # 1 ms on this host, 20 ms projected on the device
+    assert "m fp32" not in lines[1]  # 1 ms on this host, 20 ms projected on the device
     refused = out[out.index("refused") :]
     assert "m int8 on rpi4 (emulated)" in refused
     assert "no projected latency for rpi4" in refused

@@ -404,9 +404,13 @@ def test_ci_suite_is_small_quick_and_known_to_the_cli(capsys) -> None:
     assert "ci" in BUILTIN_SUITES
     suite = suite_from_mapping(builtin_suite("ci", 2), "built-in suite ci")
     cells = expand(suite)
-    assert suite.preset == "quick" and len(cells) <= 8
+    measured = [c for c in cells if c.scenario != "paired"]
+    paired = [c for c in cells if c.scenario == "paired"]
+    assert suite.preset == "quick" and len(measured) <= 8
+    # one paired cell per model: its int8 timed against its fp32 in one worker
+    assert sorted(c.model for c in paired) == ["breast_cancer_mlp", "digits_cnn"]
     assert {c.profile for c in cells} == {"host"} and {c.threads for c in cells} == {1}
-    assert {c.optimization for c in cells} == {"fp32", "int8"}
+    assert {c.optimization for c in measured} == {"fp32", "int8"}
     assert main(["run", "--suite", "nightly"]) == 2
     assert "ci" in capsys.readouterr().err
 

@@ -47,6 +47,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     keras2 = legacy_keras()
     import tensorflow as tf
 
+    # An earlier test in this process may have turned on op determinism (the reference models'
+    # training does), under which the Keras layers below need a seed to initialise.
+    tf.random.set_seed(0)
     tmp = tmp_path_factory.mktemp("untrusted")
     home = tmp / "home"
     home.mkdir()
