@@ -96,3 +96,28 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
         env=full_env,
         timeout=timeout,
     )
+
+
+def workers_of(run_dir: Path) -> list:
+    """The worker processes still alive for a run folder (a test asserts none is left behind)."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "accelbench.runner.worker" in cmd and str(run_dir) in cmd:
+            found.append(p)
+    return found
+
+
+def shuffled_digits() -> tuple:
+    """scikit-learn's digits as (n, 8, 8, 1) float32 in [0, 1] and int64 labels, in a fixed
+    shuffled order."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.images / 16.0).astype(np.float32)[..., None]
+    y = data.target.astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(x))
+    return x[order], y[order]

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import shuffled_digits
 
 from accelbench.cli import main
 from accelbench.errors import UsageError
@@ -35,14 +36,8 @@ def _outputs_differ(a: Any, b: Any, x: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def digits_k3(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """A depthwise-separable residual CNN (BatchNorm, Add, ReLU6) trained in Keras 3 on digits."""
-    from sklearn.datasets import load_digits
-
     keras = _keras3()
-    data = load_digits()
-    x = (data.images / 16.0).astype(np.float32)[..., None]
-    y = data.target.astype(np.int64)
-    order = np.random.default_rng(0).permutation(len(x))
-    x, y = x[order], y[order]
+    x, y = shuffled_digits()
     keras.utils.set_random_seed(0)
     layers = keras.layers
     inputs = keras.Input((8, 8, 1))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import shuffled_digits
 
 from accelbench.errors import UsageError
 from accelbench.optimizers import (
@@ -47,14 +48,8 @@ def _keras() -> Any:
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """A small CNN trained on scikit-learn's digits (8x8 images), with a fixed split."""
-    from sklearn.datasets import load_digits
-
     keras = _keras()
-    data = load_digits()
-    x = (data.images / 16.0).astype(np.float32)[..., None]
-    y = data.target.astype(np.int64)
-    order = np.random.default_rng(0).permutation(len(x))
-    x, y = x[order], y[order]
+    x, y = shuffled_digits()
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [

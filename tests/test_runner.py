@@ -10,9 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
-from conftest import DATA, run_cli
+from conftest import DATA, run_cli, workers_of
 
 
 def _records(run_dir: Path) -> list[dict]:
@@ -50,16 +49,7 @@ def test_a_hanging_worker_times_out_and_is_killed(tmp_path: Path) -> None:
     assert proc.returncode == 1
     (record,) = _records(out)
     assert record["status"] == "failed" and "timed out after 4 s" in record["error"]
-    assert not _workers_of(out)
-
-
-def _workers_of(run_dir: Path) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if "accelbench.runner.worker" in cmd and str(run_dir) in cmd:
-            found.append(p)
-    return found
+    assert not workers_of(out)
 
 
 def test_ctrl_c_keeps_finished_records_and_resume_completes(tmp_path: Path) -> None:
@@ -74,7 +64,7 @@ def test_ctrl_c_keeps_finished_records_and_resume_completes(tmp_path: Path) -> N
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline:
-        if (out / "records.jsonl").exists() and len(_records(out)) == 2 and _workers_of(out):
+        if (out / "records.jsonl").exists() and len(_records(out)) == 2 and workers_of(out):
             break
         time.sleep(0.2)
     else:
@@ -85,7 +75,7 @@ def test_ctrl_c_keeps_finished_records_and_resume_completes(tmp_path: Path) -> N
     assert proc.returncode == 130, stderr
     assert "--resume" in stderr and "Traceback" not in stderr
     assert len(_records(out)) == 2
-    assert not _workers_of(out)
+    assert not workers_of(out)
     resumed = run_cli("bench", "--resume", str(out), "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     records = _records(out)

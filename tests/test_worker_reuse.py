@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import psutil
 import pytest
-from conftest import DATA, run_cli
+from conftest import DATA, run_cli, workers_of
 
 SCENARIOS = "single-stream,offline,multi-stream"
 
@@ -24,15 +23,6 @@ def _bench(out: Path, fault: str, *extra: str):
 def _by_scenario(run_dir: Path) -> dict[str, dict]:
     lines = (run_dir / "records.jsonl").read_text().splitlines()
     return {r["scenario"]: r for r in map(json.loads, lines)}
-
-
-def _workers_of(run_dir: Path) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if "accelbench.runner.worker" in cmd and str(run_dir) in cmd:
-            found.append(p)
-    return found
 
 
 @pytest.mark.parametrize(
@@ -62,7 +52,7 @@ def test_the_middle_cell_of_a_shared_worker_fails_alone(
     if fault == "raise":
         assert "injected fault" in logs["offline"]
         assert "injected fault" not in logs["single-stream"] + logs["multi-stream"]
-    assert not _workers_of(out)
+    assert not workers_of(out)
 
 
 def test_a_hanging_cell_on_a_shared_worker_times_out_alone(tmp_path: Path) -> None:
@@ -76,7 +66,7 @@ def test_a_hanging_cell_on_a_shared_worker_times_out_alone(tmp_path: Path) -> No
     assert hung["worker"]["earlier_cells"] == 1
     assert cells["single-stream"]["status"] == "ok" and cells["multi-stream"]["status"] == "ok"
     assert cells["multi-stream"]["worker"]["id"] != hung["worker"]["id"]
-    assert not _workers_of(out)
+    assert not workers_of(out)
 
 
 def test_cells_of_other_thread_counts_get_workers_of_their_own(tmp_path: Path) -> None:
