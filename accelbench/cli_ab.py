@@ -208,7 +208,7 @@ def _run_ab_endpoints(args: argparse.Namespace) -> int:
     (flags, both endpoints answering for their model, inputs that fit both) before writing."""
     from accelbench.benchmarks.serving import endpoint_samples
     from accelbench.cli import check_run_dir
-    from accelbench.cli_load import _server_threads, api_key
+    from accelbench.cli_load import api_key, server_threads
     from accelbench.hardware_profiles import environment_fingerprint
     from accelbench.records import append_record
     from accelbench.runner.rerun import endpoint_cell, measure_endpoints
@@ -241,7 +241,7 @@ def _run_ab_endpoints(args: argparse.Namespace) -> int:
             f"{base.url} {base.model!r} and {new.url} {new.model!r} take different inputs "
             f"({_specs(base.inputs)} vs {_specs(new.inputs)}); a pair sends both the same sample"
         )
-    threads = {_server_threads(e.server_stats) for e in (base, new)}
+    threads = {server_threads(e.server_stats) for e in (base, new)}
     timeout_s = min(REQUEST_TIMEOUT_S, args.timeout)
     # One connection each, one request at a time: a pair's requests never overlap.
     endpoints = [RemoteRuntime(e, concurrency=1, timeout_s=timeout_s) for e in (base, new)]

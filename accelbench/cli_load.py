@@ -211,7 +211,7 @@ def _cell(args: argparse.Namespace, endpoint: Any) -> Any:
         profile="remote",
         profile_data={"name": "remote", "kind": "remote"},
         execution="remote",
-        threads=_server_threads(endpoint.server_stats),
+        threads=server_threads(endpoint.server_stats),
         scenario=args.scenario,
         preset=args.preset,
         runtime="remote",
@@ -223,7 +223,7 @@ def _cell(args: argparse.Namespace, endpoint: Any) -> Any:
     )
 
 
-def _server_threads(stats: dict[str, Any] | None) -> int:
+def server_threads(stats: dict[str, Any] | None) -> int:
     """The server's thread count when accelbench's own endpoint says it; 0 when unknown."""
     found = _find_key(stats or {}, "threads")
     return int(found) if isinstance(found, int) and not isinstance(found, bool) else 0

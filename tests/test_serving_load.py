@@ -135,7 +135,7 @@ def test_load_refuses_unreachable_url_and_unknown_model(trivial_url, tmp_path, c
 def test_load_refuses_a_model_name_that_is_a_path(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # where the default results/ folder would appear
     url = f"http://127.0.0.1:{_free_port()}"
-    for name in ("../evil", "/tmp/evil", ".hidden"):
+    for name in ("../evil", str(tmp_path / "evil"), ".hidden"):  # relative, absolute, hidden
         assert main(["load", url, "--model", name]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("accelbench: error: --model"), err

@@ -7,6 +7,7 @@ write there and a secret to read from it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -313,6 +315,25 @@ def test_records_say_how_each_cell_was_sandboxed(tmp_path):
     assert record["sandbox"] == "bubblewrap" and record["status"] == "ok"
 
 
+@contextlib.contextmanager
+def _server(args: list[str], cwd: Path) -> Iterator[subprocess.Popen]:
+    """`python -m accelbench.serving ARGS`, killed on the way out if the test left it running."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "accelbench.serving", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def _get(url: str, key: str | None = None) -> int:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
@@ -329,15 +350,7 @@ def test_serve_off_loopback_warns_and_requires_the_api_key(tmp_path):
     key_file = tmp_path / "key"
     key_file.write_text("s3cret-key\n")
     args = [str(DATA / "mlp_f32.tflite"), "--host", "0.0.0.0", "--port", "0"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "accelbench.serving", *args, "--api-key-file", str(key_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    try:
+    with _server([*args, "--api-key-file", str(key_file)], tmp_path) as process:
         line = process.stdout.readline()
         assert line.startswith(LISTENING_PREFIX), line
         url = line.removeprefix(LISTENING_PREFIX).strip().replace("0.0.0.0", "127.0.0.1")
@@ -368,27 +381,12 @@ def test_serve_off_loopback_warns_and_requires_the_api_key(tmp_path):
         assert record["status"] == "ok" and "s3cret-key" not in json.dumps(record)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 0, err
     assert "reachable from other machines; requests need the API key" in err
     # Without a key the warning says the API is open, as TF Serving's is.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "accelbench.serving", *args, "--no-sandbox"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    try:
+    with _server([*args, "--no-sandbox"], tmp_path) as process:
         assert process.stdout.readline().startswith(LISTENING_PREFIX)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert "the API has no authentication" in err and "--api-key" in err
     assert main(["serve", str(DATA / "mlp_f32.tflite"), "--api-key", "has space"]) == 2
