@@ -102,6 +102,10 @@ def test_accelbench_train_trains_a_keras3_file(digits_k3: SimpleNamespace, tmp_p
         assert record["metrics"]["step_time_ms"]["value"] > 0
         assert record["metrics"]["examples_per_s"]["value"] > 0
         assert record["metrics"]["time_to_target_s"]["value"] > 0
+        keras_settings = record["settings"]["keras"]
+        assert keras_settings["keras_source"].startswith("keras 3")
+        assert keras_settings["bridged_to"].startswith("tf_keras 2")
+        assert keras_settings["bridge_max_abs_diff"] <= TOLERANCE
 
 
 def _application(keras: Any, name: str, side: int) -> Any:
@@ -112,46 +116,77 @@ def _application(keras: Any, name: str, side: int) -> Any:
                 classifier_activation=None, **extra)  # fmt: skip
 
 
+def _int8_throughout(path: Path) -> bool:
+    """True when no op of the .tflite falls back to float (which would need a DEQUANTIZE)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    ops = {op["op_name"] for op in Interpreter(str(path))._get_ops_details()}
+    return "DEQUANTIZE" not in ops
+
+
+@pytest.mark.slow  # 1 to 3 minutes each on 2 shared cores: three tfmot wrappings and conversions
 @pytest.mark.parametrize("name", ["MobileNetV2", "ResNet50", "EfficientNetB0"])
-def test_keras_applications_bridge_within_tolerance(name: str, tmp_path: Path) -> None:
+def test_keras_applications_get_the_training_time_optimizations_and_train(
+    name: str, tmp_path: Path
+) -> None:
     keras = _keras3()
     keras.utils.set_random_seed(0)
     original = _application(keras, name, 32)
-    x = np.random.default_rng(0).uniform(0, 255, size=(8, 32, 32, 3)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, size=(64, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, size=64)
     for layer in original.layers:
         if isinstance(layer, keras.layers.Normalization):
             layer.adapt(x)  # not the identity that weights=None leaves: its weights must carry
-    original.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    original.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     original.save(tmp_path / "app.keras")
     loaded = load_user_model(tmp_path / "app.keras")
+
     result = bridge_to_tf_keras(loaded, x)
     rebuilt = result.model
     assert type(rebuilt).__module__.startswith("tf_keras.")
     assert result.max_abs_diff <= TOLERANCE
-    assert _outputs_differ(original, rebuilt, x) <= TOLERANCE
+    assert _outputs_differ(original, rebuilt, x[:8]) <= TOLERANCE
     assert rebuilt.count_params() == original.count_params()
-    assert rebuilt.loss == "sparse_categorical_crossentropy"
     if name == "EfficientNetB0":
         kinds = {type(layer).__name__ for layer in rebuilt.layers}
         assert {"Rescaling", "Normalization"} <= kinds
 
+    for optimization in ("prune50+int8", "qat_int8", "cluster16+int8"):
+        made = optimize(loaded, optimization, (x, y), tmp_path, fine_tune_epochs=1)
+        assert predict_tflite(made.path, x[:4]).shape == (4, 10), optimization
+        assert made.notes["keras"]["bridged_to"].startswith("tf_keras 2")
+        assert made.notes["keras"]["bridge_max_abs_diff"] <= TOLERANCE
+        assert _int8_throughout(made.path), optimization  # QAT's float layers calibrated too
+        if name == "EfficientNetB0" and optimization != "cluster16+int8":
+            # tfmot prunes and quantizes no Rescaling or Normalization: left as they are, named.
+            step = made.notes["prune50" if optimization.startswith("prune") else "qat"]
+            assert {"rescaling", "normalization"} <= set(step["layers_left_unwrapped"])
 
-@pytest.mark.slow  # about 2 minutes on 2 shared cores: tfmot's wrapping and int8 conversion
-def test_mobilenet_v2_gets_a_training_time_optimization(tmp_path: Path) -> None:
-    keras = _keras3()
-    keras.utils.set_random_seed(0)
-    model = _application(keras, "MobileNetV2", 32)
-    model.compile(
-        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
-    model.save(tmp_path / "mnv2.keras")
-    loaded = load_user_model(tmp_path / "mnv2.keras")
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1, size=(64, 32, 32, 3)).astype(np.float32)
-    y = rng.integers(0, 10, size=64)
-    made = optimize(loaded, "cluster16+int8", (x, y), tmp_path, fine_tune_epochs=1)
-    assert predict_tflite(made.path, x[:4]).shape == (4, 10)
-    assert made.notes["keras"]["bridged_to"].startswith("tf_keras")
+    # The training benchmark on the same file, one epoch of random images. Each test image comes
+    # once with every label, so any model scores exactly 0.1 and the 0.05 target is met at the
+    # first epoch's end: this checks that these architectures train and are timed; whether a
+    # model learns to its target is checked on digits above.
+    x_test, y_test = np.repeat(x[:4], 10, axis=0), np.tile(np.arange(10), 4)
+    np.savez(tmp_path / "data.npz", x_train=x, y_train=y, x_test=x_test, y_test=y_test)
+    run_dir = tmp_path / "run"
+    code = main([
+        "train", str(tmp_path / "app.keras"), "--data", str(tmp_path / "data.npz"),
+        "--target", "0.05", "--epochs", "1", "--seeds", "1", "--batch-size", "32",
+        "--out", str(run_dir), "--no-progress",
+    ])  # fmt: skip
+    configurations = [
+        r for r in read_records(run_dir)
+        if r["scenario"] == "training" and "framework" in (r.get("settings") or {})
+    ]  # fmt: skip
+    assert code == 0 and configurations
+    for record in configurations:
+        assert record["status"] == "ok", record["error"]
+        for metric in ("step_time_ms", "examples_per_s", "time_to_target_s"):
+            assert record["metrics"][metric]["value"] > 0, metric
+        assert record["settings"]["keras"]["bridged_to"].startswith("tf_keras 2")
 
 
 def test_a_custom_layer_fails_only_the_training_time_optimizations(tmp_path: Path) -> None:

@@ -127,6 +127,7 @@ class _Problem:
 
         self.job = job
         self.spec = None
+        self.keras: dict[str, Any] | None = None  # which Keras read a user's file, and any bridge
         if not job.model_path:
             from accelbench.models import get_spec
 
@@ -173,12 +174,14 @@ class _Problem:
         from accelbench.optimizers.user_models import load_user_model
 
         saved = load_user_model(self.job.model_path)
-        from accelbench.optimizers.keras_bridge import bridged, is_keras3_model
+        from accelbench.optimizers.keras_bridge import bridged, is_keras3_model, keras_source
 
+        self.keras = {"keras_source": keras_source(saved)}
         if is_keras3_model(saved):
             # Training runs in tf_keras, like every configuration here (mixed precision, the
             # clone below): a Keras 3 file trains as its verified tf_keras rebuild.
-            saved = bridged(saved, self.x_train).model
+            rebuilt = bridged(saved, self.x_train)
+            saved, self.keras = rebuilt.model, rebuilt.notes()
         if not hasattr(saved, "optimizer") or saved.optimizer is None or not saved.loss:
             raise UsageError(
                 f"{self.job.model_path} was saved without an optimizer and loss; compile the "
@@ -261,6 +264,8 @@ def _train_tf(
     # What the model actually ran with, as TensorFlow reports it, not as asked.
     run["compute_dtype"] = model.layers[-1].compute_dtype
     run["jit_compile"] = bool(model.jit_compile)
+    if problem.keras:
+        run["keras"] = problem.keras
     return run
 
 

@@ -366,9 +366,12 @@ def _summarize(
             float(np.median(qualities)) if qualities else None, "fraction", "higher"
         ),  # fmt: skip
     }
+    keras = next((r["keras"] for r in runs if r.get("keras")), None)
+    if keras:  # a user's file: which Keras read it, and the verified tf_keras rebuild if any
+        part["settings"]["keras"] = keras
     part["settings"].update(
         target=runs[0].get("target"),
-        runs=[{k: v for k, v in r.items() if k != "step_times_s"} for r in runs],
+        runs=[{k: v for k, v in r.items() if k not in ("step_times_s", "keras")} for r in runs],
         aggregation={k: v for k, v in agg.items() if k not in ("ok", "reason")},
     )
     if not agg["ok"]:

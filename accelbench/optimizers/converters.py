@@ -136,15 +136,23 @@ class Int8(Converter):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-        if state.quantization_aware:
+        left_float = state.notes.get("qat", {}).get("layers_left_unwrapped")
+        if state.quantization_aware and not left_float:
             return {"weights": "int8", "inference_io": "int8", "calibration": "QAT ranges"}
+        # Layers QAT left float (no fake-quant ranges: Rescaling, Multiply) are calibrated on
+        # the training data like a post-training model, so the whole graph is int8.
         generate, count = representative_dataset(state)
         converter.representative_dataset = generate
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        calibration = "training data"
+        if state.quantization_aware:
+            calibration = (
+                f"QAT ranges; training data for the {len(left_float)} layers QAT left float"
+            )
         return {
             "weights": "int8",
             "inference_io": "int8",
-            "calibration": "training data",
+            "calibration": calibration,
             "representative_samples": count,
         }
 

@@ -57,16 +57,30 @@ class TrainingTransform(Transform):
         make: Callable[[], Any],
         what: str,
         callbacks: list[Any] | None = None,
+        make_each: Callable[[], tuple[Any, list[str]]] | None = None,
     ) -> tuple[Any, Any, float, dict[str, Any]]:
-        """Wrap a clone of the model with tfmot, fine-tune it; (wrapped, loss, seconds, notes)."""
+        """Wrap a clone of the model with tfmot, fine-tune it; (wrapped, loss, seconds, notes).
+
+        ``make`` wraps the whole model; where tfmot refuses one of its layers, ``make_each``
+        (`_wrap_each`) wraps layer by layer and the notes name the layers left as they were.
+        """
         loss = _loss(state.model)
-        wrapped = _wrap(make, what)
+        left: list[str] = []
+        try:
+            wrapped = _wrap(make, what)
+        except UsageError:
+            if make_each is None:
+                raise
+            wrapped, left = _wrap(make_each, what)
         seconds = _fine_tune(wrapped, state, loss, self.learning_rate, callbacks)
-        notes = {
+        notes: dict[str, Any] = {
             "fine_tune_epochs": state.fine_tune_epochs,
             "learning_rate": self.learning_rate,
             "fine_tune_s": seconds,
+            "fine_tune_mode": "eager" if fine_tunes_eagerly(state) else "graph",
         }
+        if left:
+            notes["layers_left_unwrapped"] = left
         return wrapped, loss, seconds, notes
 
 
@@ -78,6 +92,41 @@ def _clone(model: Any) -> Any:
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def _wrap_each(
+    model: Any, wrap_layer: Callable[[Any], Any], supports: Callable[[Any], bool] | None = None
+) -> tuple[Any, list[str]]:
+    """A clone in which each layer tfmot can wrap is wrapped, and each weightless other one kept.
+
+    tensorflow-model-optimization's documented way to wrap some layers only: ``clone_model`` with
+    a ``clone_function``. Used when the whole-model call refuses a layer: a layer with no trainable
+    weights (Rescaling, Normalization, Multiply) has nothing to prune, cluster or train, so it
+    stays float as it is; a layer with trainable weights that tfmot cannot wrap is still refused,
+    by name. ``supports`` decides where the wrapper itself does not check (QAT's annotation);
+    else the wrapper's ValueError says no. Returns the clone and the layers left unwrapped.
+    """
+    from accelbench.keras_compat import legacy_keras
+
+    keras = legacy_keras()
+    left: list[str] = []
+
+    def clone(layer: Any) -> Any:
+        if supports is None or supports(layer):
+            try:
+                return wrap_layer(layer)
+            except ValueError:
+                if supports is not None:
+                    raise
+        if layer.trainable_weights:
+            raise ValueError(
+                f"layer '{layer.name}' ({type(layer).__name__}) has trainable weights and no "
+                "tfmot support"
+            )
+        left.append(layer.name)
+        return layer
+
+    return keras.models.clone_model(_clone(model), clone_function=clone), left
 
 
 def _loss(model: Any) -> Any:
@@ -95,15 +144,32 @@ def _steps_per_epoch(state: OptimizationState) -> int:
 
 
 def _wrap(make: Callable[[], Any], what: str) -> Any:
-    """Run a tfmot wrapper; its ValueError (an unsupported layer) becomes a one-line UsageError."""
+    """Run a tfmot wrapper; its refusal of a layer becomes a one-line UsageError.
+
+    tfmot raises ValueError for a layer pruning or clustering cannot wrap, RuntimeError for one
+    quantize_apply cannot quantize.
+    """
     try:
         return make()
-    except ValueError as err:
+    except (ValueError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UsageError(
             f"tensorflow-model-optimization cannot apply {what} to this model ({first}); "
             "use a model built from built-in Keras layers, or a post-training optimization"
         ) from None
+
+
+EAGER_MAX_STEPS = 20
+
+
+def fine_tunes_eagerly(state: OptimizationState) -> bool:
+    """Few steps run eagerly: tracing a tfmot-wrapped network costs more than it saves.
+
+    Measured with ``scripts/bench_fine_tune_mode.py``: tracing a wrapped MobileNetV2 costs tens of
+    seconds, where one eager step of it costs one or two; a run of at most ``EAGER_MAX_STEPS``
+    steps is faster eagerly for every model tried. Longer runs (any real fine-tuning) use graphs.
+    """
+    return _steps_per_epoch(state) * state.fine_tune_epochs <= EAGER_MAX_STEPS
 
 
 def _fine_tune(
@@ -118,7 +184,11 @@ def _fine_tune(
 
     keras = legacy_keras()
     keras.utils.set_random_seed(state.seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=loss,
+        run_eagerly=fine_tunes_eagerly(state),
+    )
     start = time.perf_counter()
     model.fit(
         state.x_train,
@@ -212,6 +282,10 @@ class Prune(TrainingTransform):
             ),
             "magnitude pruning",
             [sparsity_api.UpdatePruningStep()],
+            lambda: _wrap_each(
+                state.model,
+                lambda layer: sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule),
+            ),
         )
         model = _compiled(sparsity_api.strip_pruning(wrapped), loss)
         notes.update(
@@ -255,6 +329,12 @@ class Prune2of4(TrainingTransform):
             ),
             "2:4 pruning",
             [sparsity_api.UpdatePruningStep()],
+            lambda: _wrap_each(
+                state.model,
+                lambda layer: sparsity_api.prune_low_magnitude(
+                    layer, pruning_schedule=schedule, sparsity_m_by_n=(2, 4)
+                ),
+            ),
         )
         model = _compiled(sparsity_api.strip_pruning(wrapped), loss)
         notes.update(
@@ -294,15 +374,20 @@ class Cluster(TrainingTransform):
 
         clustering = tfmot.clustering.keras
         preserve_sparsity = state.pruned is not None
-        wrapped, loss, seconds, notes = self._wrap_and_fine_tune(
-            state,
-            lambda: clustering.cluster_weights(
-                _clone(state.model),
+
+        def cluster_weights(model_or_layer: Any) -> Any:
+            return clustering.cluster_weights(
+                model_or_layer,
                 number_of_clusters=self.clusters,
                 cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
                 preserve_sparsity=preserve_sparsity,
-            ),
+            )
+
+        wrapped, loss, seconds, notes = self._wrap_and_fine_tune(
+            state,
+            lambda: cluster_weights(_clone(state.model)),
             "weight clustering",
+            make_each=lambda: _wrap_each(state.model, cluster_weights),
         )
         model = _compiled(clustering.strip_clustering(wrapped), loss)
         kernels = kernel_arrays(model)
@@ -345,8 +430,23 @@ class QAT(TrainingTransform):
             make = lambda: quantization.quantize_apply(  # noqa: E731
                 quantization.quantize_annotate_model(model), scheme
             )
+        registry = scheme or quantization.default_8bit.Default8BitQuantizeScheme()
+        registry = registry.get_quantize_registry()
+
+        def make_each() -> tuple[Any, list[str]]:
+            # Layers with weights are annotated as quantize_annotate_model does (BatchNorm is
+            # folded by quantize_apply's transforms); weightless ones the registry lacks stay float.
+            annotated, left = _wrap_each(
+                state.model,
+                quantization.quantize_annotate_layer,
+                lambda layer: bool(layer.trainable_weights) or registry.supports(layer),
+            )
+            return quantization.quantize_apply(annotated, scheme) if scheme else (
+                quantization.quantize_apply(annotated)
+            ), left
+
         wrapped, _, seconds, notes = self._wrap_and_fine_tune(
-            state, make, "quantization-aware training"
+            state, make, "quantization-aware training", make_each=make_each
         )
         notes["scheme"] = scheme_name
         return state.after(
