@@ -1,19 +1,32 @@
 """Runtimes (systems under test): open an artifact with the runtime that fits it.
 
-Importing this package imports no framework; TensorFlow or JAX load when such a runtime opens.
+Importing this package imports no framework, nor numpy: the registry (``registry.RUNTIMES``)
+is read by commands that never open a model, and the rest loads on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from accelbench.errors import UsageError
-from accelbench.runtimes.base import Runtime, TensorSpec
-from accelbench.runtimes.inputs import load_inputs, make_inputs
-from accelbench.runtimes.validate import validate_tflite
+from accelbench.runtimes.registry import (
+    RUNTIMES,
+    artifact_kinds,
+    kinds_text,
+    runtime_info,
+    runtimes_for,
+)
+
+if TYPE_CHECKING:
+    from accelbench.runtimes.base import Runtime, TensorSpec
+    from accelbench.runtimes.inputs import load_inputs, make_inputs
+    from accelbench.runtimes.validate import validate_tflite
 
 __all__ = [
     "RUNTIME_NAMES",
+    "RUNTIMES",
     "Runtime",
     "TensorSpec",
     "artifact_kind",
@@ -24,45 +37,51 @@ __all__ = [
     "validate_tflite",
 ]
 
-RUNTIME_NAMES = ("litert", "tflite-runtime", "tensorflow", "jax")
-
-# Which runtimes can run which kind of artifact; the first is the default. "tensorflow" on a
-# .tflite means TensorFlow's own tf.lite interpreter.
-_FITS = {
-    "tflite": ("litert", "tflite-runtime", "tensorflow"),
-    "savedmodel": ("tensorflow",),
-    "keras": ("tensorflow",),
-    "jaxexport": ("jax",),
+# Names this package exports from modules that import numpy, imported when first asked for.
+_LAZY = {
+    "Runtime": "accelbench.runtimes.base",
+    "TensorSpec": "accelbench.runtimes.base",
+    "load_inputs": "accelbench.runtimes.inputs",
+    "make_inputs": "accelbench.runtimes.inputs",
+    "validate_tflite": "accelbench.runtimes.validate",
 }
-_KINDS_TEXT = "a .tflite file, a SavedModel directory, a .keras/.h5 file or a .jaxexport file"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RUNTIME_NAMES":  # the registered runtimes' names now, in registration order
+        return tuple(RUNTIMES)
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def artifact_kind(artifact: str | Path) -> str:
-    """'tflite', 'savedmodel', 'keras' or 'jaxexport'; UsageError for anything else."""
+    """The kind of artifact a path is ('tflite', 'savedmodel', 'keras', 'jaxexport' or one a
+    registered runtime adds); UsageError for anything else."""
     path = Path(artifact)
+    kinds = artifact_kinds()
     if not path.exists():
-        raise UsageError(f"{path} does not exist; pass {_KINDS_TEXT}")
+        raise UsageError(f"{path} does not exist; pass {kinds_text()}")
     if path.is_dir():
-        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
-            return "savedmodel"
-        raise UsageError(f"{path} is a directory without saved_model.pb; pass {_KINDS_TEXT}")
+        for kind in kinds:
+            if any((path / marker).exists() for marker in kind.directory_markers):
+                return kind.name
+        markers = " or ".join(k.directory_markers[0] for k in kinds if k.directory_markers)
+        raise UsageError(f"{path} is a directory without {markers}; pass {kinds_text()}")
     suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        return "tflite"
-    if suffix in (".keras", ".h5", ".hdf5"):
-        return "keras"
-    if suffix == ".jaxexport":
-        return "jaxexport"
-    with path.open("rb") as file:
-        if file.read(8)[4:8] == b"TFL3":
-            return "tflite"
-    raise UsageError(f"{path} is not a model accelbench can run; pass {_KINDS_TEXT}")
-
-
-def runtimes_for(kind: str) -> tuple[str, ...]:
-    """The runtimes that can run an artifact of this kind (see artifact_kind); the first is the
-    default."""
-    return _FITS[kind]
+    for kind in kinds:
+        if suffix in kind.suffixes:
+            return kind.name
+    sniffed = [(kind.name, *kind.magic) for kind in kinds if kind.magic]
+    if sniffed:
+        with path.open("rb") as file:
+            header = file.read(max(offset + len(magic) for _, offset, magic in sniffed))
+        for name, offset, magic in sniffed:
+            if header[offset : offset + len(magic)] == magic:
+                return name
+    raise UsageError(f"{path} is not a model accelbench can run; pass {kinds_text()}")
 
 
 def open_runtime(
@@ -77,39 +96,21 @@ def open_runtime(
     Raises UsageError for an unknown runtime name, a runtime that cannot run this kind of
     artifact, a bad thread count, or a file that is not a loadable model.
     """
-    if runtime is not None and runtime not in RUNTIME_NAMES:
-        raise UsageError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIME_NAMES)}")
+    if runtime is not None:
+        runtime_info(runtime)  # an unknown name: the UsageError that lists the known ones
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise UsageError(f"threads must be a positive integer or unset, got {threads!r}")
     kind = artifact_kind(artifact)
-    if runtime is not None and runtime not in _FITS[kind]:
+    fits = runtimes_for(kind)
+    if runtime is not None and runtime not in fits:
         raise UsageError(
             f"runtime {runtime!r} cannot run {artifact} (a {kind} artifact); "
-            f"use {' or '.join(repr(r) for r in _FITS[kind])}"
+            f"use {' or '.join(repr(r) for r in fits)}"
         )
     if kind != "tflite" and not xnnpack:
         raise UsageError(
             f"xnnpack=False applies to .tflite models only, and {artifact} is a {kind} artifact; "
             "leave XNNPACK on"
         )
-
-    if kind == "tflite":
-        from accelbench.runtimes.edge import TFLiteRuntime
-
-        # The cheap checks only: the interpreter verifies the buffer itself when it loads.
-        validate_tflite(artifact, load=False)
-        try:
-            return TFLiteRuntime(
-                artifact, interpreter=runtime or "auto", threads=threads, xnnpack=xnnpack
-            )
-        except ImportError as err:
-            raise UsageError(str(err)) from err
-        except ValueError as err:
-            raise UsageError(f"{artifact} does not load in the TFLite interpreter ({err})") from err
-    if kind == "jaxexport":
-        from accelbench.runtimes.jax_runtime import JaxRuntime
-
-        return JaxRuntime(artifact, threads=threads)
-    from accelbench.runtimes.tensorflow_runtime import TensorFlowRuntime
-
-    return TensorFlowRuntime(artifact, threads=threads)
+    info = RUNTIMES[runtime or fits[0]]
+    return info.open(artifact, runtime=runtime, kind=kind, threads=threads, xnnpack=xnnpack)

@@ -117,6 +117,18 @@ class JaxRuntime(FixedSpecsRuntime):
         self._call = None
 
 
+def open_jax(
+    artifact: str | Path,
+    *,
+    runtime: str | None,
+    kind: str,
+    threads: int | None,
+    xnnpack: bool,
+) -> JaxRuntime:
+    """The registry's factory for runtime 'jax'."""
+    return JaxRuntime(artifact, threads=threads)
+
+
 def _spec(name: str, index: int, aval: Any) -> TensorSpec:
     shape = tuple(d if isinstance(d, int) else -1 for d in aval.shape)
     return TensorSpec(name=name, shape=shape, dtype=np.dtype(aval.dtype).name, index=index)

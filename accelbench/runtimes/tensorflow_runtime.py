@@ -19,8 +19,9 @@ from accelbench.errors import UsageError, failure_reason
 from accelbench.runtimes.base import FixedSpecsRuntime
 from accelbench.runtimes.edge import TensorSpec, check_inputs
 from accelbench.runtimes.model_inspect import refuse_unsafe
+from accelbench.runtimes.registry import KERAS
 
-KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+KERAS_SUFFIXES = KERAS.suffixes
 
 
 def _import_tensorflow(threads: int | None) -> Any:
@@ -165,6 +166,25 @@ class TensorFlowRuntime(FixedSpecsRuntime):
     def close(self) -> None:
         self._call = None
         self._model = self._loaded = None
+
+
+def open_tensorflow(
+    artifact: str | Path,
+    *,
+    runtime: str | None,
+    kind: str,
+    threads: int | None,
+    xnnpack: bool,
+) -> Any:
+    """The registry's factory for runtime 'tensorflow': a .tflite in TensorFlow's own tf.lite
+    interpreter, anything else in TensorFlowRuntime."""
+    if kind == "tflite":
+        from accelbench.runtimes.tflite import open_tflite
+
+        return open_tflite(
+            artifact, runtime="tensorflow", kind=kind, threads=threads, xnnpack=xnnpack
+        )
+    return TensorFlowRuntime(artifact, threads=threads)
 
 
 def _max_batch_size(specs: list[TensorSpec]) -> int | None:
