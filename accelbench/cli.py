@@ -10,6 +10,7 @@ from typing import Any
 
 from accelbench import __version__
 from accelbench.errors import UsageError, failure_reason
+from accelbench.runtimes.registry import names_text as runtime_names_text
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 # 128 + SIGPIPE, what a shell reports for a tool that a closed pipe stopped (`yes | head -1`).
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dynamic batch dimension (default: one sample per call; a fixed batch dimension B is "
         "always B); single-stream and multi-stream keep one sample per query",
     )
-    b.add_argument("--runtime", default=None, help="litert, tflite-runtime, tensorflow or jax")
+    b.add_argument("--runtime", default=None, help=runtime_names_text())
     b.add_argument("--no-xnnpack", action="store_true", help="run LiteRT without XNNPACK")
     b.add_argument("--inputs", default=None, help=".npy/.npz file of real inputs")
     b.add_argument("--name", default=None, help="model name in records (default: file stem)")
@@ -341,8 +342,10 @@ def _write_crash_log(text: str) -> Path | None:
 
 
 def _main(argv: list[str] | None) -> int:
-    parser = build_parser()
     try:
+        # Inside: the help names the registered runtimes, and a runtime that
+        # $ACCELBENCH_RUNTIMES names but Python cannot import is a UsageError.
+        parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
@@ -627,9 +630,11 @@ def check_artifact(path: Path, *, trust: bool = False, load: bool = True) -> Non
     if not path.exists():
         raise UsageError(f"model file {path} does not exist; pass the path of a model artifact")
     check_model_safety(path, trust=trust)
-    if path.suffix == ".tflite" or (
-        path.is_file() and path.suffix not in (".keras", ".h5", ".jaxexport")
-    ):
+    from accelbench.runtimes.registry import artifact_kinds
+
+    # A file that no other kind's suffix claims is checked as a .tflite, whatever its name.
+    other_suffixes = {s for k in artifact_kinds() if k.name != "tflite" for s in k.suffixes}
+    if path.suffix == ".tflite" or (path.is_file() and path.suffix not in other_suffixes):
         from accelbench.runtimes.validate import validate_tflite
 
         validate_tflite(path, load=load)

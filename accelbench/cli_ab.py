@@ -19,6 +19,7 @@ def register(sub: Any) -> None:
     from accelbench.benchmarks.paired import DEFAULT_PAIRS, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
     from accelbench.cli import _csv, add_model_trust_arguments
     from accelbench.cli_load import add_api_key_arguments
+    from accelbench.runtimes.registry import names_text as runtime_names_text
 
     p = sub.add_parser(
         "ab",
@@ -66,7 +67,7 @@ def register(sub: Any) -> None:
         default=None,
         help="comma-separated thread counts (default: all cores / the device's cores)",
     )
-    p.add_argument("--runtime", default=None, help="litert, tflite-runtime, tensorflow or jax")
+    p.add_argument("--runtime", default=None, help=runtime_names_text())
     p.add_argument("--no-xnnpack", action="store_true", help="run LiteRT without XNNPACK")
     p.add_argument("--inputs", default=None, help=".npy/.npz of real inputs for both sides")
     p.add_argument("--base-inputs", default=None, help=".npy/.npz for BASE (instead of --inputs)")
@@ -97,11 +98,12 @@ def register(sub: Any) -> None:
 def _check_args(args: argparse.Namespace) -> tuple[float, dict[str, str | None]]:
     """Refuse bad input before anything is written; returns the threshold and inputs per side."""
     from accelbench.cli import check_artifact
-    from accelbench.runtimes import RUNTIME_NAMES, artifact_kind, runtimes_for
+    from accelbench.runtimes import artifact_kind, runtimes_for
+    from accelbench.runtimes.registry import runtime_info
 
     threshold = _check_measurement(args)
-    if args.runtime is not None and args.runtime not in RUNTIME_NAMES:
-        raise UsageError(f"unknown runtime {args.runtime!r}; use one of {', '.join(RUNTIME_NAMES)}")
+    if args.runtime is not None:
+        runtime_info(args.runtime)  # an unknown name: the UsageError that lists the known ones
     if args.inputs and (args.base_inputs or args.new_inputs):
         raise UsageError("give --inputs for both sides, or --base-inputs/--new-inputs, not both")
     inputs = {"base": args.base_inputs or args.inputs, "new": args.new_inputs or args.inputs}

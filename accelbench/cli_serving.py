@@ -42,6 +42,7 @@ def register(sub: Any) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from accelbench.cli import add_model_trust_arguments
     from accelbench.cli_load import add_api_key_arguments
+    from accelbench.runtimes.registry import names_text as runtime_names_text
 
     p.add_argument("model", help="model artifact (.tflite, SavedModel folder, .keras, .jaxexport)")
     p.add_argument("--name", default=None, help="model name in URLs (default: file stem)")
@@ -52,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_PORT,
         help=f"port (default {DEFAULT_PORT}; 0: a free one)",
     )
-    p.add_argument("--runtime", default=None, help="litert, tflite-runtime, tensorflow or jax")
+    p.add_argument("--runtime", default=None, help=runtime_names_text())
     p.add_argument("--threads", type=int, default=None, help="threads of each runtime instance")
     p.add_argument("--no-xnnpack", action="store_true", help="run LiteRT without XNNPACK")
     p.add_argument(

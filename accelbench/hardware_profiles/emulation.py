@@ -17,6 +17,7 @@ from accelbench.hardware_profiles.schema import (
     HardwareProfile,
     execution_mode,
 )
+from accelbench.runtimes.registry import RUNTIMES
 
 # Variables the numeric libraries read for their thread-pool size at import time.
 THREAD_ENV_VARS = (
@@ -26,7 +27,6 @@ THREAD_ENV_VARS = (
     "TF_NUM_INTRAOP_THREADS",
     "TF_NUM_INTEROP_THREADS",
 )
-_FRAMEWORK_MODULES = ("numpy", "tensorflow", "jax", "ai_edge_litert", "tflite_runtime")
 
 # The profile precisions that can run a model of each graph precision label. A float16 .tflite
 # dequantizes its weights and computes in fp32 where fp16 arithmetic is missing; a dynamic-range
@@ -98,7 +98,8 @@ def apply_emulation(profile: HardwareProfile, threads: int | None) -> dict[str, 
         applied["memory_limit_kind"] = "RLIMIT_AS (virtual address space)"
 
     # Imported before this call, a library keeps the thread pool it sized at import.
-    applied["frameworks_imported_before"] = [m for m in _FRAMEWORK_MODULES if m in sys.modules]
+    frameworks = ("numpy", *(info.module for info in RUNTIMES.values()))
+    applied["frameworks_imported_before"] = [m for m in frameworks if m in sys.modules]
     return applied
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.hardware_profiles.schema import HardwareProfile
+from accelbench.runtimes.registry import RUNTIMES
 
 # Flags that change how fast a model runs here; the full list is hundreds long and mostly noise.
 RELEVANT_CPU_FLAGS = (
@@ -44,17 +45,9 @@ RELEVANT_CPU_FLAGS = (
     "sve2",
 )
 
-PACKAGES = (
-    "numpy",
-    "ai-edge-litert",
-    "tflite-runtime",
-    "tensorflow",
-    "tf-keras",
-    "tensorflow-model-optimization",
-    "jax",
-    "jaxlib",
-    "mlcommons-loadgen",
-)
+# Besides each runtime's own packages (runtimes/registry.py): what every run uses, and what
+# makes the optimized artifacts.
+_OTHER_PACKAGES = ("numpy", "tensorflow-model-optimization", "mlcommons-loadgen")
 
 _VENDORS = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD", "0x41": "Arm", "0x61": "Apple"}
 
@@ -141,7 +134,8 @@ def gpus() -> tuple[dict[str, str], ...]:
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages that change results, read without importing them."""
     versions: dict[str, str | None] = {}
-    for name in PACKAGES:
+    runtime_packages = [package for info in RUNTIMES.values() for package in info.packages]
+    for name in dict.fromkeys((*_OTHER_PACKAGES, *runtime_packages)):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -151,13 +145,7 @@ def package_versions() -> dict[str, str | None]:
 
 def installed_runtimes() -> list[str]:
     """The runtimes whose package is importable here (found, not imported)."""
-    modules = {
-        "litert": "ai_edge_litert",
-        "tflite-runtime": "tflite_runtime",
-        "tensorflow": "tensorflow",
-        "jax": "jax",
-    }
-    return [name for name, module in modules.items() if importlib.util.find_spec(module)]
+    return [name for name, info in RUNTIMES.items() if importlib.util.find_spec(info.module)]
 
 
 def git_state(cwd: str | Path | None = None) -> dict[str, Any]:

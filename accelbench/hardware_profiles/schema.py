@@ -4,18 +4,39 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, PositiveFloat, ValidationError
+from pydantic_core import PydanticCustomError
 
 from accelbench.errors import UsageError
+from accelbench.runtimes.registry import RESERVED_NAMES, RUNTIMES, names_text
 
 Kind = Literal["cpu", "gpu", "tpu", "edge-cpu", "edge-tpu", "npu"]
 # Precisions with a peak-compute figure (TFLOP/s for floats, TOP/s for int8).
 PeakPrecision = Literal["fp32", "fp16", "bf16", "int8"]
 # Precisions a device can run; int16x8 (int16 activations, int8 weights) has no peak of its own.
 Precision = Literal["fp32", "fp16", "bf16", "int8", "int16x8"]
-Runtime = Literal["litert", "tflite-runtime", "tensorflow", "jax", "remote"]
+
+
+def profile_runtimes() -> tuple[str, ...]:
+    """What a profile's ``runtimes`` may list: the registered runtimes, and "remote"."""
+    return (*RUNTIMES, *RESERVED_NAMES)
+
+
+def _known_runtime(value: Any) -> str:
+    # Read at validation time, so that a runtime registered after import is accepted; the error
+    # is the one a Literal of these names gives, so that _describe words it the same.
+    names = profile_runtimes()
+    if value not in names:
+        expected = names_text(tuple(map(repr, names)))
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": expected}
+        )
+    return value
+
+
+Runtime = Annotated[str, PlainValidator(_known_runtime)]
 Execution = Literal["local", "emulated", "projected", "remote"]
 
 FLOAT_PRECISIONS = ("fp32", "fp16", "bf16")
@@ -98,7 +119,7 @@ _ACCEPTS: dict[str, str] = {
     "tdp_watts": "a positive number of watts",
     "price_per_hour_usd": "a number of US dollars per hour, 0 or more",
     "supported_precisions": "a non-empty list drawn from " + ", ".join(get_args(Precision)),
-    "runtimes": "a list drawn from " + ", ".join(get_args(Runtime)),
+    "runtimes": "a list of runtime names",  # _describe names them: the ones registered then
     "delegate": "a delegate library name such as libedgetpu.so.1",
     "execution": "one of " + ", ".join(get_args(Execution)),
     "emulation": "a mapping with threads and/or memory_mb",
@@ -149,6 +170,8 @@ def _describe(error: dict[str, Any]) -> str:
     path = _path(loc)
     field = next((part for part in reversed(loc) if part in _ACCEPTS), "")
     accepts = _ACCEPTS.get(field, error["msg"].lower())
+    if field == "runtimes":
+        accepts = "a list drawn from " + ", ".join(profile_runtimes())
     if field == "peak_compute" and len(loc) > 1:
         accepts = "a positive number of TFLOP/s (TOP/s for int8)"
     if kind == "literal_error":

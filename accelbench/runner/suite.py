@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from accelbench.benchmarks.presets import BATCHED_SCENARIOS
 from accelbench.errors import UsageError
+from accelbench.runtimes.registry import RUNTIMES
 
 LOADGEN_SCENARIOS = ("single-stream", "multi-stream", "offline", "server")
 # Scenarios measured by a module of their own (``run_cell(cell, log_dir) -> result``), each with
@@ -33,7 +34,6 @@ SCENARIOS = (*LOADGEN_SCENARIOS, *MODULE_SCENARIOS)
 PAIRED_SCENARIO = "paired"
 PAIRED_BASE = "fp32"
 PRESETS = ("quick", "standard", "mlperf")
-RUNTIMES = ("litert", "tflite-runtime", "tensorflow", "jax")
 ACCELERATOR_KINDS = ("gpu", "tpu")
 
 
@@ -190,7 +190,8 @@ class Suite(BaseModel):
     @classmethod
     def _known_runtime(cls, v: str | None) -> str | None:
         if v is not None and v not in RUNTIMES:
-            raise ValueError(_unknown("runtime", v, RUNTIMES, f"use {_one_of(RUNTIMES)}"))
+            names = tuple(RUNTIMES)
+            raise ValueError(_unknown("runtime", v, names, f"use {_one_of(names)}"))
         return v
 
     @field_validator("timeout_s")
