@@ -40,6 +40,8 @@ KERAS3_OPTIMIZATIONS = [
 ]  # fmt: skip
 TRAINING_TIME = {"prune50+int8", "qat_int8", "cluster16+int8"}
 IRIS_OPTIMIZATIONS = ["fp32", "int8", "prune50+int8", "qat_int8"]
+CORNERS = ["bottom_left", "bottom_right", "top_left", "top_right"]  # the image folders
+SPECIES = ["setosa", "versicolor", "virginica"]  # the CSV's label values
 
 
 @dataclass
@@ -149,6 +151,9 @@ def test_keras3_image_folder_every_optimization(walkthrough) -> None:
         assert value(latency[name], "latency_p50_ms") > 0
         settings = accuracy[name]["settings"]
         assert settings["data_format"] == "image folder"
+        quality = accuracy[name]["quality"]
+        assert list(quality["per_class"]) == CORNERS
+        assert set(quality["flagged_classes"]) <= set(CORNERS)
         assert settings["data_split"] == "stratified 80/20 train/test, seed 0"
         assert settings["data_scaling"] == "pixels / 255, to [0, 1]"
         for record in (accuracy[name], latency[name]):
@@ -186,6 +191,8 @@ def test_tf_keras_csv_optimize_and_train(walkthrough) -> None:
         assert record["settings"]["data_split"] == "the data's split column"
         notes = record["quality"]["notes"]["keras"]
         assert notes["keras_source"].startswith("tf_keras 2.") and "bridged_to" not in notes
+        assert list(record["quality"]["per_class"]) == SPECIES
+        assert set(record["quality"]["flagged_classes"]) <= set(SPECIES)
 
     [trained] = done.records("train")
     assert (trained["scenario"], trained["status"]) == ("training", "ok"), trained["error"]

@@ -120,6 +120,26 @@ def test_optimize_reads_each_data_format(kind: str, user_models, tmp_path: Path)
         assert settings["data_label"] == ("target" if kind == "csv" else "label")
     bench = {r["optimization"]: r for r in records if r["scenario"] == "single-stream"}
     assert bench["int8"]["status"] == "ok", bench["int8"].get("error")
+    # The tables' labels are ids, kept as the class names; an image folder's are its folders'.
+    names = ["day", "night"] if kind == "images" else ["0", "1"]
+    for record in (*accuracy.values(), *bench.values()):
+        assert list(record["quality"]["per_class"]) == names, record["cell_id"]
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_optimize_names_classes_by_a_tables_string_labels(kind, user_models, tmp_path) -> None:
+    frame = _table()
+    frame["target"] = np.array(["virginica", "setosa"])[frame["target"]]  # sorted: setosa is 0
+    data = tmp_path / f"data.{kind}"
+    frame.to_csv(data, index=False) if kind == "csv" else frame.to_parquet(data)
+    out = tmp_path / "run"
+    assert _optimize(user_models["mlp"], data, out, "--label", "target") == 0
+    scored = [r for r in _records(out) if r["scenario"] in ("accuracy", "single-stream")]
+    assert len(scored) == 4 and all(r["status"] == "ok" for r in scored)
+    for record in scored:
+        quality = record["quality"]
+        assert list(quality["per_class"]) == ["setosa", "virginica"], record["cell_id"]
+        assert set(quality["flagged_classes"]) <= {"setosa", "virginica"}
 
 
 @pytest.mark.parametrize("kind", ["images", "csv"])

@@ -115,7 +115,7 @@ class UserData:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    class_names: tuple[str, ...]
+    class_names: tuple[str, ...]  # one per class id: folder names, string labels, or the ids
     settings: dict[str, str] = field(default_factory=dict)
 
 
@@ -131,7 +131,9 @@ def load_user_data(
 
     The layouts are the module docstring's; a .npz is read as `load_npz_data` reads it (arrays
     as they are). ``num_classes`` (the model's output units), when given, bounds the labels and
-    is the number of class folders an image folder must have. ``settings`` says the format, the
+    is the number of class folders an image folder must have. ``class_names`` names every class
+    id: an image folder's sub-folder names, a table's labels where they are strings (numbered
+    in sorted order), the id itself for labels given as ids. ``settings`` says the format, the
     train/test split (``data_split``) and the scaling (``data_scaling``).
     """
     p = Path(path).expanduser()
@@ -139,11 +141,8 @@ def load_user_data(
         from accelbench.optimizers.user_models import load_npz_data
 
         x_train, y_train, x_test, y_test = load_npz_data(p, seed=seed)
-        n = int(max(y_train.max(), y_test.max())) + 1
-        return UserData(
-            x_train, y_train, x_test, y_test, tuple(str(i) for i in range(n)),
-            describe_user_data(p, seed=seed),
-        )  # fmt: skip
+        names = _every_class_name((), y_train, y_test, num_classes)
+        return UserData(x_train, y_train, x_test, y_test, names, describe_user_data(p, seed=seed))
     shape = tuple(input_shape)
     if any(d is None for d in shape):
         raise UsageError(
@@ -155,9 +154,17 @@ def load_user_data(
     settings = describe_user_data(p, label=label, seed=seed)
     if p.is_dir():
         settings["data_resize"] = f"bilinear to {shape[0]}x{shape[1]}"
-    return UserData(
-        data.x_train, data.y_train, data.x_test, data.y_test, data.class_names, settings
-    )
+    names = _every_class_name(data.class_names, data.y_train, data.y_test, num_classes)
+    return UserData(data.x_train, data.y_train, data.x_test, data.y_test, names, settings)
+
+
+def _every_class_name(
+    found: Sequence[str], y_train: np.ndarray, y_test: np.ndarray, num_classes: int | None
+) -> tuple[str, ...]:
+    """A name for every class id the labels or the model's outputs reach: the data's own names
+    (class folders, labels given as strings) where it has them, else the id itself."""
+    n = max(int(max(np.max(y_train), np.max(y_test))) + 1, num_classes or 0, len(found))
+    return (*found, *(str(i) for i in range(len(found), n)))
 
 
 def describe_user_data(
@@ -289,11 +296,19 @@ def _features(x: np.ndarray, spec: ModelSpec, origin: str, *, raw_audio_ok: bool
     )
 
 
+def _label_names(y: np.ndarray, spec: ModelSpec) -> tuple[str, ...] | None:
+    """The class names that labels given as strings stand for, in class-id order: the spec's,
+    or for a user's model (which names no classes) the labels' own, sorted. None for ids."""
+    y = np.asarray(y).reshape(-1)
+    if y.dtype.kind not in "OUS":
+        return None
+    return tuple(spec.class_names) or tuple(sorted({str(v) for v in y}))
+
+
 def _labels(y: np.ndarray, spec: ModelSpec, origin: str) -> np.ndarray:
     y = np.asarray(y).reshape(-1)
-    if y.dtype.kind in "OUS":
-        # A user's model names no classes: its label names are numbered in sorted order.
-        known = spec.class_names or sorted({str(v) for v in y})
+    known = _label_names(y, spec)
+    if known is not None:
         names = {name: i for i, name in enumerate(known)}
         unknown = sorted({str(v) for v in y} - set(names))
         if unknown:
@@ -406,27 +421,34 @@ def _load_table(p: Path, spec: ModelSpec, seed: int, label: str = "label") -> Da
             "label column with --label COLUMN"
         )
     split = frame.pop("split").astype(str).str.lower() if "split" in frame.columns else None
-    y = _labels(frame.pop(label).to_numpy(), spec, str(p))
+    labels = frame.pop(label).to_numpy()
+    y = _labels(labels, spec, str(p))
     non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
         raise UsageError(
             f"{p}: columns {non_numeric[:5]} are not numeric; features must be numbers"
         )
     x = _features(frame.to_numpy(dtype=np.float32), spec, str(p), raw_audio_ok=False)
-    return _with_split_column(spec, str(p), x, y, split, seed)
+    return _with_split_column(spec, str(p), x, y, split, seed, _label_names(labels, spec))
 
 
 def _with_split_column(
-    spec: ModelSpec, origin: str, x: np.ndarray, y: np.ndarray, split: Any, seed: int
+    spec: ModelSpec,
+    origin: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    split: Any,
+    seed: int,
+    class_names: Sequence[str] | None = None,
 ) -> Dataset:
     if split is None:
-        return _split_and_finish(spec, origin, x, y, seed)
+        return _split_and_finish(spec, origin, x, y, seed, class_names)
     split = np.asarray(split)
     bad = sorted(set(split) - {"train", "test"})
     if bad:
         raise UsageError(f"{origin}: split values {bad[:5]} are not 'train' or 'test'; fix them")
     train, test = split == "train", split == "test"
-    return _finish(spec, origin, x[train], y[train], x[test], y[test])
+    return _finish(spec, origin, x[train], y[train], x[test], y[test], class_names)
 
 
 def _load_tfrecord(p: Path, spec: ModelSpec, seed: int, label: str = "label") -> Dataset:

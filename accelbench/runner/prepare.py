@@ -75,8 +75,8 @@ class _Data:
             self.x_test, self.y_test = user_data.x_test, user_data.y_test
             self.settings = user_data.settings
             self.fine_tune_targets = self.y_train
-            n = int(max(self.y_train.max(), self.y_test.max())) + 1
-            self.class_names = [str(i) for i in range(n)]
+            # Folder names or string labels where the data has them, ids otherwise.
+            self.class_names = list(user_data.class_names)
             self.metric = "accuracy"
 
     def evaluate(self, predict) -> dict[str, Any]:
