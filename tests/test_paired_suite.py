@@ -18,9 +18,9 @@ from conftest import run_cli
 from accelbench.cli import main
 from accelbench.errors import UsageError
 from accelbench.records import append_record, metric
-from accelbench.report.report import int8_note
+from accelbench.report.report import int8_note, print_recommendations
 from accelbench.report.tables import write_run_outputs
-from accelbench.report.tradeoffs import points
+from accelbench.report.tradeoffs import points, recommendation
 from accelbench.runner.suite import expand, suite_from_mapping
 from accelbench.runner.suites import DEFAULT_OPTIMIZATIONS, builtin_suite
 
@@ -79,10 +79,12 @@ def test_paired_cells_only_where_they_can_pair_with_fp32() -> None:
 AMX = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_tile"]
 
 
-def _single_stream(opt: str, p50: float, accuracy: float, flags=AMX, size: int = 4000) -> dict:
+def _single_stream(
+    opt: str, p50: float, accuracy: float, flags=AMX, size: int = 4000, gzip: int | None = None
+) -> dict:
     rng = np.random.default_rng(zlib.crc32(opt.encode()))
     raw = (p50 * rng.lognormal(0.0, 0.05, 300)).tolist()
-    return {
+    record = {
         "cell_id": f"m.{opt}.host.t1.single-stream.a", "run_id": "r", "status": "ok",
         "model": "m", "optimization": opt, "profile": "host", "execution": "local",
         "threads": 1, "scenario": "single-stream", "settings": {"preset": "quick"},
@@ -93,6 +95,9 @@ def _single_stream(opt: str, p50: float, accuracy: float, flags=AMX, size: int =
         "raw_latencies_ms": raw, "artifact": {"sha256": "a" * 64},
         "environment": {"cpu_model": "Test CPU", "cpu_flags": list(flags)},
     }  # fmt: skip
+    if gzip is not None:
+        record["metrics"]["model_gzip_bytes"] = metric(gzip, "bytes", "lower")
+    return record
 
 
 def _paired(opt: str, ratio: float, low: float, high: float, flags=AMX, base_ms=1.0) -> dict:
@@ -176,6 +181,36 @@ def test_without_a_paired_record_the_figure_is_labelled_unpaired(tmp_path: Path,
     assert re.search(r"int8: 2\.0\d× \(separately measured cells, not evidence of a differ", md)
     assert main(["recommend", str(run), "--max-latency-ms", "10"]) == 0
     assert "(separately measured cells, not evidence of a difference)" in capsys.readouterr().out
+
+
+def test_smaller_says_gzipped_and_on_disk_in_report_and_cli_text(tmp_path: Path, capsys) -> None:
+    # The sizes of the iris walk-through: 18,756 -> 8,832 bytes on disk (2.1x), gzip 2.7x.
+    records = [_single_stream("fp32", 1.0, 0.95, size=18_756, gzip=16_200),
+               _single_stream("int8", 1.3, 0.95, size=8_832, gzip=6_000),
+               _paired("int8", 1.3, 1.28, 1.32)]  # fmt: skip
+    run = _run(tmp_path / "run", records)
+    smaller = "int8 is 2.7× smaller gzipped (2.1× on disk) for +0.0 points."
+    md = (run / "report.md").read_text()
+    assert "On host (1 thr), nothing is measurably faster than fp32" in md
+    assert smaller in md
+    header = next(line for line in md.splitlines() if line.startswith("| optimization |"))
+    assert "| size | smaller than fp32 | gzip | gzip smaller than fp32 |" in header
+    row = next(line for line in md.splitlines() if line.startswith("| int8 | host | 1 |"))
+    assert "| 8.6 KiB | 2.12× | 5.9 KiB | 2.70× |" in row  # the sentence's two figures
+    print_recommendations(records)  # what accelbench optimize and run print
+    printed = re.sub(r"[│\s]+", " ", capsys.readouterr().out)
+    assert smaller in printed
+
+    # Beside a faster pick, and without gzip sizes (on disk only, said so).
+    records[0:0] = [_single_stream("dynamic", 0.5, 0.95, size=12_000, gzip=10_000),
+                    _paired("dynamic", 0.5, 0.49, 0.51)]  # fmt: skip
+    sentence = recommendation(points(records), "m", "host")
+    assert sentence.startswith("on host, dynamic is 2.00× (")
+    assert sentence.endswith("; int8 is also 2.7× smaller gzipped (2.1× on disk).")
+    for r in records:
+        r["metrics"].pop("model_gzip_bytes", None)
+    sentence = recommendation(points(records), "m", "host")
+    assert sentence.endswith("; int8 is also 2.1× smaller on disk."), sentence
 
 
 @pytest.mark.parametrize(

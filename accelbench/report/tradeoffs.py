@@ -124,7 +124,8 @@ class Point:
     model_bytes: int | None = None
     model_gzip_bytes: int | None = None
     speedup: Speedup | None = None  # over fp32 on the same profile and threads
-    size_ratio_vs_fp32: float | None = None
+    size_ratio_vs_fp32: float | None = None  # fp32's .tflite bytes over this one's, on disk
+    gzip_ratio_vs_fp32: float | None = None  # the same, both gzip-compressed
     latency_ci: tuple[float, float] | None = None  # 95% CI of the median (measured cells)
     spread: float | None = None  # interquartile range / median
     # The device's own latency, which a latency budget is judged on (see device_latency).
@@ -143,6 +144,21 @@ class Point:
     @property
     def label(self) -> str:
         return self.profile if self.execution == "local" else f"{self.profile} ({self.execution})"
+
+    @property
+    def smaller_by(self) -> float | None:
+        """How many times smaller than fp32 it is, as judged: gzipped where both sizes are
+        known, because what pruning and clustering buy is compressibility, not raw bytes."""
+        return self.gzip_ratio_vs_fp32 or self.size_ratio_vs_fp32
+
+    def smaller_text(self) -> str:
+        """'2.7× smaller gzipped (2.1× on disk)': both ratios, each named, the judged one first."""
+        disk, gzip = self.size_ratio_vs_fp32, self.gzip_ratio_vs_fp32
+        if gzip and disk:
+            return f"{gzip:.1f}× smaller gzipped ({disk:.1f}× on disk)"
+        if gzip:
+            return f"{gzip:.1f}× smaller gzipped"
+        return f"{disk or 0:.1f}× smaller on disk"
 
 
 def _value(record: dict[str, Any], name: str) -> Any:
@@ -270,11 +286,10 @@ def _relative_to_fp32(
         if p.speedup is None and p.latency_ms and p is not b:
             source = "projected" if p.execution == "projected" else "separate"
             p.speedup = Speedup(b.latency_ms / p.latency_ms, source)
-        # Compressed size: what pruning and clustering buy is compressibility, not raw bytes.
-        mine = p.model_gzip_bytes or p.model_bytes
-        theirs = b.model_gzip_bytes or b.model_bytes
-        if mine and theirs:
-            p.size_ratio_vs_fp32 = theirs / mine
+        if p.model_bytes and b.model_bytes:
+            p.size_ratio_vs_fp32 = b.model_bytes / p.model_bytes
+        if p.model_gzip_bytes and b.model_gzip_bytes:
+            p.gzip_ratio_vs_fp32 = b.model_gzip_bytes / p.model_gzip_bytes
 
 
 def pareto_front(pts: list[Point]) -> list[Point]:
@@ -315,12 +330,12 @@ def recommendation(pts: list[Point], model: str, label: str) -> str:
     faster = [p for p in group if p is not base and claimed_faster(p, base)]
     if not faster:
         text = f"on {label}, {_nothing_faster(group, base)}"
-        smaller = [p for p in group if p.size_ratio_vs_fp32 and p.size_ratio_vs_fp32 > 1.2
+        smaller = [p for p in group if p.smaller_by and p.smaller_by > 1.2
                    and p.quality_delta is not None and p.quality_delta > -MAX_LOSS
         and not p.flagged_classes]  # fmt: skip
         if smaller:
-            s = max(smaller, key=lambda p: p.size_ratio_vs_fp32 or 0)
-            text += f"; {s.optimization} is {s.size_ratio_vs_fp32:.1f}× smaller"
+            s = max(smaller, key=lambda p: p.smaller_by or 0)
+            text += f"; {s.optimization} is {s.smaller_text()}"
             text += f" for {_points_delta(s)}" if _points_delta(s) else ""
         return text + "."
     # The pick: the largest speed-up that loses at most a point and no class, else the most
@@ -342,14 +357,14 @@ def recommendation(pts: list[Point], model: str, label: str) -> str:
     smaller = [
         p
         for p in group
-        if p.size_ratio_vs_fp32 and pick.size_ratio_vs_fp32
-        and p.size_ratio_vs_fp32 > pick.size_ratio_vs_fp32 * 1.2
+        if p.smaller_by and pick.smaller_by
+        and p.smaller_by > pick.smaller_by * 1.2
         and p.quality_delta is not None and p.quality_delta > -MAX_LOSS
         and not p.flagged_classes
     ]  # fmt: skip
     if smaller:
-        s = max(smaller, key=lambda p: p.size_ratio_vs_fp32 or 0)
-        sentence += f"; {s.optimization} is also {s.size_ratio_vs_fp32:.1f}× smaller"
+        s = max(smaller, key=lambda p: p.smaller_by or 0)
+        sentence += f"; {s.optimization} is also {s.smaller_text()}"
     return sentence + "."
 
 
