@@ -197,6 +197,8 @@ def test_tf_keras_csv_optimize_and_train(walkthrough) -> None:
     [trained] = done.records("train")
     assert (trained["scenario"], trained["status"]) == ("training", "ok"), trained["error"]
     assert trained["settings"]["data_label"] == "species"
+    assert trained["settings"]["data_format"] == "csv"
+    assert trained["settings"]["inputs"] == str(done.folder / "iris.csv")
     assert trained["settings"]["target"] == 0.9
     for metric in ("step_time_ms", "examples_per_s", "time_to_target_s"):
         assert value(trained, metric) > 0, metric

@@ -108,6 +108,7 @@ def test_cli_run_records_every_format_and_pipeline(tmp_path, capsys):
             assert r["status"] == "ok", r["error"]
             assert r["settings"]["format"] == fmt and r["settings"]["pipeline"] == pipeline
             assert r["settings"]["examples"] == 96 and r["settings"]["epochs"] >= 1
+            assert r["settings"]["inputs"] == str(data.resolve())  # the data it read
             for name in ("examples_per_s", "mb_per_s", "speedup_vs_naive"):
                 assert (
                     r["metrics"][name]["direction"] == "higher" and r["metrics"][name]["value"] > 0

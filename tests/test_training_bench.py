@@ -76,6 +76,7 @@ def test_train_cli_records_seeds_and_mirrored_scaling(tmp_path: Path, capsys) ->
         assert r["status"] == "ok", r["error"]
         assert (s["framework"], s["precision"], s["xla"]) == ("tensorflow", "fp32", False)
         assert s["strategy"] == key.split(".")[1] and s["devices"] == (1 if "none" in key else 2)
+        assert s["inputs"] == "built-in"  # the reference model's own data, not synthetic inputs
         assert len(s["runs"]) == 3 and {run["seed"] for run in s["runs"]} == {0, 1, 2}
         assert all(run["reached_target"] and run["step_time_s"] > 0 for run in s["runs"])
         assert m["failed_runs"]["value"] == 0 and m["runs_reached_target"]["value"] == 3

@@ -157,6 +157,8 @@ def test_train_reads_image_folder_and_csv(kind: str, user_models, tmp_path: Path
     settings = trained[0]["settings"]
     assert settings["data_split"] == "stratified 80/20 train/test, seed 0"
     assert settings["data_format"] == ("image folder" if kind == "images" else "csv")
+    # What the model was trained on, as a bench record names its --inputs: not "synthetic".
+    assert settings["inputs"] == settings["data"] == str(data.resolve())
 
 
 def _empty_class(tmp: Path) -> Path:

@@ -32,6 +32,7 @@ from accelbench.runner.pool import CellFiles, CellWorkers, Outcome, group_by_wor
 from accelbench.runner.sandbox import Sandbox, exit_status, named_paths, read_untrusted
 from accelbench.runner.sandbox import choose as choose_sandbox
 from accelbench.runner.suite import (
+    MODEL_SCENARIOS,
     PAIRED_SCENARIO,
     Cell,
     PrepareJob,
@@ -747,6 +748,17 @@ def _death_reason(code: int | None, cap: int | None, log_file: Path) -> str:
     return f"worker exited with status {code}: {last}"
 
 
+def _inputs_source(cell: Cell) -> str:
+    """What a cell fed its model, as ``settings.inputs`` records it: the inputs file; for a
+    training or input-pipeline cell the data it read (the user's file, or the reference model's
+    built-in data); otherwise inputs made from the model's signature ("synthetic")."""
+    if cell.inputs_path:
+        return cell.inputs_path
+    if cell.scenario in MODEL_SCENARIOS:
+        return cell.settings.get("data") or "built-in"
+    return "synthetic"
+
+
 def make_record(
     cell: Cell,
     run_id: str,
@@ -774,7 +786,7 @@ def make_record(
         "preset": cell.preset,
         "threads": cell.threads,
         "xnnpack": cell.xnnpack,
-        "inputs": cell.inputs_path or "synthetic",
+        "inputs": _inputs_source(cell),
         "seed": cell.seed,
         "timeout_s": cell.timeout_s,
         "batch_size": cell.batch_size,  # as asked; settings.loadgen.sut.batch_size: as run
