@@ -17,8 +17,7 @@ FORMATS = ("table", "markdown", "json")
 def register(sub: Any) -> None:
     """Add ``accelbench ab`` to the CLI's subcommands."""
     from accelbench.benchmarks.paired import DEFAULT_PAIRS, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
-    from accelbench.cli import _csv, add_model_trust_arguments
-    from accelbench.cli_load import add_api_key_arguments
+    from accelbench.cli.base import add_api_key_arguments, add_model_trust_arguments, comma_list
     from accelbench.runtimes.registry import names_text as runtime_names_text
 
     p = sub.add_parser(
@@ -56,14 +55,14 @@ def register(sub: Any) -> None:
     p.add_argument("--new-model", default=None, help="endpoints: the model's name on NEW")
     p.add_argument(
         "--profile",
-        type=_csv("profile"),
+        type=comma_list("profile"),
         default=None,
         help="comma-separated host or emulated profiles (default: host); a projected profile "
         "cannot be timed",
     )
     p.add_argument(
         "--threads",
-        type=_csv("threads", int),
+        type=comma_list("threads", int),
         default=None,
         help="comma-separated thread counts (default: all cores / the device's cores)",
     )
@@ -209,8 +208,8 @@ def _run_ab_endpoints(args: argparse.Namespace) -> int:
     """``ab URL URL``: two endpoints timed against each other from this process; every check
     (flags, both endpoints answering for their model, inputs that fit both) before writing."""
     from accelbench.benchmarks.serving import endpoint_samples
-    from accelbench.cli import check_run_dir
-    from accelbench.cli_load import api_key, server_threads
+    from accelbench.cli.base import api_key, check_run_dir
+    from accelbench.cli_load import server_threads
     from accelbench.hardware_profiles import environment_fingerprint
     from accelbench.records import append_record
     from accelbench.runner.rerun import endpoint_cell, measure_endpoints

@@ -69,36 +69,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--inputs", default=None, help=".npy/.npz of real inputs (default: synthetic)")
     p.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
+    from accelbench.cli.base import add_api_key_arguments
+
     add_api_key_arguments(p, "send with every request as 'Authorization: Bearer KEY'")
     p.set_defaults(handler=run_load)
-
-
-def add_api_key_arguments(p: argparse.ArgumentParser, what: str) -> None:
-    """--api-key KEY and --api-key-file FILE (a key kept out of the shell history and ps)."""
-    p.add_argument("--api-key", default=None, metavar="KEY", help=f"an API key to {what}")
-    p.add_argument(
-        "--api-key-file", default=None, metavar="FILE", help="read --api-key from FILE (one line)"
-    )
-
-
-def api_key(args: argparse.Namespace) -> str | None:
-    """The key --api-key or --api-key-file gives, checked; None when neither is given."""
-    from accelbench.serving import check_api_key
-
-    if args.api_key is not None and args.api_key_file is not None:
-        raise UsageError("give --api-key or --api-key-file, not both")
-    key = args.api_key
-    if args.api_key_file is not None:
-        try:
-            key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as err:
-            raise UsageError(
-                f"cannot read --api-key-file {args.api_key_file} ({err.__class__.__name__}); "
-                "pass a text file holding the key"
-            ) from None
-    if key is not None:
-        check_api_key(key)
-    return key
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -143,7 +117,7 @@ def _check_args(args: argparse.Namespace) -> None:
 def run_load(args: argparse.Namespace) -> int:
     """Probe, load and record one endpoint; the exit status (1 when the result failed)."""
     from accelbench.benchmarks.serving import endpoint_samples, find_peak, run_endpoint
-    from accelbench.cli import check_run_dir
+    from accelbench.cli.base import api_key, check_run_dir
     from accelbench.runner.sweep import new_run_dir
     from accelbench.runtimes.remote import RemoteRuntime, probe_endpoint
 

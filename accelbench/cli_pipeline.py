@@ -70,7 +70,7 @@ def register(sub: Any) -> None:
 
 def _input_pipeline(args: argparse.Namespace) -> int:
     from accelbench.benchmarks.input_pipeline import check_options
-    from accelbench.cli import execute_suite
+    from accelbench.cli.base import execute_suite
     from accelbench.models import get_spec
     from accelbench.runner.suite import suite_from_mapping
     from accelbench.runner.sweep import new_run_dir

@@ -40,8 +40,7 @@ def register(sub: Any) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from accelbench.cli import add_model_trust_arguments
-    from accelbench.cli_load import add_api_key_arguments
+    from accelbench.cli.base import add_api_key_arguments, add_model_trust_arguments
     from accelbench.runtimes.registry import names_text as runtime_names_text
 
     p.add_argument("model", help="model artifact (.tflite, SavedModel folder, .keras, .jaxexport)")
@@ -127,7 +126,7 @@ def run_serve(args: argparse.Namespace) -> int:
             raise UsageError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
     if args.cache_size < 0:
         raise UsageError(f"--cache-size must be 0 (off) or more, got {args.cache_size}")
-    from accelbench.cli_load import api_key
+    from accelbench.cli.base import api_key
 
     key = api_key(args)
     _check_model(args)

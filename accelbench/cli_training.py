@@ -11,7 +11,7 @@ from accelbench.errors import UsageError
 
 def register(sub: Any) -> None:
     """Add `accelbench train MODEL ...` to the CLI's subparsers."""
-    from accelbench.cli import _csv, add_model_trust_arguments
+    from accelbench.cli.base import add_data_arguments, add_model_trust_arguments, comma_list
 
     t = sub.add_parser(
         "train",
@@ -26,25 +26,28 @@ def register(sub: Any) -> None:
     t.add_argument("--target", type=float, default=None, help="quality target (default: model's)")
     t.add_argument(
         "--precision",
-        type=_csv("precision"),
+        type=comma_list("precision"),
         default=None,
         help="fp32, mixed_bfloat16, mixed_float16 (default fp32)",
     )
-    t.add_argument("--xla", type=_csv("xla"), default=None, help="off, on (default off)")
+    t.add_argument("--xla", type=comma_list("xla"), default=None, help="off, on (default off)")
     t.add_argument(
         "--strategy",
-        type=_csv("strategy"),
+        type=comma_list("strategy"),
         default=None,
         help="none, mirrored, multiworker (default none)",
     )
     t.add_argument(
         "--devices",
-        type=_csv("devices", int),
+        type=comma_list("devices", int),
         default=None,
         help="device counts, e.g. 1,2 (default 1, or 1,2 with a distributed strategy)",
     )
     t.add_argument(
-        "--framework", type=_csv("framework"), default=None, help="tensorflow, jax (default tf)"
+        "--framework",
+        type=comma_list("framework"),
+        default=None,
+        help="tensorflow, jax (default tf)",
     )
     t.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole cell")
     t.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
@@ -54,7 +57,7 @@ def register(sub: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from accelbench.cli import execute_suite, trust_settings
+    from accelbench.cli.base import execute_suite, trust_settings
     from accelbench.runner.suite import suite_from_mapping
 
     entry = _model_entry(
@@ -91,26 +94,6 @@ def _train(args: argparse.Namespace) -> int:
 
         print_training_table(read_records(run_dir))
     return code
-
-
-def add_data_arguments(parser: Any, *, required: bool) -> None:
-    """--data and --label, shared by `train` and `optimize`."""
-    parser.add_argument(
-        "--data",
-        required=required,
-        help="your dataset: .npz (x_train, y_train, x_test, y_test, or x, y); an image folder "
-        "(one sub-folder per class; images decoded, resized to the model's input height x width "
-        "and scaled to [0, 1]); .csv or .parquet (feature columns and a label column); "
-        ".tfrecord of tf.train.Example (features and label keys). One set without a split is "
-        "split 80/20 train/test with seed 0 (stratified by class, but a .npz's x, y at random)",
-    )
-    parser.add_argument(
-        "--label",
-        default=None,
-        metavar="COLUMN",
-        help="label column (CSV, Parquet) or key (TFRecord) of your own model's data "
-        "(default: label)",
-    )
 
 
 def _model_entry(

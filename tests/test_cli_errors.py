@@ -232,7 +232,7 @@ def test_closed_stdout_pipe_is_quiet(args: tuple[str, ...], bench_run: Path) -> 
     finally:
         os.close(write_end)
     assert proc.stderr == ""
-    assert proc.returncode == cli.EXIT_CLOSED_PIPE == 141
+    assert proc.returncode == cli.base.EXIT_CLOSED_PIPE == 141
 
 
 def _boom(*args: object, **kwargs: object) -> None:
@@ -256,7 +256,7 @@ def test_unexpected_exception_is_exit_3_with_a_log(
 
     monkeypatch.setenv("ACCELBENCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(hp, "list_profiles", _boom)
-    assert cli.main(["profiles", "list"]) == cli.EXIT_INTERNAL == 3
+    assert cli.main(["profiles", "list"]) == cli.base.EXIT_INTERNAL == 3
     log = _log_named_in(capsys.readouterr().err)
     assert log.parent == tmp_path / "cache" / "logs"
     text = log.read_text()

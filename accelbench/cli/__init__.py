@@ -3,84 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from accelbench import __version__
-from accelbench.errors import UsageError, failure_reason
-from accelbench.runtimes.registry import names_text as runtime_names_text
-
-EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
-# 128 + SIGPIPE, what a shell reports for a tool that a closed pipe stopped (`yes | head -1`).
-EXIT_INTERRUPTED, EXIT_CLOSED_PIPE = 130, 141
-
-EXIT_STATUSES = (
-    "exit status: 0 done; 1 some cells failed (compare: a regression); 2 bad input or usage, "
-    "one line on stderr; 3 internal error, one line on stderr naming the log file that holds "
-    "the traceback; 130 interrupted; 141 the output pipe was closed (e.g. by head)"
+from accelbench.cli.base import (
+    EXIT_OK,
+    EXIT_STATUSES,
+    EXIT_USAGE,
+    Parser,
+    add_data_arguments,
+    add_model_trust_arguments,
+    add_no_cache_argument,
+    comma_list,
+    execute_suite,
+    resume_run,
+    run_guarded,
+    trust_settings,
 )
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag as one UsageError line instead of usage + exit."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message}; see '{self.prog} --help'")
-
-
-def _csv(kind: str, cast=str):
-    def parse(text: str) -> list[Any]:
-        items = [t.strip() for t in text.split(",") if t.strip()]
-        if not items:
-            raise argparse.ArgumentTypeError(f"empty {kind} list; give e.g. a comma-separated list")
-        try:
-            return [cast(t) for t in items]
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{kind} must be a comma-separated list of {cast.__name__}s, got {text!r}"
-            ) from None
-
-    return parse
-
-
-def add_model_trust_arguments(p: argparse.ArgumentParser, *, serve: bool = False) -> None:
-    """--trust-model and --no-sandbox, for every command that loads a model."""
-    where = "the server" if serve else "each worker"
-    p.add_argument(
-        "--trust-model",
-        action="store_true",
-        help="run a model that 'accelbench inspect' flags (operations on files, the network or "
-        "processes; Lambda layers) instead of refusing it; it still runs in the sandbox",
-    )
-    p.add_argument(
-        "--no-sandbox",
-        action="store_true",
-        help=f"run {where} without the sandbox (default: bubblewrap, with "
-        + ("the host's network" if serve else "no network")
-        + " and the filesystem read-only but its own folder; records say sandbox: off)",
-    )
-
-
-def add_no_cache_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="train and optimize every model afresh, neither taking its artifacts from the "
-        "artifact cache ($ACCELBENCH_CACHE_DIR/prepared) nor keeping them there",
-    )
+from accelbench.errors import UsageError
+from accelbench.runtimes.registry import names_text as runtime_names_text
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="accelbench",
         description="Benchmark models on this host and on emulated or projected hardware "
         "profiles, with MLPerf LoadGen, into comparable records.",
         epilog=EXIT_STATUSES,
     )
     p.add_argument("--version", action="version", version=f"accelbench {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     b = sub.add_parser(
         "bench", help="benchmark one model (.tflite, SavedModel, .keras, .jaxexport)"
@@ -88,19 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("model", nargs="?", help="model artifact; omit with --resume")
     b.add_argument(
         "--profile",
-        type=_csv("profile"),
+        type=comma_list("profile"),
         default=["host"],
         help="comma-separated profile names or YAML paths (default: host)",
     )
     b.add_argument(
         "--threads",
-        type=_csv("threads", int),
+        type=comma_list("threads", int),
         default=None,
         help="comma-separated thread counts (default: all cores / the device's cores)",
     )
     b.add_argument(
         "--scenario",
-        type=_csv("scenario"),
+        type=comma_list("scenario"),
         default=["single-stream"],
         help="single-stream, multi-stream, offline, server (default: single-stream)",
     )
@@ -155,18 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
         "optimize", help="optimize your Keras model every way and benchmark each artifact"
     )
     o.add_argument("model", help=".keras, .h5 or SavedModel folder")
-    from accelbench.cli_training import add_data_arguments
-
     add_data_arguments(o, required=True)
     o.add_argument(
         "--optimizations",
-        type=_csv("optimizations"),
+        type=comma_list("optimizations"),
         default=None,
         help="comma-separated, e.g. fp32,int8,prune50+int8 (default: the default suite's)",
     )
-    o.add_argument("--profile", type=_csv("profile"), default=["host"])
-    o.add_argument("--threads", type=_csv("threads", int), default=None)
-    o.add_argument("--scenario", type=_csv("scenario"), default=["single-stream"])
+    o.add_argument("--profile", type=comma_list("profile"), default=["host"])
+    o.add_argument("--threads", type=comma_list("threads", int), default=None)
+    o.add_argument("--scenario", type=comma_list("scenario"), default=["single-stream"])
     o.add_argument("--preset", default="quick")
     o.add_argument("--fine-tune-epochs", type=int, default=2)
     o.add_argument("--name", default=None, help="model name in records (default: file stem)")
@@ -220,11 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_rerun_arguments(cmp_)
 
     m = sub.add_parser("models", help="the reference model zoo")
-    msub = m.add_subparsers(dest="models_command", metavar="ACTION", parser_class=_Parser)
+    msub = m.add_subparsers(dest="models_command", metavar="ACTION", parser_class=Parser)
     msub.add_parser("list", help="list the reference models")
 
     pr = sub.add_parser("profiles", help="list, show, validate, detect and calibrate profiles")
-    psub = pr.add_subparsers(dest="profiles_command", metavar="ACTION", parser_class=_Parser)
+    psub = pr.add_subparsers(dest="profiles_command", metavar="ACTION", parser_class=Parser)
     psub.add_parser("list", help="list built-in profiles")
     s = psub.add_parser("show", help="print one profile as YAML")
     s.add_argument("name", help="profile name or YAML path")
@@ -235,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seconds", type=float, default=3.0, help="time budget (default 3 s)")
 
     res = sub.add_parser("results", help="show a run's results")
-    rsub = res.add_subparsers(dest="results_command", metavar="ACTION", parser_class=_Parser)
+    rsub = res.add_subparsers(dest="results_command", metavar="ACTION", parser_class=Parser)
     rs = rsub.add_parser("show", help="print the table of a run folder")
     rs.add_argument("run_dir")
     for module in _COMMAND_MODULES:
@@ -265,98 +217,18 @@ def _load_commands(module: str, sub: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; the exit status. No traceback reaches the terminal (see EXIT_STATUSES)."""
-    try:
-        code = _main(argv)
-        sys.stdout.flush()  # a closed pipe raises here, inside the handler, not at shutdown
-        return code
-    except BrokenPipeError as exc:
-        if not _stdout_closed():
-            return _internal_error(exc, argv)  # a socket's pipe, not the terminal's
-        # The Python docs' "Note on SIGPIPE": point stdout at devnull so that the flush at
-        # interpreter shutdown does not raise again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_CLOSED_PIPE
-    except SystemExit as exc:
-        # rich's console handles a closed stdout itself, the same way, but exits with status 1.
-        if exc.code == 1 and isinstance(exc.__context__, BrokenPipeError):
-            return EXIT_CLOSED_PIPE
-        raise
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: a log, not a traceback
-        return _internal_error(exc, argv)
+    return run_guarded(lambda: _parse_and_run(argv), argv)
 
 
-def _stdout_closed() -> bool:
-    """Whether stdout is a pipe whose reader has gone (poll says POLLERR on the write end)."""
-    import select
-
-    if not hasattr(select, "poll"):
-        return True  # no poll (Windows): a BrokenPipeError is most likely stdout's
-    try:
-        poller = select.poll()
-        poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(event & select.POLLERR for _, event in poller.poll(0))
-    except (OSError, ValueError):  # stdout replaced by an object without a file descriptor
-        return False
-
-
-def _internal_error(exc: BaseException, argv: list[str] | None) -> int:
-    """Write the traceback to a log file and name it in one line on stderr: status 3."""
-    import traceback
-
-    args = sys.argv[1:] if argv is None else argv
-    log = _write_crash_log(
-        f"accelbench {__version__}\narguments: {args}\n\n{''.join(traceback.format_exception(exc))}"
-    )
-    where = f"the traceback is in {log}" if log else "no log file could be written"
-    print(
-        f"accelbench: internal error: {failure_reason(exc)}; {where}; please report it",
-        file=sys.stderr,
-    )
-    return EXIT_INTERNAL
-
-
-def _write_crash_log(text: str) -> Path | None:
-    """The log file written (the cache's logs folder, else the temp folder), or None."""
-    import datetime
-    import tempfile
-
-    folders = []
-    try:
-        from accelbench.hardware_profiles.calibrate import cache_dir
-
-        folders.append(cache_dir() / "logs")
-    except Exception:  # noqa: BLE001 - a broken install must still get its log written
-        pass
-    folders.append(Path(tempfile.gettempdir()) / "accelbench-logs")
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    for folder in folders:
-        path = folder / f"crash-{stamp}-{os.getpid()}.log"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        except OSError:
-            continue
-        return path
-    return None
-
-
-def _main(argv: list[str] | None) -> int:
-    try:
-        # Inside: the help names the registered runtimes, and a runtime that
-        # $ACCELBENCH_RUNTIMES names but Python cannot import is a UsageError.
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return EXIT_USAGE
-        return _dispatch(args, parser)
-    except UsageError as exc:
-        print(f"accelbench: error: {exc}", file=sys.stderr)
+def _parse_and_run(argv: list[str] | None) -> int:
+    # Inside run_guarded: the help names the registered runtimes, and a runtime that
+    # $ACCELBENCH_RUNTIMES names but Python cannot import is a UsageError.
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("accelbench: interrupted; finished records are kept", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return _dispatch(args, parser)
 
 
 def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -397,7 +269,7 @@ def _bench(args: argparse.Namespace) -> int:
                 f"--resume continues {args.resume} with the models it was started with; drop "
                 f"{args.model}, or benchmark it into a new folder with --out"
             )
-        return _resume(Path(args.resume), progress=not args.no_progress)
+        return resume_run(Path(args.resume), progress=not args.no_progress)
     if not args.model:
         raise UsageError("name a model file to benchmark, or --resume RUN_DIR")
     model = Path(args.model)
@@ -467,7 +339,7 @@ def _run(args: argparse.Namespace) -> int:
                 f"--resume continues {args.resume} with the suite it was started with; drop "
                 f"{args.suite_file or '--suite ' + args.suite}, or start a new run with --out"
             )
-        return _resume(Path(args.resume), progress=not args.no_progress, cache=not args.no_cache)
+        return resume_run(Path(args.resume), progress=not args.no_progress, cache=not args.no_cache)
     if args.suite_file and args.suite:
         raise UsageError("give either a SUITE.yaml file or --suite NAME, not both")
     if args.suite_file:
@@ -607,11 +479,6 @@ def _models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def trust_settings(args: argparse.Namespace) -> dict[str, bool]:
-    """The suite settings of --trust-model and --no-sandbox."""
-    return {"trust_model": args.trust_model, "sandbox": not args.no_sandbox}
-
-
 def check_entry(entry: Any, *, trust: bool = False) -> None:
     """Fail fast on a suite model whose files are missing or unusable."""
     if entry.data is not None and not Path(entry.data).exists():
@@ -652,76 +519,6 @@ def check_model_safety(path: Path, *, trust: bool = False) -> None:
         refuse_unsafe(path)
 
 
-def execute_suite(suite: Any, out: Path | None, progress: bool, *, cache: bool = True) -> int:
-    from accelbench.runner.suite import expand
-    from accelbench.runner.sweep import new_run_dir, run_suite
-
-    expand(suite)  # profiles and settings are checked before the run folder exists
-    run_dir = out or new_run_dir()
-    check_run_dir(run_dir)
-    return _finish(run_dir, lambda: run_suite(suite, run_dir, progress=progress, cache=cache))
-
-
-def check_run_dir(run_dir: Path) -> None:
-    """Refuse, before anything is written, a run folder that cannot be created or written in."""
-    import tempfile
-
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UsageError(f"run folder {run_dir} is a file; pass --out a new folder path")
-    existing = run_dir
-    while not existing.is_dir() and existing != existing.parent:
-        if existing.exists():
-            raise UsageError(
-                f"run folder {run_dir} would be under {existing}, which is a file; pass --out "
-                "a folder path"
-            )
-        existing = existing.parent
-    # Try it: permission bits say nothing for root, a read-only mount or an ACL.
-    try:
-        with tempfile.TemporaryDirectory(dir=existing, prefix=".accelbench-write-check-"):
-            pass
-    except OSError as err:
-        raise UsageError(
-            f"cannot write the run folder {run_dir}: {existing} is not writable "
-            f"({err.strerror or err}); pass --out a folder you can write to"
-        ) from None
-
-
-def _resume(run_dir: Path, progress: bool, *, cache: bool = True) -> int:
-    from accelbench.runner.sweep import load_run_suite, run_suite
-
-    suite = load_run_suite(run_dir)
-    return _finish(
-        run_dir, lambda: run_suite(suite, run_dir, resume=True, progress=progress, cache=cache)
-    )
-
-
-def _finish(run_dir: Path, go) -> int:
-    from accelbench.report.tables import print_table
-
-    try:
-        records = go()
-    except KeyboardInterrupt:
-        print(
-            f"accelbench: interrupted; finished records are kept in {run_dir}; "
-            f"continue with --resume {run_dir}",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
-    if any(r.get("scenario") == "accuracy" for r in records):
-        # Optimized models: the answer is the recommendations; the full table is one command away.
-        from accelbench.report.report import print_recommendations
-
-        print_recommendations(records)
-        print(f"full table: accelbench results show {run_dir}")
-        print(f"report: {run_dir / 'report.md'}  {run_dir / 'report.html'}")
-    else:
-        print_table(records, title=f"run {run_dir}")
-    print(f"records: {run_dir / 'records.jsonl'}  table: {run_dir / 'results.parquet'}")
-    failed = [r for r in records if r["status"] == "failed"]
-    return EXIT_FAILED_CELLS if failed else EXIT_OK
-
-
 def _profiles(args: argparse.Namespace) -> int:
     import yaml
 
@@ -755,7 +552,3 @@ def _profiles(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(data, sort_keys=False))
         return EXIT_OK
     raise UsageError("say 'accelbench profiles list|show|validate|detect|calibrate'")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
