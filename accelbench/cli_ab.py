@@ -96,9 +96,9 @@ def register(sub: Any) -> None:
 
 def _check_args(args: argparse.Namespace) -> tuple[float, dict[str, str | None]]:
     """Refuse bad input before anything is written; returns the threshold and inputs per side."""
-    from accelbench.cli import check_artifact
     from accelbench.runtimes import artifact_kind, runtimes_for
     from accelbench.runtimes.registry import runtime_info
+    from accelbench.runtimes.validate import check_artifact, check_inputs
 
     threshold = _check_measurement(args)
     if args.runtime is not None:
@@ -118,25 +118,8 @@ def _check_args(args: argparse.Namespace) -> tuple[float, dict[str, str | None]]
         if args.no_xnnpack and kind != "tflite":
             raise UsageError(f"--no-xnnpack applies to .tflite models only, and {path} is {kind}")
         if inputs[side] is not None:
-            _check_inputs(path, kind, Path(inputs[side]))
+            check_inputs(path, Path(inputs[side]))
     return threshold, inputs
-
-
-def _check_inputs(model: Path, kind: str, inputs: Path) -> None:
-    """The inputs file exists and, for a .tflite or .jaxexport (cheap to open), fits the model."""
-    from accelbench.runtimes import load_inputs, open_runtime
-
-    if not inputs.is_file():
-        raise UsageError(f"inputs file {inputs} does not exist; pass a .npy or .npz file")
-    if kind not in ("tflite", "jaxexport"):
-        return  # opening a SavedModel loads TensorFlow: its worker checks the inputs
-    runtime = open_runtime(model, xnnpack=kind != "tflite")
-    try:
-        load_inputs(inputs, runtime.inputs())
-    except UsageError as err:
-        raise UsageError(f"{model.name}: {err}") from None
-    finally:
-        runtime.close()
 
 
 def run_ab(args: argparse.Namespace) -> int:

@@ -185,8 +185,8 @@ def _check_model(args: argparse.Namespace) -> None:
     """Refuse, before anything starts, a model that is missing, not a model file, or flagged by
     the static look (unless --trust-model, which this process then passes to its runtime). The
     file is read as data only: the server loads it, in its sandbox."""
-    from accelbench.cli import check_artifact
     from accelbench.runtimes.model_inspect import trust
+    from accelbench.runtimes.validate import check_artifact
 
     check_artifact(Path(args.model), trust=args.trust_model, load=False)
     if args.trust_model:

@@ -121,7 +121,8 @@ def _model_entry(
             raise UsageError(
                 f"{path.name} has no quality target to train to; give one with --target 0.9"
             )
-        from accelbench.cli import check_model_safety
+        from accelbench.optimizers.user_models import check_user_data
+        from accelbench.runtimes.model_inspect import check_model_safety
 
         check_model_safety(path, trust=trust)
         check_user_data(path, Path(data), label, trust=trust, training=True)
@@ -143,71 +144,6 @@ def _model_entry(
         spec.load_data(data)  # missing, empty, wrong format or schema: one UsageError line
         entry["data"] = str(Path(data).resolve())
     return entry
-
-
-def check_user_data(
-    model: Path, data: Path, label: str | None, *, trust: bool, training: bool
-) -> None:
-    """Read ``data`` for the user's ``model`` now, so a problem exits 2 before anything is
-    written. A trusted model is not loaded here, outside the sandbox: its data's layout is
-    checked alone (a .npz read, any other path's existence), and its worker says what does not
-    fit."""
-    from accelbench.models.data import load_user_data
-
-    if not data.exists():
-        raise UsageError(
-            f"data {data} does not exist; give a .npz, .csv, .parquet, .tfrecord or an image "
-            "folder (one sub-folder per class)"
-        )
-    if trust:
-        if data.suffix.lower() == ".npz" and data.is_file():
-            from accelbench.optimizers.user_models import load_npz_data
-
-            load_npz_data(data)
-        return
-    from accelbench.optimizers.user_models import load_user_model
-
-    keras_model = load_user_model(model)
-    n_in, n_out = len(keras_model.inputs), len(keras_model.outputs)
-    if training and (n_in, n_out) != (1, 1):
-        raise UsageError(
-            f"{model.name} has {n_in} input(s) and {n_out} output(s); the training benchmark "
-            "trains a classifier with one input and one output of class scores"
-        )
-    if n_in != 1:
-        if data.suffix.lower() != ".npz":
-            raise UsageError(
-                f"{model.name} has {n_in} inputs; data other than .npz is shaped to one input, "
-                "so give a .npz"
-            )
-        return
-    expected = tuple(keras_model.input_shape[1:])
-    classes = keras_model.output_shape[-1] if n_out == 1 else None
-    user_data = load_user_data(
-        data,
-        expected,
-        num_classes=classes if isinstance(classes, int) else None,
-        label=label or "label",
-    )
-    x_train, y_train = user_data.x_train, user_data.y_train
-    if not training:
-        return
-    if tuple(x_train.shape[1:]) != expected:
-        raise UsageError(
-            f"{data}: samples have shape {tuple(x_train.shape[1:])} but {model.name} takes "
-            f"{expected}; give data that matches the model's input"
-        )
-    classes = keras_model.output_shape[-1]
-    if not isinstance(classes, int):
-        raise UsageError(
-            f"{model.name} outputs shape {keras_model.output_shape}, with no fixed class count "
-            "in its last dimension; give the output layer a fixed number of units"
-        )
-    if y_train.max() >= classes or y_train.min() < 0:
-        raise UsageError(
-            f"{data}: labels run from {y_train.min()} to {y_train.max()} but {model.name} has "
-            f"{classes} outputs; use class ids 0..{classes - 1}"
-        )
 
 
 def training_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:

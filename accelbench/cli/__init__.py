@@ -272,6 +272,8 @@ def _bench(args: argparse.Namespace) -> int:
         return resume_run(Path(args.resume), progress=not args.no_progress)
     if not args.model:
         raise UsageError("name a model file to benchmark, or --resume RUN_DIR")
+    from accelbench.runtimes.validate import check_artifact
+
     model = Path(args.model)
     check_artifact(model, trust=args.trust_model)
     entry: dict[str, Any] = {"path": str(model.resolve())}
@@ -298,30 +300,8 @@ def _bench(args: argparse.Namespace) -> int:
         },
         "command line",
     )
-    if suite.batch_size is not None:
-        check_batch_size(model, suite.batch_size)
+    # execute_suite checks the suite's batch size against the model (runner.suite.check_suite).
     return execute_suite(suite, Path(args.out) if args.out else None, progress=not args.no_progress)
-
-
-def check_batch_size(model: Path, batch_size: int) -> None:
-    """Refuse, before any folder is written, a batch size that the model's fixed batch
-    dimension rules out. A .tflite or .jaxexport is opened here to read it (no device is
-    touched); other artifacts are checked in their cells, which fail with the same reason."""
-    from accelbench.runtimes import artifact_kind, open_runtime
-
-    kind = artifact_kind(model)
-    if kind not in ("tflite", "jaxexport"):
-        return
-    from accelbench.benchmarks.loadgen import sut_batching
-
-    # Without XNNPACK, whose delegate would log a line to stderr; the shapes are the same.
-    runtime = open_runtime(model, xnnpack=kind != "tflite")
-    try:
-        sut_batching(runtime, "offline", batch_size)
-    except UsageError as err:
-        raise UsageError(f"{model.name}: {err}") from None
-    finally:
-        runtime.close()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -355,8 +335,6 @@ def _run(args: argparse.Namespace) -> int:
     # The flags add to what the suite file says; they never take its trust or sandbox away.
     suite.trust_model = suite.trust_model or args.trust_model
     suite.sandbox = suite.sandbox and not args.no_sandbox
-    for entry in suite.models:
-        check_entry(entry, trust=suite.trust_model)
     if args.dry_run:
         return _print_plan(suite, cache=not args.no_cache)
     out = Path(args.out) if args.out else None
@@ -387,7 +365,8 @@ def _optimize(args: argparse.Namespace) -> int:
             f"{model} is not a Keras model (.keras, .h5) or SavedModel folder; to benchmark a "
             "ready artifact as it is, use accelbench bench"
         )
-    from accelbench.cli_training import check_user_data
+    from accelbench.optimizers.user_models import check_user_data
+    from accelbench.runtimes.model_inspect import check_model_safety
 
     check_model_safety(model, trust=args.trust_model)
     check_user_data(model, data, args.label, trust=args.trust_model, training=False)
@@ -477,46 +456,6 @@ def _models(args: argparse.Namespace) -> int:
         quality = f"{spec.metric} >= {spec.target}"
         print(f"{spec.name:22} {spec.framework:6} {spec.task:23} {quality:16} {spec.data_source}")
     return EXIT_OK
-
-
-def check_entry(entry: Any, *, trust: bool = False) -> None:
-    """Fail fast on a suite model whose files are missing or unusable."""
-    if entry.data is not None and not Path(entry.data).exists():
-        raise UsageError(f"data file {entry.data} does not exist; pass an existing dataset path")
-    if entry.kind == "artifact":
-        check_artifact(Path(entry.path), trust=trust)
-    elif entry.kind == "keras":
-        if not Path(entry.path).exists():
-            raise UsageError(f"model file {entry.path} does not exist; pass a .keras or .h5 file")
-        check_model_safety(Path(entry.path), trust=trust)
-
-
-def check_artifact(path: Path, *, trust: bool = False, load: bool = True) -> None:
-    """Fail fast, before any folder is written, on a model file that cannot be run (load=False:
-    a .tflite is checked as a file, not loaded by the interpreter)."""
-    if not path.exists():
-        raise UsageError(f"model file {path} does not exist; pass the path of a model artifact")
-    check_model_safety(path, trust=trust)
-    from accelbench.runtimes.registry import artifact_kinds
-
-    # A file that no other kind's suffix claims is checked as a .tflite, whatever its name.
-    other_suffixes = {s for k in artifact_kinds() if k.name != "tflite" for s in k.suffixes}
-    if path.suffix == ".tflite" or (path.is_file() and path.suffix not in other_suffixes):
-        from accelbench.runtimes.validate import validate_tflite
-
-        validate_tflite(path, load=load)
-
-
-def check_model_safety(path: Path, *, trust: bool = False) -> None:
-    """Refuse a model whose file holds code that loading it would run (a Keras Lambda layer) or
-    operations that reach outside it (files, network, processes), unless trusted (--trust-model:
-    the model is still read, so that an unreadable one is refused all the same)."""
-    from accelbench.runtimes.model_inspect import find_unsafe, refuse_unsafe
-
-    if trust:
-        find_unsafe(path)
-    else:
-        refuse_unsafe(path)
 
 
 def _profiles(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""A user's own model (.keras, .h5, SavedModel) and data (.npz), loaded safely for `optimize`."""
+"""A user's own model (.keras, .h5, SavedModel) and data (.npz), loaded safely for `optimize`, and
+their data checked against them before a run starts."""
 
 from __future__ import annotations
 
@@ -139,4 +140,65 @@ def _check_pair(path: Path, x_name: str, x: np.ndarray, y_name: str, y: np.ndarr
         raise UsageError(
             f"'{path}': {x_name} has {len(x)} samples but {y_name} has {len(y)}; "
             "they must have one label per sample"
+        )
+
+
+def check_user_data(
+    model: Path, data: Path, label: str | None, *, trust: bool, training: bool
+) -> None:
+    """Read ``data`` for the user's ``model`` now, so that a problem is one UsageError before
+    anything is written. A trusted model is not loaded here, outside the sandbox: its data's
+    layout is checked alone (a .npz read, any other path's existence), and its worker says what
+    does not fit."""
+    from accelbench.models.data import load_user_data
+
+    if not data.exists():
+        raise UsageError(
+            f"data {data} does not exist; give a .npz, .csv, .parquet, .tfrecord or an image "
+            "folder (one sub-folder per class)"
+        )
+    if trust:
+        if data.suffix.lower() == ".npz" and data.is_file():
+            load_npz_data(data)
+        return
+    keras_model = load_user_model(model)
+    n_in, n_out = len(keras_model.inputs), len(keras_model.outputs)
+    if training and (n_in, n_out) != (1, 1):
+        raise UsageError(
+            f"{model.name} has {n_in} input(s) and {n_out} output(s); the training benchmark "
+            "trains a classifier with one input and one output of class scores"
+        )
+    if n_in != 1:
+        if data.suffix.lower() != ".npz":
+            raise UsageError(
+                f"{model.name} has {n_in} inputs; data other than .npz is shaped to one input, "
+                "so give a .npz"
+            )
+        return
+    expected = tuple(keras_model.input_shape[1:])
+    classes = keras_model.output_shape[-1] if n_out == 1 else None
+    user_data = load_user_data(
+        data,
+        expected,
+        num_classes=classes if isinstance(classes, int) else None,
+        label=label or "label",
+    )
+    x_train, y_train = user_data.x_train, user_data.y_train
+    if not training:
+        return
+    if tuple(x_train.shape[1:]) != expected:
+        raise UsageError(
+            f"{data}: samples have shape {tuple(x_train.shape[1:])} but {model.name} takes "
+            f"{expected}; give data that matches the model's input"
+        )
+    classes = keras_model.output_shape[-1]
+    if not isinstance(classes, int):
+        raise UsageError(
+            f"{model.name} outputs shape {keras_model.output_shape}, with no fixed class count "
+            "in its last dimension; give the output layer a fixed number of units"
+        )
+    if y_train.max() >= classes or y_train.min() < 0:
+        raise UsageError(
+            f"{data}: labels run from {y_train.min()} to {y_train.max()} but {model.name} has "
+            f"{classes} outputs; use class ids 0..{classes - 1}"
         )

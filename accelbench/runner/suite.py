@@ -551,10 +551,38 @@ def prepare_jobs(suite: Suite) -> list[PrepareJob]:
     return jobs
 
 
+def check_entry(entry: ModelEntry, *, trust: bool = False) -> None:
+    """Fail fast on a suite model whose files are missing or unusable."""
+    from accelbench.runtimes.model_inspect import check_model_safety
+    from accelbench.runtimes.validate import check_artifact
+
+    if entry.data is not None and not Path(entry.data).exists():
+        raise UsageError(f"data file {entry.data} does not exist; pass an existing dataset path")
+    if entry.kind == "artifact":
+        check_artifact(Path(entry.path), trust=trust)
+    elif entry.kind == "keras":
+        if not Path(entry.path).exists():
+            raise UsageError(f"model file {entry.path} does not exist; pass a .keras or .h5 file")
+        check_model_safety(Path(entry.path), trust=trust)
+
+
+def check_suite(suite: Suite) -> None:
+    """Refuse, before any folder is written, a suite whose model files are missing or unusable
+    (unsafe ones unless ``trust_model``), or whose batch size a model's fixed batch dimension
+    rules out. ``expand`` calls it, so every run (the CLI's and run_suite's) is checked."""
+    from accelbench.runtimes.validate import check_batch_size
+
+    for entry in suite.models:
+        check_entry(entry, trust=suite.trust_model)
+        if suite.batch_size is not None and entry.kind == "artifact":
+            check_batch_size(Path(entry.path), suite.batch_size)
+
+
 def expand(suite: Suite) -> list[Cell]:
     """Expand a suite into cells, local cells first so projections can use their measurements."""
     from accelbench.hardware_profiles import execution_mode, load_profile
 
+    check_suite(suite)
     profiles = []
     for item in suite.profiles:
         name, threads = (
@@ -571,12 +599,6 @@ def expand(suite: Suite) -> list[Cell]:
             from accelbench.models import get_spec
 
             get_spec(entry.display_name)  # an unknown name raises the UsageError listing them
-        elif not suite.trust_model:
-            from accelbench.runtimes.model_inspect import refuse_unsafe
-
-            # Code (a Lambda layer) or file, network and process operations in the model would
-            # run in the worker that loads it.
-            refuse_unsafe(entry.path)
         if entry.kind == "artifact":
             variants = [(entry.optimization or "none", entry.path, None)]
         else:

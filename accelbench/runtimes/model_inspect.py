@@ -249,6 +249,16 @@ def refuse_unsafe(path: str | Path) -> None:
         raise UsageError(describe(Path(path), findings))
 
 
+def check_model_safety(path: str | Path, *, trust: bool = False) -> None:
+    """Refuse a model whose file holds code that loading it would run (a Keras Lambda layer) or
+    operations that reach outside it (files, network, processes), unless trusted (--trust-model:
+    the model is still read, so that an unreadable one is refused all the same)."""
+    if trust:
+        find_unsafe(path)
+    else:
+        refuse_unsafe(path)
+
+
 def describe(path: Path, findings: list[Finding]) -> str:
     """One line: the file, its findings grouped by kind, and what to do instead."""
     ops = [f for f in findings if f.is_op]

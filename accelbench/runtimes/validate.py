@@ -1,18 +1,24 @@
-"""Checks that a file is a loadable .tflite model before anything runs it, with one-line reasons.
+"""Checks that a model file can be run before anything runs it, with one-line reasons (UsageError).
 
-Imports numpy and, in a child process, the interpreter only: never TensorFlow. The flatbuffer's
-offsets are bounds-checked here, and the interpreter's load runs in a child process, because an
-interpreter that does not verify the buffer could crash the caller on a corrupt file.
+validate_tflite imports numpy and, in a child process, the interpreter only: never TensorFlow.
+The flatbuffer's offsets are bounds-checked here, and the interpreter's load runs in a child
+process, because an interpreter that does not verify the buffer could crash the caller on a
+corrupt file. check_batch_size and check_inputs open a .tflite or .jaxexport in this process (no
+device is touched), after check_artifact has validated it; other artifacts are checked in their
+cells, which fail with the same reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from accelbench.errors import UsageError
 
@@ -60,7 +66,74 @@ def validate_tflite(path: str | Path, *, load: bool = True, interpreter: str = "
             f"{path} is truncated or corrupt ({problem}); export or copy the .tflite file again"
         )
     if load:
-        _load_in_child(path, interpreter)
+        # Once per file version and interpreter in a process: the CLI and the suite's expansion
+        # (twice in a run) each validate the model, and a load costs a child process (~0.3 s).
+        info = path.stat()
+        loaded = (os.path.abspath(path), info.st_mtime_ns, info.st_size, interpreter)
+        if loaded not in _LOADED:
+            _load_in_child(path, interpreter)
+            _LOADED.add(loaded)
+
+
+_LOADED: set[tuple[str, int, int, str]] = set()
+
+
+def check_artifact(path: Path, *, trust: bool = False, load: bool = True) -> None:
+    """Fail fast, before any folder is written, on a model file that cannot be run (load=False:
+    a .tflite is checked as a file, not loaded by the interpreter)."""
+    if not path.exists():
+        raise UsageError(f"model file {path} does not exist; pass the path of a model artifact")
+    from accelbench.runtimes.model_inspect import check_model_safety
+
+    check_model_safety(path, trust=trust)
+    from accelbench.runtimes.registry import artifact_kinds
+
+    # A file that no other kind's suffix claims is checked as a .tflite, whatever its name.
+    other_suffixes = {s for k in artifact_kinds() if k.name != "tflite" for s in k.suffixes}
+    if path.suffix == ".tflite" or (path.is_file() and path.suffix not in other_suffixes):
+        validate_tflite(path, load=load)
+
+
+def check_batch_size(model: Path, batch_size: int) -> None:
+    """Refuse, before any folder is written, a batch size that the model's fixed batch
+    dimension rules out. A .tflite or .jaxexport is opened here to read it."""
+    from accelbench.benchmarks.loadgen import sut_batching
+
+    with _opened_here(model) as runtime:
+        if runtime is not None:
+            sut_batching(runtime, "offline", batch_size)
+
+
+def check_inputs(model: Path, inputs: Path) -> None:
+    """The inputs file exists and, for a .tflite or .jaxexport (cheap to open), fits the model."""
+    from accelbench.runtimes.inputs import load_inputs
+
+    if not inputs.is_file():
+        raise UsageError(f"inputs file {inputs} does not exist; pass a .npy or .npz file")
+    with _opened_here(model) as runtime:
+        if runtime is not None:
+            load_inputs(inputs, runtime.inputs())
+
+
+@contextlib.contextmanager
+def _opened_here(model: Path) -> Iterator[Any]:
+    """The model opened in this process if it is a .tflite or .jaxexport, else None (opening a
+    SavedModel loads TensorFlow: its worker checks it). A UsageError raised with it names the
+    model."""
+    from accelbench.runtimes import artifact_kind, open_runtime
+
+    kind = artifact_kind(model)
+    if kind not in ("tflite", "jaxexport"):
+        yield None
+        return
+    # Without XNNPACK, whose delegate would log a line to stderr; the shapes are the same.
+    runtime = open_runtime(model, xnnpack=kind != "tflite")
+    try:
+        yield runtime
+    except UsageError as err:
+        raise UsageError(f"{model.name}: {err}") from None
+    finally:
+        runtime.close()
 
 
 def _looks_like(path: Path, data: bytes) -> str | None:
