@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from accelbench import __version__
+from accelbench.cli.ab import Ab
 from accelbench.cli.base import (
     EXIT_STATUSES,
     EXIT_USAGE,
@@ -14,14 +14,21 @@ from accelbench.cli.base import (
     add_commands,
     run_guarded,
 )
+from accelbench.cli.baseline import Baseline
 from accelbench.cli.bench import Bench
 from accelbench.cli.compare import Compare
+from accelbench.cli.history import History
+from accelbench.cli.input_pipeline import InputPipeline
+from accelbench.cli.inspect import Inspect
+from accelbench.cli.load import Load
 from accelbench.cli.models import Models
 from accelbench.cli.optimize import Optimize
 from accelbench.cli.profiles import Profiles
 from accelbench.cli.recommend import Recommend
 from accelbench.cli.results import Results
 from accelbench.cli.run import Run
+from accelbench.cli.serve import Serve
+from accelbench.cli.train import Train
 
 # `accelbench --help` lists them in this order.
 COMMANDS: tuple[type[Command], ...] = (
@@ -33,10 +40,19 @@ COMMANDS: tuple[type[Command], ...] = (
     Models,
     Profiles,
     Results,
+    InputPipeline,
+    Train,
+    Serve,
+    Load,
+    History,
+    Baseline,
+    Ab,
+    Inspect,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `accelbench` parser: the global flags, then one subparser per command of COMMANDS."""
     p = Parser(
         prog="accelbench",
         description="Benchmark models on this host and on emulated or projected hardware "
@@ -46,29 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"accelbench {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     add_commands(sub, COMMANDS)
-    for module in _COMMAND_MODULES:
-        _load_commands(module, sub)
     return p
-
-
-# Commands that live in their own modules: each has ``register(sub)``, which adds its parsers
-# and sets ``handler`` (a function of the parsed arguments returning the exit status) on them.
-# These modules import no framework at top level, so --help stays fast.
-_COMMAND_MODULES = (
-    "accelbench.cli_pipeline",
-    "accelbench.cli_training",
-    "accelbench.cli_serving",
-    "accelbench.cli_load",
-    "accelbench.cli_history",
-    "accelbench.cli_ab",
-    "accelbench.cli_inspect",
-)
-
-
-def _load_commands(module: str, sub: Any) -> None:
-    import importlib
-
-    importlib.import_module(module).register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

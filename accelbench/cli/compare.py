@@ -24,7 +24,7 @@ class Compare(Command):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        from accelbench.cli_ab import add_rerun_arguments
+        from accelbench.cli.ab import add_rerun_arguments
 
         parser.add_argument(
             "base", help="run folder, baseline:NAME, baseline file or pytest-benchmark"
@@ -54,7 +54,7 @@ class Compare(Command):
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
-        from accelbench.cli_ab import compare_rerun
+        from accelbench.cli.ab import compare_rerun
         from accelbench.report.compare import (
             check_fail_on,
             compare_runs,

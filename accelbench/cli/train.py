@@ -1,4 +1,4 @@
-"""The `accelbench train` command: the training benchmark of one model, run as a suite."""
+"""`accelbench train`: the training benchmark of one model, run as a suite."""
 
 from __future__ import annotations
 
@@ -6,94 +6,109 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from accelbench.cli.base import (
+    Command,
+    add_data_arguments,
+    add_model_trust_arguments,
+    comma_list,
+    execute_suite,
+    trust_settings,
+)
 from accelbench.errors import UsageError
 
 
-def register(sub: Any) -> None:
-    """Add `accelbench train MODEL ...` to the CLI's subparsers."""
-    from accelbench.cli.base import add_data_arguments, add_model_trust_arguments, comma_list
+class Train(Command):
+    name = "train"
+    help = (
+        "training benchmark: step time, examples/s, time to target over seeds; "
+        "mixed precision, XLA, distributed"
+    )
 
-    t = sub.add_parser(
-        "train",
-        help="training benchmark: step time, examples/s, time to target over seeds; "
-        "mixed precision, XLA, distributed",
-    )
-    t.add_argument("model", help="a reference model name (accelbench models list) or a .keras/.h5")
-    add_data_arguments(t, required=False)
-    t.add_argument("--seeds", type=int, default=None, help="runs per configuration (default 3)")
-    t.add_argument("--epochs", type=int, default=None, help="epoch budget per run")
-    t.add_argument("--batch-size", type=int, default=None, help="global batch size")
-    t.add_argument("--target", type=float, default=None, help="quality target (default: model's)")
-    t.add_argument(
-        "--precision",
-        type=comma_list("precision"),
-        default=None,
-        help="fp32, mixed_bfloat16, mixed_float16 (default fp32)",
-    )
-    t.add_argument("--xla", type=comma_list("xla"), default=None, help="off, on (default off)")
-    t.add_argument(
-        "--strategy",
-        type=comma_list("strategy"),
-        default=None,
-        help="none, mirrored, multiworker (default none)",
-    )
-    t.add_argument(
-        "--devices",
-        type=comma_list("devices", int),
-        default=None,
-        help="device counts, e.g. 1,2 (default 1, or 1,2 with a distributed strategy)",
-    )
-    t.add_argument(
-        "--framework",
-        type=comma_list("framework"),
-        default=None,
-        help="tensorflow, jax (default tf)",
-    )
-    t.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole cell")
-    t.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_model_trust_arguments(t)
-    t.set_defaults(handler=_train)
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "model", help="a reference model name (accelbench models list) or a .keras/.h5"
+        )
+        add_data_arguments(parser, required=False)
+        parser.add_argument(
+            "--seeds", type=int, default=None, help="runs per configuration (default 3)"
+        )
+        parser.add_argument("--epochs", type=int, default=None, help="epoch budget per run")
+        parser.add_argument("--batch-size", type=int, default=None, help="global batch size")
+        parser.add_argument(
+            "--target", type=float, default=None, help="quality target (default: model's)"
+        )
+        parser.add_argument(
+            "--precision",
+            type=comma_list("precision"),
+            default=None,
+            help="fp32, mixed_bfloat16, mixed_float16 (default fp32)",
+        )
+        parser.add_argument(
+            "--xla", type=comma_list("xla"), default=None, help="off, on (default off)"
+        )
+        parser.add_argument(
+            "--strategy",
+            type=comma_list("strategy"),
+            default=None,
+            help="none, mirrored, multiworker (default none)",
+        )
+        parser.add_argument(
+            "--devices",
+            type=comma_list("devices", int),
+            default=None,
+            help="device counts, e.g. 1,2 (default 1, or 1,2 with a distributed strategy)",
+        )
+        parser.add_argument(
+            "--framework",
+            type=comma_list("framework"),
+            default=None,
+            help="tensorflow, jax (default tf)",
+        )
+        parser.add_argument(
+            "--timeout", type=float, default=1800.0, help="seconds for the whole cell"
+        )
+        parser.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        add_model_trust_arguments(parser)
 
+    @classmethod
+    def run(cls, args: argparse.Namespace) -> int:
+        from accelbench.runner.suite import suite_from_mapping
+        from accelbench.runner.sweep import new_run_dir
 
-def _train(args: argparse.Namespace) -> int:
-    from accelbench.cli.base import execute_suite, trust_settings
-    from accelbench.runner.suite import suite_from_mapping
+        entry = _model_entry(
+            args.model, args.data, args.target, trust=args.trust_model, label=args.label
+        )
+        options: dict[str, Any] = {
+            "seeds": args.seeds,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "target": args.target,
+            "precisions": args.precision,
+            "xla": args.xla,
+            "strategies": args.strategy,
+            "devices": args.devices,
+            "frameworks": args.framework,
+        }
+        suite = suite_from_mapping(
+            {
+                "name": f"train {entry.get('name') or Path(entry['path']).stem}",
+                "models": [entry],
+                "scenarios": ["training"],
+                "training": {k: v for k, v in options.items() if v is not None},
+                "timeout_s": args.timeout,
+                **trust_settings(args),
+            },
+            "command line",
+        )
+        run_dir = Path(args.out) if args.out else new_run_dir()
+        code = execute_suite(suite, run_dir, progress=not args.no_progress)
+        if (run_dir / "records.jsonl").is_file():
+            from accelbench.records import read_records
 
-    entry = _model_entry(
-        args.model, args.data, args.target, trust=args.trust_model, label=args.label
-    )
-    options: dict[str, Any] = {
-        "seeds": args.seeds,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "target": args.target,
-        "precisions": args.precision,
-        "xla": args.xla,
-        "strategies": args.strategy,
-        "devices": args.devices,
-        "frameworks": args.framework,
-    }
-    suite = suite_from_mapping(
-        {
-            "name": f"train {entry.get('name') or Path(entry['path']).stem}",
-            "models": [entry],
-            "scenarios": ["training"],
-            "training": {k: v for k, v in options.items() if v is not None},
-            "timeout_s": args.timeout,
-            **trust_settings(args),
-        },
-        "command line",
-    )
-    from accelbench.runner.sweep import new_run_dir
-
-    run_dir = Path(args.out) if args.out else new_run_dir()
-    code = execute_suite(suite, run_dir, progress=not args.no_progress)
-    if (run_dir / "records.jsonl").is_file():
-        from accelbench.records import read_records
-
-        print_training_table(read_records(run_dir))
-    return code
+            print_training_table(read_records(run_dir))
+        return code
 
 
 def _model_entry(

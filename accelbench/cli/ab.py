@@ -1,4 +1,4 @@
-"""The ``accelbench ab`` command: two models, two HTTP endpoints, or two runs' artifacts cell by
+"""`accelbench ab`: two models, two HTTP endpoints, or two runs' artifacts cell by
 cell, timed against each other pair by pair; and ``compare --rerun``, which times two runs'
 artifacts the same way."""
 
@@ -9,21 +9,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from accelbench.cli.base import (
+    Command,
+    add_api_key_arguments,
+    add_model_trust_arguments,
+    api_key,
+    check_run_dir,
+    comma_list,
+)
 from accelbench.errors import UsageError
 
 FORMATS = ("table", "markdown", "json")
 
 
-def register(sub: Any) -> None:
-    """Add ``accelbench ab`` to the CLI's subcommands."""
-    from accelbench.benchmarks.paired import DEFAULT_PAIRS, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
-    from accelbench.cli.base import add_api_key_arguments, add_model_trust_arguments, comma_list
-    from accelbench.runtimes.registry import names_text as runtime_names_text
-
-    p = sub.add_parser(
-        "ab",
-        help="time NEW against BASE query by query in one process; exit 1 on a regression",
-        description="Load BASE and NEW together in one isolated worker per (profile, threads) "
+class Ab(Command):
+    name = "ab"
+    help = "time NEW against BASE query by query in one process; exit 1 on a regression"
+    description = (
+        "Load BASE and NEW together in one isolated worker per (profile, threads) "
         "and call them alternately, in pairs of queries in a seeded random order, so that a "
         "machine whose speed drifts slows both sides of every pair alike. Prints the ratio "
         "NEW/BASE of their call times (Hodges-Lehmann estimate of the per-pair ratios, 95% "
@@ -40,58 +43,118 @@ def register(sub: Any) -> None:
         "sample, from this process as 'accelbench load' sends them (no model is loaded here, "
         "so there is no worker or sandbox; the servers are what is timed). Exit 0: no "
         "regression, 1: a regression or a failed comparison, 2: bad input (for two runs: also "
-        "nothing that can be re-measured; for endpoints: also one that does not answer).",
+        "nothing that can be re-measured; for endpoints: also one that does not answer)."
     )
-    p.add_argument(
-        "base",
-        help="the reference model (.tflite, SavedModel, .keras, .jaxexport), a run folder or "
-        "baseline, or an endpoint URL such as http://127.0.0.1:8501",
-    )
-    p.add_argument(
-        "new", help="the model compared with it, a run folder or baseline, or an endpoint URL"
-    )
-    p.add_argument("--model", default=None, help="endpoints: the model's name on both")
-    p.add_argument("--base-model", default=None, help="endpoints: the model's name on BASE")
-    p.add_argument("--new-model", default=None, help="endpoints: the model's name on NEW")
-    p.add_argument(
-        "--profile",
-        type=comma_list("profile"),
-        default=None,
-        help="comma-separated host or emulated profiles (default: host); a projected profile "
-        "cannot be timed",
-    )
-    p.add_argument(
-        "--threads",
-        type=comma_list("threads", int),
-        default=None,
-        help="comma-separated thread counts (default: all cores / the device's cores)",
-    )
-    p.add_argument("--runtime", default=None, help=runtime_names_text())
-    p.add_argument("--no-xnnpack", action="store_true", help="run LiteRT without XNNPACK")
-    p.add_argument("--inputs", default=None, help=".npy/.npz of real inputs for both sides")
-    p.add_argument("--base-inputs", default=None, help=".npy/.npz for BASE (instead of --inputs)")
-    p.add_argument("--new-inputs", default=None, help=".npy/.npz for NEW (instead of --inputs)")
-    p.add_argument(
-        "--pairs", type=int, default=DEFAULT_PAIRS, help=f"pairs per round ({DEFAULT_PAIRS})"
-    )
-    p.add_argument(
-        "--rounds", type=int, default=DEFAULT_ROUNDS, help=f"rounds of pairs ({DEFAULT_ROUNDS})"
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of the call order and inputs (0)")
-    p.add_argument(
-        "--threshold",
-        default=f"{DEFAULT_THRESHOLD:.0%}",
-        help="smallest relative change that counts (%(default)s)",
-    )
-    p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds per comparison (600)")
-    p.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
-    p.add_argument(
-        "--store", default=None, help="baseline store for baseline:NAME (default: see baseline)"
-    )
-    add_model_trust_arguments(p)
-    add_api_key_arguments(p, "send to both endpoints as 'Authorization: Bearer KEY'")
-    p.set_defaults(handler=run_ab)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        from accelbench.benchmarks.paired import DEFAULT_PAIRS, DEFAULT_ROUNDS, DEFAULT_THRESHOLD
+        from accelbench.runtimes.registry import names_text as runtime_names_text
+
+        parser.add_argument(
+            "base",
+            help="the reference model (.tflite, SavedModel, .keras, .jaxexport), a run folder or "
+            "baseline, or an endpoint URL such as http://127.0.0.1:8501",
+        )
+        parser.add_argument(
+            "new", help="the model compared with it, a run folder or baseline, or an endpoint URL"
+        )
+        parser.add_argument("--model", default=None, help="endpoints: the model's name on both")
+        parser.add_argument(
+            "--base-model", default=None, help="endpoints: the model's name on BASE"
+        )
+        parser.add_argument("--new-model", default=None, help="endpoints: the model's name on NEW")
+        parser.add_argument(
+            "--profile",
+            type=comma_list("profile"),
+            default=None,
+            help="comma-separated host or emulated profiles (default: host); a projected profile "
+            "cannot be timed",
+        )
+        parser.add_argument(
+            "--threads",
+            type=comma_list("threads", int),
+            default=None,
+            help="comma-separated thread counts (default: all cores / the device's cores)",
+        )
+        parser.add_argument("--runtime", default=None, help=runtime_names_text())
+        parser.add_argument("--no-xnnpack", action="store_true", help="run LiteRT without XNNPACK")
+        parser.add_argument(
+            "--inputs", default=None, help=".npy/.npz of real inputs for both sides"
+        )
+        parser.add_argument(
+            "--base-inputs", default=None, help=".npy/.npz for BASE (instead of --inputs)"
+        )
+        parser.add_argument(
+            "--new-inputs", default=None, help=".npy/.npz for NEW (instead of --inputs)"
+        )
+        parser.add_argument(
+            "--pairs", type=int, default=DEFAULT_PAIRS, help=f"pairs per round ({DEFAULT_PAIRS})"
+        )
+        parser.add_argument(
+            "--rounds", type=int, default=DEFAULT_ROUNDS, help=f"rounds of pairs ({DEFAULT_ROUNDS})"
+        )
+        parser.add_argument(
+            "--seed", type=int, default=0, help="seed of the call order and inputs (0)"
+        )
+        parser.add_argument(
+            "--threshold",
+            default=f"{DEFAULT_THRESHOLD:.0%}",
+            help="smallest relative change that counts (%(default)s)",
+        )
+        parser.add_argument("--format", choices=FORMATS, default="table")
+        parser.add_argument(
+            "--timeout", type=float, default=600.0, help="seconds per comparison (600)"
+        )
+        parser.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
+        parser.add_argument(
+            "--store", default=None, help="baseline store for baseline:NAME (default: see baseline)"
+        )
+        add_model_trust_arguments(parser)
+        add_api_key_arguments(parser, "send to both endpoints as 'Authorization: Bearer KEY'")
+
+    @classmethod
+    def run(cls, args: argparse.Namespace) -> int:
+        """Measure every comparison, write one record each, print the verdicts; the exit
+        status."""
+        from accelbench.runner.rerun import paired_cells
+
+        if _is_url(args.base) or _is_url(args.new):
+            return _run_ab_endpoints(args)
+        given = [flag for flag, attr in ENDPOINT_FLAGS.items() if getattr(args, attr) is not None]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise UsageError(
+                f"{', '.join(given)} {verb} to two endpoint URLs, not to files or runs"
+            )
+        if _is_run(args.base) or _is_run(args.new):
+            return _run_ab_runs(args)
+        if args.store is not None:
+            raise UsageError("--store applies to baseline:NAME; BASE and NEW here are model files")
+        threshold, inputs = _check_args(args)
+        cells = paired_cells(
+            Path(args.base),
+            Path(args.new),
+            profiles=args.profile or ["host"],
+            threads=args.threads,
+            runtime=args.runtime,
+            xnnpack=not args.no_xnnpack,
+            timeout_s=args.timeout,
+            seed=args.seed,
+            pairs=args.pairs,
+            rounds=args.rounds,
+            base_inputs=inputs["base"],
+            new_inputs=inputs["new"],
+            sandbox=not args.no_sandbox,
+            trust_model=args.trust_model,
+        )
+        run_dir = _new_run_dir(args.out)
+        records = _measure_all(cells, run_dir, threshold)
+        print(_render(comparison_rows(records), args.format, threshold))
+        if args.format != "json":
+            print(f"records: {run_dir / 'records.jsonl'}")
+        bad = [r for r in records if r["status"] != "ok" or r["paired"]["verdict"] == "regressed"]
+        return 1 if bad else 0
 
 
 def _check_args(args: argparse.Namespace) -> tuple[float, dict[str, str | None]]:
@@ -120,46 +183,6 @@ def _check_args(args: argparse.Namespace) -> tuple[float, dict[str, str | None]]
         if inputs[side] is not None:
             check_inputs(path, Path(inputs[side]))
     return threshold, inputs
-
-
-def run_ab(args: argparse.Namespace) -> int:
-    """Measure every comparison, write one record each, print the verdicts; the exit status."""
-    from accelbench.runner.rerun import paired_cells
-
-    if _is_url(args.base) or _is_url(args.new):
-        return _run_ab_endpoints(args)
-    given = [flag for flag, attr in ENDPOINT_FLAGS.items() if getattr(args, attr) is not None]
-    if given:
-        verb = "applies" if len(given) == 1 else "apply"
-        raise UsageError(f"{', '.join(given)} {verb} to two endpoint URLs, not to files or runs")
-    if _is_run(args.base) or _is_run(args.new):
-        return _run_ab_runs(args)
-    if args.store is not None:
-        raise UsageError("--store applies to baseline:NAME; BASE and NEW here are model files")
-    threshold, inputs = _check_args(args)
-    cells = paired_cells(
-        Path(args.base),
-        Path(args.new),
-        profiles=args.profile or ["host"],
-        threads=args.threads,
-        runtime=args.runtime,
-        xnnpack=not args.no_xnnpack,
-        timeout_s=args.timeout,
-        seed=args.seed,
-        pairs=args.pairs,
-        rounds=args.rounds,
-        base_inputs=inputs["base"],
-        new_inputs=inputs["new"],
-        sandbox=not args.no_sandbox,
-        trust_model=args.trust_model,
-    )
-    run_dir = _new_run_dir(args.out)
-    records = _measure_all(cells, run_dir, threshold)
-    print(_render(comparison_rows(records), args.format, threshold))
-    if args.format != "json":
-        print(f"records: {run_dir / 'records.jsonl'}")
-    bad = [r for r in records if r["status"] != "ok" or r["paired"]["verdict"] == "regressed"]
-    return 1 if bad else 0
 
 
 ENDPOINT_FLAGS = {
@@ -191,8 +214,7 @@ def _run_ab_endpoints(args: argparse.Namespace) -> int:
     """``ab URL URL``: two endpoints timed against each other from this process; every check
     (flags, both endpoints answering for their model, inputs that fit both) before writing."""
     from accelbench.benchmarks.serving import endpoint_samples
-    from accelbench.cli.base import api_key, check_run_dir
-    from accelbench.cli_load import server_threads
+    from accelbench.cli.load import server_threads
     from accelbench.hardware_profiles import environment_fingerprint
     from accelbench.records import append_record
     from accelbench.runner.rerun import endpoint_cell, measure_endpoints

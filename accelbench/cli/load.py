@@ -1,4 +1,4 @@
-"""The ``accelbench load`` command: MLPerf LoadGen against any TensorFlow Serving REST endpoint."""
+"""`accelbench load`: MLPerf LoadGen against any TensorFlow Serving REST endpoint."""
 
 from __future__ import annotations
 
@@ -7,72 +7,127 @@ import time
 from pathlib import Path
 from typing import Any
 
+from accelbench.cli.base import Command, add_api_key_arguments, api_key, check_run_dir
 from accelbench.errors import UsageError
 
 LOAD_SCENARIOS = ("server", "single-stream", "offline")
 
 
-def register(sub: Any) -> None:
-    """Add ``accelbench load`` to the CLI's subcommands."""
-    from accelbench.benchmarks.serving import DEFAULTS
-
-    p = sub.add_parser(
-        "load",
-        help="load-test a TensorFlow Serving REST endpoint (any URL) with MLPerf LoadGen",
-        description="Run a LoadGen scenario against POST URL/v1/models/NAME:predict, or find the "
+class Load(Command):
+    name = "load"
+    help = "load-test a TensorFlow Serving REST endpoint (any URL) with MLPerf LoadGen"
+    description = (
+        "Run a LoadGen scenario against POST URL/v1/models/NAME:predict, or find the "
         "highest Server QPS whose p99 latency stays under the bound; print the table and write "
-        "the run folder (records.jsonl, results.parquet, summary.md, report).",
+        "the run folder (records.jsonl, results.parquet, summary.md, report)."
     )
-    p.add_argument("url", help="the endpoint, e.g. http://127.0.0.1:8501")
-    p.add_argument("--model", required=True, help="the model's name on the endpoint")
-    p.add_argument("--version", default=None, help="a model version (default: the endpoint's)")
-    p.add_argument(
-        "--scenario", default="server", help="server (default), single-stream or offline"
-    )
-    p.add_argument(
-        "--target-qps",
-        type=float,
-        default=None,
-        help="server target QPS / offline expected QPS (default: calibrated); with --find-peak, "
-        "the top of the curve instead of an Offline capacity run",
-    )
-    p.add_argument(
-        "--latency-bound-ms",
-        type=float,
-        default=None,
-        help="the server scenario's p99 bound (default: LoadGen's rule)",
-    )
-    p.add_argument("--preset", default="quick", help="quick (default), standard or mlperf")
-    p.add_argument(
-        "--find-peak",
-        action="store_true",
-        help="sweep and bisect Server target QPS for the highest that LoadGen judges VALID",
-    )
-    p.add_argument(
-        "--curve-points",
-        type=int,
-        default=DEFAULTS["curve_points"],
-        help="--find-peak: target QPS points up to the capacity "
-        f"(default {DEFAULTS['curve_points']})",
-    )
-    p.add_argument(
-        "--search-steps",
-        type=int,
-        default=DEFAULTS["search_steps"],
-        help=f"--find-peak: bisection runs after the curve (default {DEFAULTS['search_steps']})",
-    )
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        default=DEFAULTS["concurrency"],
-        help=f"the client's connection pool size (default {DEFAULTS['concurrency']})",
-    )
-    p.add_argument("--inputs", default=None, help=".npy/.npz of real inputs (default: synthetic)")
-    p.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
-    from accelbench.cli.base import add_api_key_arguments
 
-    add_api_key_arguments(p, "send with every request as 'Authorization: Bearer KEY'")
-    p.set_defaults(handler=run_load)
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        from accelbench.benchmarks.serving import DEFAULTS
+
+        parser.add_argument("url", help="the endpoint, e.g. http://127.0.0.1:8501")
+        parser.add_argument("--model", required=True, help="the model's name on the endpoint")
+        parser.add_argument(
+            "--version", default=None, help="a model version (default: the endpoint's)"
+        )
+        parser.add_argument(
+            "--scenario", default="server", help="server (default), single-stream or offline"
+        )
+        parser.add_argument(
+            "--target-qps",
+            type=float,
+            default=None,
+            help="server target QPS / offline expected QPS (default: calibrated); with "
+            "--find-peak, the top of the curve instead of an Offline capacity run",
+        )
+        parser.add_argument(
+            "--latency-bound-ms",
+            type=float,
+            default=None,
+            help="the server scenario's p99 bound (default: LoadGen's rule)",
+        )
+        parser.add_argument("--preset", default="quick", help="quick (default), standard or mlperf")
+        parser.add_argument(
+            "--find-peak",
+            action="store_true",
+            help="sweep and bisect Server target QPS for the highest that LoadGen judges VALID",
+        )
+        parser.add_argument(
+            "--curve-points",
+            type=int,
+            default=DEFAULTS["curve_points"],
+            help="--find-peak: target QPS points up to the capacity "
+            f"(default {DEFAULTS['curve_points']})",
+        )
+        parser.add_argument(
+            "--search-steps",
+            type=int,
+            default=DEFAULTS["search_steps"],
+            help="--find-peak: bisection runs after the curve "
+            f"(default {DEFAULTS['search_steps']})",
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=DEFAULTS["concurrency"],
+            help=f"the client's connection pool size (default {DEFAULTS['concurrency']})",
+        )
+        parser.add_argument(
+            "--inputs", default=None, help=".npy/.npz of real inputs (default: synthetic)"
+        )
+        parser.add_argument("--out", default=None, help="run folder (default: results/<timestamp>)")
+        add_api_key_arguments(parser, "send with every request as 'Authorization: Bearer KEY'")
+
+    @classmethod
+    def run(cls, args: argparse.Namespace) -> int:
+        """Probe, load and record one endpoint; the exit status (1 when the result failed)."""
+        from accelbench.benchmarks.serving import endpoint_samples, find_peak, run_endpoint
+        from accelbench.runner.sweep import new_run_dir
+        from accelbench.runtimes.remote import RemoteRuntime, probe_endpoint
+
+        _check_args(args)
+        key = api_key(args)
+        run_dir = Path(args.out) if args.out else new_run_dir()
+        check_run_dir(run_dir)
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            raise UsageError(
+                f"run folder {run_dir} already exists and is not empty; choose another --out"
+            )
+        endpoint = probe_endpoint(args.url, args.model, args.version, api_key=key)
+        runtime = RemoteRuntime(endpoint, concurrency=args.concurrency)
+        try:
+            samples = endpoint_samples(runtime, args.inputs, seed=0)
+            cell = _cell(args, endpoint)
+            log_dir = run_dir / "cells" / f"{cell.cell_id}-loadgen"
+            run_dir.mkdir(parents=True, exist_ok=True)  # every check is done: now write
+            started = time.time()
+            if args.find_peak:
+                result = find_peak(
+                    runtime,
+                    samples,
+                    args.preset,
+                    log_dir,
+                    latency_bound_ms=args.latency_bound_ms,
+                    curve_points=args.curve_points,
+                    search_steps=args.search_steps,
+                    start_qps=args.target_qps,
+                ).result()
+            else:
+                result = run_endpoint(
+                    runtime,
+                    samples,
+                    args.scenario,
+                    args.preset,
+                    log_dir,
+                    target_qps=args.target_qps,
+                    latency_bound_ms=args.latency_bound_ms,
+                ).result()
+            wall_s = time.time() - started
+            result["runtime"] = runtime.info()
+        finally:
+            runtime.close()
+        return _write_and_print(run_dir, cell, endpoint, result, wall_s, log_dir)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -112,57 +167,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--{flag}{str(exc)[len(flag) :]}") from None
     if args.inputs and not Path(args.inputs).is_file():
         raise UsageError(f"inputs file {args.inputs} does not exist; pass a .npy or .npz file")
-
-
-def run_load(args: argparse.Namespace) -> int:
-    """Probe, load and record one endpoint; the exit status (1 when the result failed)."""
-    from accelbench.benchmarks.serving import endpoint_samples, find_peak, run_endpoint
-    from accelbench.cli.base import api_key, check_run_dir
-    from accelbench.runner.sweep import new_run_dir
-    from accelbench.runtimes.remote import RemoteRuntime, probe_endpoint
-
-    _check_args(args)
-    key = api_key(args)
-    run_dir = Path(args.out) if args.out else new_run_dir()
-    check_run_dir(run_dir)
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        raise UsageError(
-            f"run folder {run_dir} already exists and is not empty; choose another --out"
-        )
-    endpoint = probe_endpoint(args.url, args.model, args.version, api_key=key)
-    runtime = RemoteRuntime(endpoint, concurrency=args.concurrency)
-    try:
-        samples = endpoint_samples(runtime, args.inputs, seed=0)
-        cell = _cell(args, endpoint)
-        log_dir = run_dir / "cells" / f"{cell.cell_id}-loadgen"
-        run_dir.mkdir(parents=True, exist_ok=True)  # every check is done: now write
-        started = time.time()
-        if args.find_peak:
-            result = find_peak(
-                runtime,
-                samples,
-                args.preset,
-                log_dir,
-                latency_bound_ms=args.latency_bound_ms,
-                curve_points=args.curve_points,
-                search_steps=args.search_steps,
-                start_qps=args.target_qps,
-            ).result()
-        else:
-            result = run_endpoint(
-                runtime,
-                samples,
-                args.scenario,
-                args.preset,
-                log_dir,
-                target_qps=args.target_qps,
-                latency_bound_ms=args.latency_bound_ms,
-            ).result()
-        wall_s = time.time() - started
-        result["runtime"] = runtime.info()
-    finally:
-        runtime.close()
-    return _write_and_print(run_dir, cell, endpoint, result, wall_s, log_dir)
 
 
 def _cell(args: argparse.Namespace, endpoint: Any) -> Any:
