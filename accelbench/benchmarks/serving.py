@@ -109,9 +109,9 @@ def _check_int(key: str, value: Any, minimum: int) -> None:
 
 def loadgen_latency_bound_ms() -> float:
     """LoadGen's own Server latency bound for a generic model (its built-in rule)."""
-    from accelbench.benchmarks.loadgen import _base_settings
+    from accelbench.benchmarks.loadgen.settings import base_settings
 
-    return _base_settings("server").server_target_latency_ns / 1e6
+    return base_settings("server").server_target_latency_ns / 1e6
 
 
 # --- one LoadGen run against an endpoint ---
