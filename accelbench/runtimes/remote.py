@@ -13,13 +13,13 @@ fails (an HTTP error status, a refused or dropped connection, a timeout) complet
 and is counted by kind; ``counters()`` gives the counts. Like every runtime it never reads a
 clock: LoadGen times the requests.
 
-Probing uses only the standard library; requests go through `http_client`.
+Probing uses only the standard library; requests go through `http_client`. The JSON bodies
+(requests, answers, metadata) are `accelbench.serving.protocol`'s, which the server shares.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import urllib.error
 import urllib.parse
@@ -33,26 +33,20 @@ import numpy as np
 from accelbench.errors import UsageError
 from accelbench.runtimes import http_client
 from accelbench.runtimes.edge import TensorSpec
+from accelbench.serving.protocol import (
+    DEFAULT_SIGNATURE,
+    answer_problem,
+    error_text,
+    parse_metadata,
+    read_answer,
+    read_predictions,
+    request_body,
+)
 
 DEFAULT_CONCURRENCY = 64
 PROBE_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
 STATS_PATH = "/v1/accelbench/stats"
-# TensorFlow's DataType names, as TensorFlow Serving's metadata spells them.
-TF_DTYPES = {
-    "DT_FLOAT": "float32",
-    "DT_DOUBLE": "float64",
-    "DT_HALF": "float16",
-    "DT_INT8": "int8",
-    "DT_UINT8": "uint8",
-    "DT_INT16": "int16",
-    "DT_UINT16": "uint16",
-    "DT_INT32": "int32",
-    "DT_UINT32": "uint32",
-    "DT_INT64": "int64",
-    "DT_UINT64": "uint64",
-    "DT_BOOL": "bool",
-}
 
 
 @dataclass
@@ -68,7 +62,7 @@ class EndpointInfo:
     status: dict[str, Any]
     metadata: dict[str, Any]
     server_stats: dict[str, Any] | None = None
-    signature: str = "serving_default"
+    signature: str = DEFAULT_SIGNATURE
     api_key: str | None = field(default=None, repr=False)  # sent as a bearer token, never stored
 
 
@@ -111,25 +105,25 @@ def probe_endpoint(
     status_code, status = get_json(path, timeout_s, api_key=api_key)
     if status_code == 401:
         raise UsageError(
-            f"the endpoint at {base} refused the request (HTTP 401: {_error_text(status)}); "
+            f"the endpoint at {base} refused the request (HTTP 401: {error_text(status)}); "
             + ("check --api-key" if api_key else "it needs an API key: give --api-key")
         )
     if status_code == 404:
         raise UsageError(
             f"the endpoint at {base} does not serve model {model!r}"
             + (f" version {version}" if version is not None else "")
-            + f" (HTTP 404: {_error_text(status)}); check --model and --version"
+            + f" (HTTP 404: {error_text(status)}); check --model and --version"
         )
     if status_code != 200:
         raise UsageError(
             f"the endpoint at {base} answered HTTP {status_code} for model {model!r} "
-            f"({_error_text(status)}); is it a TensorFlow Serving REST endpoint?"
+            f"({error_text(status)}); is it a TensorFlow Serving REST endpoint?"
         )
     meta_code, metadata = get_json(path + "/metadata", timeout_s, api_key=api_key)
     if meta_code != 200:
         raise UsageError(
             f"the endpoint at {base} answered HTTP {meta_code} for {model!r}'s metadata "
-            f"({_error_text(metadata)}); it must describe the model's inputs"
+            f"({error_text(metadata)}); it must describe the model's inputs"
         )
     signature, inputs, outputs = parse_metadata(metadata)
     stats_code, stats = get_json(base + STATS_PATH, timeout_s, quiet=True, api_key=api_key)
@@ -146,51 +140,6 @@ def probe_endpoint(
         signature=signature,
         api_key=api_key,
     )
-
-
-def parse_metadata(metadata: dict[str, Any]) -> tuple[str, list[TensorSpec], list[TensorSpec]]:
-    """The serving signature's name, inputs and outputs from TensorFlow Serving's metadata JSON.
-
-    Inputs are ordered by name, as accelbench's runtimes order a signature's inputs, so a
-    positional .npz (arr_0, arr_1, ...) means the same inputs here as for the in-process runtime.
-    """
-    try:
-        signatures = metadata["metadata"]["signature_def"]["signature_def"]
-    except (KeyError, TypeError):
-        raise UsageError(
-            "the endpoint's model metadata has no metadata.signature_def.signature_def; it must "
-            "answer GET /v1/models/NAME/metadata as TensorFlow Serving does"
-        ) from None
-    if not isinstance(signatures, dict) or not signatures:
-        raise UsageError("the endpoint's model metadata lists no signature; it cannot be loaded")
-    name = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
-    signature = signatures[name]
-    return (
-        name,
-        _tensor_specs(signature.get("inputs") or {}, "input"),
-        _tensor_specs(signature.get("outputs") or {}, "output"),
-    )
-
-
-def _tensor_specs(tensors: dict[str, Any], kind: str) -> list[TensorSpec]:
-    specs = []
-    for index, name in enumerate(sorted(tensors)):
-        info = tensors[name] or {}
-        dtype = TF_DTYPES.get(str(info.get("dtype")))
-        if dtype is None:
-            raise UsageError(
-                f"the endpoint's {kind} {name!r} has dtype {info.get('dtype')!r}, which accelbench "
-                f"cannot make requests for; it knows {', '.join(TF_DTYPES)}"
-            )
-        shape_info = info.get("tensor_shape") or {}
-        if shape_info.get("unknown_rank"):
-            raise UsageError(
-                f"the endpoint's {kind} {name!r} has an unknown rank, so accelbench cannot make "
-                "requests for it"
-            )
-        shape = tuple(int(d.get("size", -1)) for d in shape_info.get("dim") or [])
-        specs.append(TensorSpec(name=name, shape=shape, dtype=dtype, index=index))
-    return specs
 
 
 def get_json(
@@ -215,38 +164,8 @@ def get_json(
         raise UsageError(
             f"nothing answers at {url.split('/v1/')[0]} ({reason}); start the server or fix the URL"
         ) from None
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        body = {"error": raw[:200].decode("utf-8", "replace")}
+    body = read_answer(raw)
     return code, body if isinstance(body, dict) else {"value": body}
-
-
-def _answer_problem(response: http_client.Response) -> str | None:
-    """Why an answer to a predict request is not a prediction, or None when it is one."""
-    if response.status != 200:
-        return f"HTTP {response.status}: {response.body[:200].decode('utf-8', 'replace').strip()}"
-    if b'"predictions"' not in response.body and b'"outputs"' not in response.body:
-        return f"HTTP 200 without predictions: {response.body[:200]!r}"
-    return None
-
-
-def _error_text(body: dict[str, Any]) -> str:
-    return str(body.get("error") or body)[:200]
-
-
-def request_body(sample: list[np.ndarray], specs: list[TensorSpec]) -> bytes:
-    """One sample (batch-1 arrays in specs' order) as a TF Serving row-format predict request."""
-    if len(sample) != len(specs):
-        raise UsageError(
-            f"a sample has {len(sample)} arrays but the endpoint's model takes {len(specs)} inputs"
-        )
-    rows = [np.asarray(a).tolist() for a in sample]
-    if len(specs) == 1:
-        return json.dumps({"instances": rows[0]}).encode()
-    batch = len(rows[0])
-    instances = [{s.name: rows[j][i] for j, s in enumerate(specs)} for i in range(batch)]
-    return json.dumps({"instances": instances}).encode()
 
 
 @dataclass
@@ -367,7 +286,7 @@ class RemoteRuntime:
         counters.requests += 1
         try:
             response = await self._pool.request(request)
-            problem = _answer_problem(response)
+            problem = answer_problem(response.status, response.body)
             if problem is None:
                 counters.ok += 1
             elif response.status != 200:
@@ -411,7 +330,8 @@ class RemoteRuntime:
 
     async def _request_once(self, request: bytes) -> str | None:
         try:
-            return _answer_problem(await self._pool.request(request))
+            response = await self._pool.request(request)
+            return answer_problem(response.status, response.body)
         except (TimeoutError, OSError, http_client.BadResponse) as err:
             return f"{type(err).__name__}: {err}"
 
@@ -425,19 +345,10 @@ class RemoteRuntime:
             "POST", self.endpoint.predict_url, body, self.endpoint.api_key
         )
         response = await self._pool.request(request)
-        try:
-            answer = json.loads(response.body)
-        except ValueError:
-            answer = {"error": response.body[:200].decode("utf-8", "replace")}
+        answer = read_answer(response.body)
         if response.status != 200:
-            raise RuntimeError(f"HTTP {response.status}: {_error_text(answer)}")
-        predictions = answer.get("predictions", answer.get("outputs"))
-        names = [s.name for s in self.endpoint.outputs]
-        if isinstance(predictions, dict):
-            return [np.asarray(predictions[n]) for n in names]
-        if predictions and isinstance(predictions[0], dict):
-            return [np.asarray([row[n] for row in predictions]) for n in names]
-        return [np.asarray(predictions)]
+            raise RuntimeError(f"HTTP {response.status}: {error_text(answer)}")
+        return read_predictions(answer, [s.name for s in self.endpoint.outputs])
 
     def close(self) -> None:
         if not self._loop.is_running():

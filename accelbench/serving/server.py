@@ -11,7 +11,8 @@ Like TF Serving, the API has no authentication of its own; given an API key, eve
 answers 401 unless the request says ``Authorization: Bearer KEY``.
 
 Inference runs off the event loop on ``num_batch_threads`` threads, each with its own runtime
-instance (LiteRT interpreters are not thread-safe). Request bodies are parsed as JSON only.
+instance (LiteRT interpreters are not thread-safe). Request bodies are parsed as JSON only; the
+JSON forms are `accelbench.serving.protocol`'s, which the client shares.
 Predict requests go straight from uvicorn to the model server (no router or middleware on that
 path: the server's own Python per request is most of its cost for a small model); everything
 else goes through the Starlette app.
@@ -23,7 +24,6 @@ import asyncio
 import contextlib
 import hmac
 import ipaddress
-import json
 import os
 import queue
 import re
@@ -32,7 +32,6 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -46,7 +45,6 @@ from starlette.routing import Route
 
 from accelbench.errors import UsageError
 from accelbench.runtimes import TensorSpec, open_runtime
-from accelbench.runtimes.remote import TF_DTYPES
 from accelbench.serving import LISTENING_PREFIX, MODEL_NAME, check_api_key
 from accelbench.serving.batching import (
     BatchingConfig,
@@ -56,14 +54,21 @@ from accelbench.serving.batching import (
     default_batch_threads,
 )
 from accelbench.serving.cache import ResponseCache, request_key
-
-try:  # parses numbers ~10x faster than the json module; optional, json stays the reference
-    import orjson
-except ImportError:  # pragma: no cover - orjson is optional
-    orjson = None
+from accelbench.serving.protocol import (
+    DEFAULT_SIGNATURE,
+    TF_NAMES,
+    Arrays,
+    RequestError,
+    dumps,
+    error_body,
+    first_line,
+    format_outputs,
+    metadata_body,
+    parse_predict,
+    status_body,
+)
 
 MODEL_VERSION = "1"
-DEFAULT_SIGNATURE = "serving_default"
 DEFAULT_MAX_BODY_BYTES = 16 * 2**20
 # uvicorn counts open connections as well as requests in flight against its concurrency limit,
 # so the default leaves room for a load generator's whole connection pool above the requests the
@@ -75,20 +80,6 @@ _PREDICT_PATH = re.compile(r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?:
 _GET_PATH = re.compile(
     r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<metadata>/metadata)?"
 )
-# dtype -> TensorFlow DataType name, the inverse of the client's map (one source for both).
-_TF_DTYPES = {dtype: tf_name for tf_name, dtype in TF_DTYPES.items()}
-_KIND_WORDS = {"f": "floats", "i": "integers", "u": "integers", "b": "booleans", "U": "strings"}
-
-Arrays = list[np.ndarray]
-
-
-class RequestError(Exception):
-    """A request the server refuses: answered with ``status`` and ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class Servable:
@@ -149,7 +140,7 @@ class Servable:
                     f"{self.path} has the scalar tensor {spec.name!r}; the server needs a batch "
                     "dimension (dimension 0) on every input and output"
                 )
-            if spec.dtype not in _TF_DTYPES:
+            if spec.dtype not in TF_NAMES:
                 raise UsageError(
                     f"{self.path} has tensor {spec.name!r} of dtype {spec.dtype}, which has no "
                     "JSON form; serve a model with numeric or boolean inputs and outputs"
@@ -275,204 +266,16 @@ def _zeros(specs: list[TensorSpec], n: int) -> Arrays:
     return [np.zeros((n, *(max(d, 1) for d in s.shape[1:])), s.dtype) for s in specs]
 
 
-@dataclass
-class ParsedRequest:
-    """A predict request after JSON parsing and conversion to the model's inputs."""
-
-    form: str  # "row" (instances -> predictions) or "columnar" (inputs -> outputs)
-    signature: str
-    arrays: Arrays
-    rows: int
-
-
-def parse_predict(
-    body: bytes, inputs: list[TensorSpec], signature_names: set[str]
-) -> ParsedRequest:
-    """Parse a TF Serving predict body into one array per model input; RequestError(400) if bad."""
-    try:
-        request = _loads(body)
-    except (ValueError, RecursionError) as err:
-        raise RequestError(
-            400, f"the request body is not valid JSON ({_first_line(err)})"
-        ) from None
-    if not isinstance(request, dict):
-        raise RequestError(
-            400, "the request body must be a JSON object with 'instances' or 'inputs'"
-        )
-    signature = request.get("signature_name", "")
-    if not isinstance(signature, str) or signature not in signature_names | {""}:
-        raise RequestError(
-            400,
-            f"Serving signature name: {signature!r} not found in signature def; "
-            f"this model has {', '.join(sorted(signature_names))}",
-        )
-    unknown = set(request) - {"signature_name", "instances", "inputs"}
-    if unknown:
-        raise RequestError(
-            400,
-            f"unknown request key(s) {', '.join(sorted(map(repr, unknown)))}; "
-            "a predict request has 'instances' or 'inputs' and optionally 'signature_name'",
-        )
-    if ("instances" in request) == ("inputs" in request):
-        raise RequestError(
-            400,
-            "a predict request needs exactly one of 'instances' (row format) or 'inputs' "
-            "(columnar format)",
-        )
-    if "instances" in request:
-        values = _row_values(request["instances"], inputs)
-        form = "row"
-    else:
-        values = _columnar_values(request["inputs"], inputs)
-        form = "columnar"
-    arrays = [_to_array(value, spec) for value, spec in zip(values, inputs, strict=True)]
-    rows = {len(a) for a in arrays}
-    if len(rows) > 1:
-        sizes = ", ".join(f"{s.name}: {len(a)}" for s, a in zip(inputs, arrays, strict=True))
-        raise RequestError(400, f"inputs have different numbers of instances ({sizes})")
-    return ParsedRequest(form, signature or DEFAULT_SIGNATURE, arrays, rows.pop())
-
-
-def _loads(body: bytes) -> Any:
-    if orjson is not None:
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass  # NaN/Infinity tokens (TF Serving takes them), huge ints or bad JSON: json decides
-    return json.loads(body)
-
-
-def _names(inputs: list[TensorSpec]) -> str:
-    return ", ".join(repr(s.name) for s in inputs)
-
-
-def _row_values(instances: Any, inputs: list[TensorSpec]) -> list[Any]:
-    if not isinstance(instances, list) or not instances:
-        raise RequestError(400, "'instances' must be a non-empty list, one item per instance")
-    named = [isinstance(item, dict) for item in instances]
-    if any(named) and not all(named):
-        raise RequestError(400, "'instances' mixes objects and plain values; use one form")
-    if not named[0]:
-        if len(inputs) > 1:
-            raise RequestError(
-                400,
-                f"the model takes {len(inputs)} inputs ({_names(inputs)}): give each "
-                "instance as an object {input_name: value}",
-            )
-        return [instances]
-    for item in instances:
-        _check_keys(item, inputs, "each instance")
-    return [[item[spec.name] for item in instances] for spec in inputs]
-
-
-def _columnar_values(value: Any, inputs: list[TensorSpec]) -> list[Any]:
-    if isinstance(value, dict):
-        _check_keys(value, inputs, "'inputs'")
-        return [value[spec.name] for spec in inputs]
-    if len(inputs) > 1:
-        raise RequestError(
-            400,
-            f"the model takes {len(inputs)} inputs ({_names(inputs)}): give 'inputs' as an "
-            "object {input_name: value}",
-        )
-    return [value]
-
-
-def _check_keys(item: dict, inputs: list[TensorSpec], where: str) -> None:
-    wanted = {s.name for s in inputs}
-    missing, extra = wanted - set(item), set(item) - wanted
-    if missing or extra:
-        problem = []
-        if missing:
-            problem.append(f"lacks input(s) {', '.join(map(repr, sorted(missing)))}")
-        if extra:
-            problem.append(f"has unknown input(s) {', '.join(map(repr, sorted(extra)))}")
-        raise RequestError(
-            400, f"{where} {' and '.join(problem)}; the model takes {_names(inputs)}"
-        )
-
-
-def _to_array(value: Any, spec: TensorSpec) -> np.ndarray:
-    """The JSON value as an array of the input's dtype, when that is exact; else RequestError."""
-    want = np.dtype(spec.dtype)
-    expected = "[" + ", ".join(["N", *(str(d) for d in spec.shape[1:])]) + "]"
-    try:
-        array = np.asarray(value)
-    except (ValueError, OverflowError, RecursionError):
-        raise RequestError(
-            400,
-            f"input {spec.name!r} is not a rectangular nested list: expected shape "
-            f"{expected} (N instances) of {want.name}",
-        ) from None
-    got = _KIND_WORDS.get(array.dtype.kind, "non-numeric values")
-    if want.kind == "f":
-        fits = array.dtype.kind in "iuf"
-    elif want.kind in "iu":
-        fits = array.dtype.kind in "iu"
-        if fits and array.size:
-            low, high, info = int(array.min()), int(array.max()), np.iinfo(want)
-            if low < info.min or high > info.max:
-                raise RequestError(
-                    400,
-                    f"input {spec.name!r} takes {want.name} (integers in [{info.min}, "
-                    f"{info.max}]), got integers in [{low}, {high}]",
-                )
-    else:
-        fits = array.dtype.kind == want.kind
-    if not fits:
-        raise RequestError(
-            400,
-            f"input {spec.name!r} takes {want.name} values, got {got}; expected shape "
-            f"{expected} (N instances)",
-        )
-    shape_fits = array.ndim == len(spec.shape) and all(
-        d in (-1, g) for d, g in zip(spec.shape[1:], array.shape[1:], strict=True)
-    )
-    if not shape_fits:
-        raise RequestError(
-            400,
-            f"input {spec.name!r}: expected shape {expected} (N instances) of {want.name}, "
-            f"got shape {list(array.shape)}",
-        )
-    if array.shape[0] == 0:
-        raise RequestError(400, f"input {spec.name!r} has no instances")
-    return array.astype(want, copy=False)
-
-
-def format_outputs(form: str, outputs: Arrays, specs: list[TensorSpec]) -> dict[str, Any]:
-    """TF Serving's response: one output unnamed, several by name (a list of objects for rows)."""
-    if form == "columnar":
-        if len(outputs) == 1:
-            return {"outputs": outputs[0].tolist()}
-        return {"outputs": {s.name: o.tolist() for s, o in zip(specs, outputs, strict=True)}}
-    if len(outputs) == 1:
-        return {"predictions": outputs[0].tolist()}
-    columns = [o.tolist() for o in outputs]
-    return {
-        "predictions": [
-            {s.name: column[i] for s, column in zip(specs, columns, strict=True)}
-            for i in range(len(columns[0]))
-        ]
-    }
-
-
-def _first_line(err: BaseException) -> str:
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
-
-
 def _json(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None, *, finite: bool = False
 ) -> Response:
-    """JSON response; finite=True promises no NaN/Infinity, which orjson would write as null."""
-    if finite and orjson is not None:
-        body = orjson.dumps(payload)
-    else:
-        body = json.dumps(payload, separators=(",", ":")).encode()
+    """JSON response; finite=True promises no NaN/Infinity (see protocol.dumps)."""
+    body = dumps(payload, finite=finite)
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return _json({"error": message}, status, headers)
+    return _json(error_body(message), status, headers)
 
 
 class ModelServer:
@@ -567,39 +370,12 @@ class ModelServer:
             )
 
     def status(self) -> dict[str, Any]:
-        return {
-            "model_version_status": [
-                {
-                    "version": MODEL_VERSION,
-                    "state": "AVAILABLE",
-                    "status": {"error_code": "OK", "error_message": ""},
-                }
-            ]
-        }
+        return status_body(MODEL_VERSION)
 
     def metadata(self) -> dict[str, Any]:
-        def tensors(specs: list[TensorSpec]) -> dict[str, Any]:
-            return {
-                s.name: {
-                    "dtype": _TF_DTYPES[s.dtype],
-                    "tensor_shape": {
-                        "dim": [{"size": str(d), "name": ""} for d in s.shape],
-                        "unknown_rank": False,
-                    },
-                    "name": s.name,
-                }
-                for s in specs
-            }
-
-        signature = {
-            "inputs": tensors(self.servable.inputs),
-            "outputs": tensors(self.servable.outputs),
-            "method_name": "tensorflow/serving/predict",
-        }
-        return {
-            "model_spec": {"name": self.name, "signature_name": "", "version": MODEL_VERSION},
-            "metadata": {"signature_def": {"signature_def": {self.signature: signature}}},
-        }
+        return metadata_body(
+            self.name, MODEL_VERSION, self.signature, self.servable.inputs, self.servable.outputs
+        )
 
     async def read_body(self, request: Request) -> bytes:
         """The body, refused with 413 as soon as it is known to exceed max_body_bytes."""
@@ -670,7 +446,7 @@ class ModelServer:
         except Exception as err:  # no request may take the server down
             self.counts["server_errors"] += 1
             print(f"accelbench-serving: error: {type(err).__name__}: {err}", file=sys.stderr)
-            return _error(500, f"inference failed: {type(err).__name__}: {_first_line(err)}")
+            return _error(500, f"inference failed: {type(err).__name__}: {first_line(err)}")
         if request.method == "POST":
             self.counts["ok"] += 1
         return response
