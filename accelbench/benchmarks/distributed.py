@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
+from accelbench.processes import spawn_group, stop_group
 
 # The first steps trace the step function (and compile it under XLA): timed apart, as compile_s.
 WARMUP_STEPS = 1
@@ -472,13 +473,11 @@ def _run_workers(
                 )
                 with open(log, "wb") as fh:
                     procs.append(
-                        subprocess.Popen(
+                        spawn_group(
                             [sys.executable, "-m", __name__, role, str(job_file), str(out)],
                             stdout=fh,
                             stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL,
                             env=env,
-                            start_new_session=True,
                             preexec_fn=_die_with_parent,
                         )
                     )
@@ -491,8 +490,9 @@ def _run_workers(
                 results.append(result)
             return results
         finally:
+            # The whole group, even when the worker itself has exited: anything it started goes too.
             for proc in procs:
-                _kill_group(proc)
+                stop_group(proc)
 
 
 def _wait_all(
@@ -528,13 +528,6 @@ def _exit_words(code: int, out: Path, log: Path) -> str:
     lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
     last = next((ln for ln in reversed(lines) if ln.strip()), "no output")
     return f"exited with status {code} ({last.strip()[:200]})"
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    # The whole group, even when the worker itself has exited: anything it started goes too.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def _fault_for_me() -> tuple[str, int] | None:

@@ -26,9 +26,7 @@ Importing this module imports no framework (``check_options`` runs when a suite 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -38,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
+from accelbench.processes import spawn_group, stop_group
 from accelbench.records import metric
 from accelbench.serving import LISTENING_PREFIX
 
@@ -392,14 +391,7 @@ class ServerProcess:
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.command = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *args]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-        self.proc = subprocess.Popen(
-            self.command,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
+        self.proc = spawn_group(self.command, stdout=subprocess.PIPE, stderr=self._log, env=env)
         self._reader = threading.Thread(target=self._read, name="accelbench-server-out")
         self._reader.daemon = True
         self._reader.start()
@@ -441,18 +433,11 @@ class ServerProcess:
 
     def stop(self) -> int | None:
         """End the server's process group (SIGTERM, then SIGKILL after a grace); its exit code."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=STOP_GRACE_S)
         # Whatever the server started is in its group: nothing of it may outlive the cell.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+        code = stop_group(self.proc, STOP_GRACE_S)
         self._reader.join(timeout=5)
         self._log.close()
-        return self.proc.returncode
+        return code
 
 
 # Runs in the child before the server: asks the kernel to SIGKILL it when its parent dies (kept

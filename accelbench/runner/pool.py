@@ -16,12 +16,9 @@ another model's cells hold.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-import os
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from accelbench.processes import spawn_group, stop_group
 from accelbench.runner.sandbox import Sandbox, exit_status
 from accelbench.runner.suite import MODULE_SCENARIOS, Cell
 
@@ -157,7 +155,7 @@ class CellWorkers:
             self._channel.close()
             self._channel = None
         if self._proc is not None:
-            _kill_group(self._proc)
+            stop_group(self._proc)
             self._proc = None
 
     def _start(self, first_log: Path) -> None:
@@ -169,15 +167,13 @@ class CellWorkers:
         self._started = time.time()
         try:
             with open(first_log, "wb") as log:
-                self._proc = subprocess.Popen(
+                # Ctrl-C reaches the sweep only; the sweep stops the worker.
+                self._proc = spawn_group(
                     command,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
                     env=env,
                     pass_fds=(theirs.fileno(),),
-                    # Ctrl-C reaches the sweep only; the sweep stops the worker.
-                    start_new_session=True,
                 )
         except BaseException:
             ours.close()
@@ -195,7 +191,7 @@ class CellWorkers:
         while True:
             remaining = deadline - time.time()
             if remaining <= 0:
-                _kill_group(self._proc)  # its exit status stays readable for the record
+                stop_group(self._proc)  # its exit status stays readable for the record
                 return None, True
             ready, _, _ = select.select([self._channel], [], [], min(remaining, 1.0))
             if not ready:
@@ -220,12 +216,5 @@ class CellWorkers:
         try:
             code = self._proc.wait(timeout=_EXIT_GRACE_S)
         except subprocess.TimeoutExpired:
-            _kill_group(self._proc)
-            code = self._proc.returncode
+            code = stop_group(self._proc)
         return exit_status(code, self._box)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
+from accelbench.processes import spawn_group, stop_group
 from accelbench.records import (
     RECORDS_FILE,
     SCHEMA_VERSION,
@@ -311,21 +312,14 @@ def _spawn(
     command, env = box.command(argv, read=[*read, *map(str, args)], write=write)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with open(log_file, "wb") as log:
-        proc = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,  # Ctrl-C reaches the sweep only; the sweep stops the worker
-        )
+        # Ctrl-C reaches the sweep only; the sweep stops the worker.
+        proc = spawn_group(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             return exit_status(proc.wait(timeout=timeout_s), box), False
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            return exit_status(proc.returncode, box), True
+            return exit_status(stop_group(proc), box), True
         except BaseException:
-            _kill_group(proc)
+            stop_group(proc)
             raise
 
 
@@ -708,12 +702,6 @@ def _worker_result(
         except ValueError:
             return {"status": "failed", "error": f"the worker's result {result_file} is unreadable"}
     return {"status": "failed", "error": _death_reason(code, memory_cap_mb, log_file)}
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def _explain_memory(error: str, cell: Cell, log_file: Path) -> str:
