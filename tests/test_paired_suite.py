@@ -22,7 +22,7 @@ from accelbench.report.report import int8_note, print_recommendations
 from accelbench.report.tables import write_run_outputs
 from accelbench.report.tradeoffs import points, recommendation
 from accelbench.runner.suite import expand, suite_from_mapping
-from accelbench.runner.suites import DEFAULT_OPTIMIZATIONS, builtin_suite
+from accelbench.runner.suites import builtin_suite, default_optimizations
 
 # ---------------------------------------------------------------------------------------------
 # Expansion
@@ -45,7 +45,7 @@ def test_default_suite_gets_one_paired_cell_per_model_profile_and_threads() -> N
     for cell in cells:
         options = cell.settings["paired_options"]
         assert options["base"] == "fp32" and cell.prepared_by == cell.model
-        assert options["optimizations"] == [o for o in DEFAULT_OPTIMIZATIONS if o != "fp32"]
+        assert options["optimizations"] == [o for o in default_optimizations() if o != "fp32"]
         assert (options["pairs"], options["rounds"]) == (100, 5)
         assert cell.cell_id.startswith(f"{cell.model}.fp32.{cell.profile}.t{cell.threads}.paired.")
     assert len({c.cell_id for c in cells}) == len(cells)

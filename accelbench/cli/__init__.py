@@ -28,6 +28,7 @@ from accelbench.cli.recommend import Recommend
 from accelbench.cli.results import Results
 from accelbench.cli.run import Run
 from accelbench.cli.serve import Serve
+from accelbench.cli.suites import Suites
 from accelbench.cli.train import Train
 
 # `accelbench --help` lists them in this order.
@@ -48,6 +49,7 @@ COMMANDS: tuple[type[Command], ...] = (
     Baseline,
     Ab,
     Inspect,
+    Suites,
 )
 
 

@@ -48,7 +48,7 @@ class Optimize(Command):
     def run(cls, args: argparse.Namespace) -> int:
         from accelbench.optimizers.user_models import check_user_data
         from accelbench.runner.suite import suite_from_mapping
-        from accelbench.runner.suites import DEFAULT_OPTIMIZATIONS
+        from accelbench.runner.suites import default_optimizations
         from accelbench.runtimes.model_inspect import check_model_safety
 
         model, data = Path(args.model), Path(args.data)
@@ -70,7 +70,7 @@ class Optimize(Command):
             {
                 "name": f"optimize {model.name}",
                 "models": [entry],
-                "optimizations": args.optimizations or DEFAULT_OPTIMIZATIONS,
+                "optimizations": args.optimizations or default_optimizations(),
                 "profiles": args.profile,
                 "threads": args.threads,
                 "scenarios": args.scenario,

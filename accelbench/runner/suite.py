@@ -163,11 +163,19 @@ class Suite(BaseModel):
             raise ValueError("list at least one profile, for example [host]")
         return v
 
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _all_cores(cls, v: Any) -> Any:
+        # "all" is this host's core count, so one suite file sweeps 1 and all cores anywhere.
+        if isinstance(v, list):
+            return list(dict.fromkeys(host_cores() if t == "all" else t for t in v))
+        return v
+
     @field_validator("threads")
     @classmethod
     def _positive_threads(cls, v: list[int] | None) -> list[int] | None:
         if v is not None and (not v or any(t < 1 for t in v)):
-            raise ValueError("threads must be positive integers, for example [1, 2]")
+            raise ValueError("threads must be positive integers or all, for example [1, all]")
         return v
 
     @field_validator("scenarios")

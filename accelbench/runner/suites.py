@@ -1,80 +1,50 @@
-"""The built-in suites: `default` (what `accelbench run` runs), `full` (all reference models) and
-`ci` (a pull request's quick regression check)."""
+"""The built-in suites: YAML files in `builtin_suites/`, in the format of a user's suite file.
+
+`default` is what `accelbench run` runs, `full` every reference model, `ci` a pull request's
+quick regression check. Each file's first line is a comment that describes it (what `accelbench
+suites list` prints); `accelbench suites show NAME` prints the file, for a user to start from.
+"""
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import resources
 from typing import Any
 
-# Every optimization on every class of profile: host at 1 thread and at all cores (threads
-# unset = both are added below), an emulated Raspberry Pi 4, and the int8-only Coral Edge TPU.
-DEFAULT_OPTIMIZATIONS = [
-    "fp32",
-    "dynamic",
-    "float16",
-    "int8",
-    "prune50+int8",
-    "qat_int8",
-    "cluster16+int8",
-]
+BUILTIN_SUITES = ("default", "full", "ci")
+
+
+def suite_text(name: str) -> str:
+    """The YAML text of a built-in suite (KeyError for an unknown name)."""
+    if name not in BUILTIN_SUITES:
+        raise KeyError(name)
+    return resources.files("accelbench.runner").joinpath(f"builtin_suites/{name}.yaml").read_text()
+
+
+def suite_description(name: str) -> str:
+    """The suite file's first comment line, without its 'name: ' lead."""
+    first = suite_text(name).splitlines()[0].lstrip("# ").strip()
+    return first.split(": ", 1)[1] if first.startswith(f"{name}: ") else first
+
+
+@cache
+def _mapping(name: str) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(suite_text(name))
 
 
 def builtin_suite(name: str, host_cores: int) -> dict[str, Any]:
-    """The suite mapping for a built-in suite name (default, full or ci)."""
-    threads = sorted({1, host_cores})
-    if name == "default":
-        return {
-            "name": "default",
-            "models": [
-                {"name": "digits_cnn"},
-                {"name": "breast_cancer_mlp"},
-                {"name": "ic_resnet8"},
-            ],
-            "optimizations": DEFAULT_OPTIMIZATIONS,
-            # The Pi runs at its own 4 threads (capped to this host's cores), not the host's sweep.
-            "profiles": ["host", {"name": "rpi4", "threads": [4]}, "coral-edgetpu"],
-            "threads": threads,
-            "scenarios": ["single-stream", "offline"],
-            "preset": "quick",
-        }
-    if name == "full":
-        from accelbench.models import list_specs
+    """The suite mapping for a built-in suite name, ``threads: [1, all]`` read on this host."""
+    import copy
 
-        return {
-            "name": "full",
-            "models": [{"name": spec.name} for spec in list_specs()],
-            "optimizations": [
-                *DEFAULT_OPTIMIZATIONS,
-                "int16x8",
-                "prune_2of4+int8",
-                "prune50+qat_int8",
-            ],  # fmt: skip
-            "profiles": [
-                "host",
-                {"name": "rpi4", "threads": [4]},
-                {"name": "rpi5", "threads": [4]},
-                "coral-edgetpu",
-                "jetson-orin-nano",
-                "nvidia-t4",
-            ],
-            "threads": threads,
-            "scenarios": ["single-stream", "offline", "server"],
-            "preset": "standard",
-        }
-    if name == "ci":
-        # A pull request's gate: two small real-data models, fp32 and int8, on this host at one
-        # thread (one thread is the least disturbed by a shared runner's other tenants), latency
-        # and throughput at the quick preset. Minutes, not the default suite's ten; compare it only
-        # against a baseline made by the same suite on the same kind of machine (docs/ci.md).
-        return {
-            "name": "ci",
-            "models": [{"name": "digits_cnn"}, {"name": "breast_cancer_mlp"}],
-            "optimizations": ["fp32", "int8"],
-            "profiles": ["host"],
-            "threads": [1],
-            "scenarios": ["single-stream", "offline"],
-            "preset": "quick",
-        }
-    raise KeyError(name)
+    mapping = copy.deepcopy(_mapping(name))
+    if "threads" in mapping:
+        threads = (host_cores if t == "all" else t for t in mapping["threads"])
+        mapping["threads"] = sorted(set(threads))
+    return mapping
 
 
-BUILTIN_SUITES = ("default", "full", "ci")
+def default_optimizations() -> list[str]:
+    """The default suite's optimizations: what `accelbench optimize` makes when not told."""
+    return list(_mapping("default")["optimizations"])
