@@ -1,15 +1,28 @@
-"""Result records: the metric triple, the record schema and the append-only records.jsonl file."""
+"""Result records: the metric triple, the record schema (Record) and the append-only
+records.jsonl file."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from accelbench.runtimes.tflite_cost import CostTotals
 
 SCHEMA_VERSION = 1
 RECORDS_FILE = "records.jsonl"
@@ -27,10 +40,465 @@ def metric(value: float | int | None, unit: str, direction: Direction) -> dict[s
     return {"value": value, "unit": unit, "direction": direction}
 
 
-def append_record(run_dir: Path, record: dict[str, Any]) -> None:
-    """Append one record as a JSON line and flush it to disk, so a crash loses nothing finished."""
+# ---------------------------------------------------------------------------------------------
+# The record schema. A record is one JSON object per line of records.jsonl; these models read
+# every record accelbench writes and give it back unchanged (``Record.to_dict``): fields a record
+# does not carry stay absent, keys the models do not name are kept (``extra="allow"``), and
+# numbers keep their type (strict validation: an int stays an int, no string or bool passes for
+# a number). Fields are optional because records vary by scenario and by who wrote them (a
+# baseline keeps a slim part, a pytest-benchmark file gives what it has); what every record a
+# run writes must carry is RUN_FIELDS.
+
+Number = int | float
+Execution = Literal["local", "emulated", "projected", "remote"]
+Status = Literal["ok", "failed", "invalid", "skipped"]
+# The quality metrics a model can state, in the order a record's is looked for.
+QUALITY_METRICS = ("accuracy", "auc")
+_EXECUTION_WORDS = {
+    "local": "measured on this host",
+    "emulated": "emulated on this host",
+    "projected": "projected",
+    "remote": "measured remotely",
+}
+
+
+class _Part(BaseModel):
+    """A part of a record: strict types, unknown keys kept, unset fields left out of to_dict."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The part as it is written: only the keys it was given, unknown ones included."""
+        return self.model_dump(exclude_unset=True)
+
+
+class Metric(_Part):
+    """One measured or derived figure."""
+
+    value: Number | None = Field(description="the figure; null where it could not be obtained")
+    unit: str = Field(description="its unit, e.g. `ms`, `samples/s`, `bytes`, `fraction`")
+    direction: Direction = Field(
+        description="which way is better: `lower`, `higher`, or `none` (neither; not judged)"
+    )
+
+
+class Artifact(_Part):
+    """The model file (or SavedModel folder) a cell ran."""
+
+    path: str | None = Field(None, description="as the run saw it (a baseline: in its store)")
+    sha256: str | None = Field(None, description="of the file, or of every file of a folder")
+    bytes: int | None = Field(None, description="size on disk")
+
+
+class Environment(_Part):
+    """The machine and software a record was measured on (the hardware fingerprint)."""
+
+    host_fingerprint_id: str | None = Field(
+        None,
+        description="a short hash of the hardware (CPU model and flags, machine, cores, memory, "
+        "GPUs): compare judges times only between records with the same one",
+    )
+    cpu_model: str | None = Field(None, description="CPU model name")
+    cpu_vendor: str | None = Field(None, description="CPU vendor")
+    cpu_flags: list[str] | None = Field(None, description="CPU feature flags (avx2, amx_int8…)")
+    machine: str | None = Field(None, description="architecture, e.g. x86_64")
+    logical_cores: int | None = Field(None, description="logical cores of the machine")
+    physical_cores: int | None = Field(None, description="physical cores")
+    available_cores: int | None = Field(None, description="cores this process may run on")
+    memory_total_gb: Number | None = Field(None, description="the machine's memory")
+    memory_cgroup_limit_gb: Number | None = Field(None, description="a cgroup's memory limit")
+    os: str | None = Field(None, description="operating system")
+    os_release: str | None = Field(None, description="its release (PRETTY_NAME)")
+    kernel: str | None = Field(None, description="kernel release")
+    python: str | None = Field(None, description="Python version")
+    python_implementation: str | None = Field(None, description="e.g. CPython")
+    packages: dict[str, str | None] | None = Field(
+        None, description="version of each package a result depends on; null: not installed"
+    )
+    gpus: list[dict[str, Any]] | None = Field(
+        None, description="attached GPUs: name, driver, memory_mib"
+    )
+    git_commit: str | None = Field(None, description="the git commit of the working folder")
+    git_dirty: bool | None = Field(None, description="whether it had uncommitted changes")
+
+
+class RuntimeInfo(_Part):
+    """What the runtime reported about itself once the model was loaded; the rest of its keys
+    depend on the runtime (interpreter package and version, signature keys, JAX devices…)."""
+
+    runtime: str | None = Field(None, description="litert, tflite-runtime, tensorflow, jax…")
+    threads: int | None = Field(None, description="threads it was given")
+    xnnpack: bool | None = Field(None, description="whether LiteRT's XNNPACK delegate was on")
+
+
+class Validity(_Part):
+    """LoadGen's verdict on a LoadGen cell (null parts for other scenarios)."""
+
+    result: str | None = Field(None, description="LoadGen's result: VALID or INVALID")
+    criteria: dict[str, bool] | None = Field(
+        None, description="each criterion: min duration, min queries, early stopping, latency"
+    )
+    early_stopping: dict[str, Any] | None = Field(
+        None, description="early-stopping result and its percentile estimates"
+    )
+
+
+class Canary(_Part):
+    """The machine's own speed right before and after the cell (benchmarks/canary.py)."""
+
+    before_ms: Number | None = Field(None, description="the canary workload's time before")
+    after_ms: Number | None = Field(None, description="and after the cell")
+    method: str | None = Field(None, description="what the canary workload is")
+
+    @property
+    def mean_ms(self) -> float | None:
+        """The mean of the positive, finite times; None without one."""
+        times = [float(t) for t in (self.before_ms, self.after_ms) if t is not None]
+        if not times or not all(0.0 < t < math.inf for t in times):
+            return None
+        return sum(times) / len(times)
+
+
+class Graph(CostTotals, _Part):
+    """A .tflite graph's cost (runtimes/tflite_cost.py's GraphCost without its per-op list);
+    `memory_bytes` and `arithmetic_intensity` are GraphCost's own arithmetic."""
+
+    path: str | None = Field(None, description="the file analysed")
+    flops: int = Field(0, description="FLOPs per inference, 2 per multiply-accumulate")
+    weight_bytes: int = Field(0, description="bytes of constant tensors")
+    activation_bytes: int = Field(0, description="bytes of every computed tensor and input")
+    precision: str | None = Field(
+        None, description="fp32, fp16, bf16, dynamic, int8, int16x8, mixed or int32"
+    )
+    is_full_integer: bool | None = Field(None, description="no op computes in float")
+    float_ops: list[str] | None = Field(None, description="ops that compute in float")
+    int_ops: list[str] | None = Field(None, description="ops that compute in integers")
+    op_counts: dict[str, int] | None = Field(None, description="ops by name")
+    uncounted_ops: list[str] | None = Field(None, description="ops whose FLOPs are not known")
+
+
+class Quality(_Part):
+    """How a prepared artifact scores on the test data, against fp32."""
+
+    per_class: dict[str, Any] | None = Field(None, description="accuracy per class")
+    flagged_classes: list[str] | None = Field(
+        None, description="classes that lose more than `flag_threshold_points` against fp32"
+    )
+    worst_class_delta: Number | None = Field(None, description="the largest per-class loss")
+    agreement: Number | None = Field(None, description="share of predictions equal to fp32's")
+    flag_threshold_points: Number | None = Field(None, description="the flagging threshold")
+    correct_bits: str | None = Field(
+        None, description="which test examples it gets right, '0'/'1' each (for McNemar)"
+    )
+    unique_weights_per_layer: dict[str, Any] | None = Field(None, description="per layer")
+    sparsity_per_layer: dict[str, Any] | None = Field(None, description="per layer")
+    weight_dtypes: Any = Field(None, description="weight types of the artifact")
+    float_ops: list[str] | None = Field(None, description="ops that stayed in float")
+    int_ops: list[str] | None = Field(None, description="ops in integers")
+    steps: Any = Field(None, description="the optimization's steps")
+    notes: Any = Field(None, description="what the optimization left out, and why")
+
+
+class Paired(_Part):
+    """A paired comparison: two artifacts timed call by call, alternately, in one worker."""
+
+    sides: list[str] | None = Field(
+        None, description="the two sides (a suite's: `base` fp32, then the optimization)"
+    )
+    base: str | None = Field(None, description="the side the ratio is against (a suite's fp32)")
+    seed: int | None = Field(None, description="seed of the call order")
+    order: list[list[int]] | None = Field(
+        None, description="per pair, the sides in the order called (0 base, 1 new)"
+    )
+    times_ms: dict[str, list[Number]] | None = Field(None, description="every call's time")
+    ratio: Number | None = Field(
+        None, description="second side's time / the first's (Hodges–Lehmann over all pairs)"
+    )
+    ci_low: Number | None = Field(None, description="its 95% signed-rank interval, low end")
+    ci_high: Number | None = Field(None, description="and high end")
+    confidence: Number | None = Field(None, description="the interval's level")
+    round_ratios: list[Number] | None = Field(None, description="each round's median ratio")
+    round_ratio_min: Number | None = Field(None, description="their smallest")
+    round_ratio_max: Number | None = Field(None, description="and largest")
+    rounds: int | None = Field(None, description="rounds")
+    pairs: int | None = Field(None, description="pairs over all rounds")
+    verdict: str | None = Field(
+        None, description="improved, regressed, unchanged or inconclusive at the threshold"
+    )
+
+
+class Record(_Part):
+    """One cell's result: what ran, where and how, its metrics, and the machine it ran on."""
+
+    schema_version: int | None = Field(
+        None, description=f"the record format's version (now {SCHEMA_VERSION})"
+    )
+    run_id: str | None = Field(None, description="the run folder's name")
+    cell_id: str | None = Field(
+        None,
+        description="the cell's logical identity (model, optimization, profile, threads, "
+        "scenario, preset, runtime, XNNPACK, scenario options) plus a hash of it, never the "
+        "artifact hash, so runs can be compared after a model changes; a configuration of a "
+        "multi-configuration cell adds its key",
+    )
+    parent_cell_id: str | None = Field(
+        None, description="a configuration's record: the cell it belongs to"
+    )
+    configuration_keys: list[str] | None = Field(
+        None, description="every configuration key of that cell (a resumed run sees one cut short)"
+    )
+    key: str | None = Field(None, description="a configuration's key (the end of its cell_id)")
+    status: Status | None = Field(
+        None,
+        description="`ok`, `failed`, `invalid` (LoadGen said INVALID) or `skipped` (the device "
+        "refuses the artifact)",
+    )
+    error: str | None = Field(None, description="why it is not ok")
+    model: str | None = Field(None, description="the model's name")
+    optimization: str | None = Field(None, description="fp32, int8, prune50+int8… or none")
+    profile: str | None = Field(None, description="the hardware profile's name")
+    profile_kind: str | None = Field(None, description="cpu, gpu, tpu, edge-tpu, edge-cpu…")
+    profile_data: dict[str, Any] | None = Field(
+        None, description="the whole profile used (its YAML's fields, a calibrated host's peaks)"
+    )
+    execution: Execution | None = Field(
+        None,
+        description="how the figures were obtained: `local`, `emulated` (on this host under the "
+        "device's limits), `projected` (roofline, never measured) or `remote`",
+    )
+    scenario: str | None = Field(
+        None,
+        description="single-stream, multi-stream, offline, server, paired, accuracy, training, "
+        "input-pipeline, serving…",
+    )
+    runtime: str | None = Field(None, description="the runtime asked for, or `auto`")
+    runtime_info: RuntimeInfo | None = Field(None, description="what the runtime reported")
+    threads: int | None = Field(None, description="threads the cell ran with")
+    settings: dict[str, Any] | None = Field(
+        None,
+        description="preset, threads, XNNPACK, inputs, seed, timeout, every LoadGen setting used, "
+        "`comparable_to_mlperf` (always false: accelbench runs neither the benchmark's reference "
+        "data set nor an accuracy run) and `mlperf_comparability`, which says part by part what "
+        "matches an MLPerf Inference result (`loadgen_settings`: true for the `mlperf` preset; "
+        '`dataset`: e.g. "64 synthetic samples"; `reference_dataset`, `accuracy_run`: false); '
+        "for pipeline, training and serving configurations also `format`/`pipeline`, "
+        "`framework`/`strategy`/`precision`/`xla`/`devices`, `mode` with the server's settings "
+        "and the latency-throughput `curve`",
+    )
+    environment: Environment | None = Field(
+        None,
+        description="CPU model and flags, cores, memory, OS and kernel, Python, package versions, "
+        "GPUs and driver where present, git commit",
+    )
+    artifact: Artifact | None = Field(None, description="path, sha256, bytes")
+    metrics: dict[str, Metric] | None = Field(
+        None, description="name → metric (the names are listed below the tables)"
+    )
+    quality: Quality | None = Field(
+        None,
+        description="for prepared artifacts: per-class accuracy and flags, agreement with fp32, "
+        "per-layer sparsity and unique weights, and `correct_bits` (which test examples it gets "
+        "right, for McNemar)",
+    )
+    validity: Validity | None = Field(
+        None,
+        description="LoadGen's result, each criterion (min duration, min queries, early "
+        "stopping, server latency constraint), early-stopping estimates",
+    )
+    emulation: dict[str, Any] | None = Field(
+        None, description="the limits applied (threads, affinity, memory cap)"
+    )
+    projection: dict[str, Any] | None = Field(
+        None, description="the roofline projection: its figures, peak used, efficiency and method"
+    )
+    graph: Graph | None = Field(
+        None, description="FLOPs, bytes, precision, float and integer ops of a .tflite graph"
+    )
+    paired: Paired | None = Field(
+        None,
+        description="paired records (`scenario: paired`, from `ab` or a suite's paired cell): "
+        "the two `sides` (a suite's: `base` fp32 and the optimization), seed, each pair's call "
+        "order, every call's time per side, `ratio` = the second side's time / the first's "
+        "(Hodges–Lehmann estimate over all pairs) with `ci_low`/`ci_high` (95% signed-rank "
+        "interval), `round_ratios` and their min/max, and a `verdict` at 5%",
+    )
+    training: dict[str, Any] | None = Field(
+        None, description="a reference model's training: epochs, quality, target, times"
+    )
+    raw_latencies_ms: list[Number] | None = Field(
+        None,
+        description="every query's latency as LoadGen timed it (from its trace; empty for the "
+        "`mlperf` preset, whose trace would be hundreds of MB)",
+    )
+    canary: Canary | None = Field(None, description="the machine's speed before and after")
+    sandbox: str | None = Field(None, description="how the worker was sandboxed, or `off`")
+    sandbox_reason: str | None = Field(None, description="why it was not")
+    worker: dict[str, Any] | None = Field(
+        None, description="which worker process ran it, and how many cells it ran before"
+    )
+    wall_s: Number | None = Field(None, description="the worker's wall time")
+    log: str | None = Field(None, description="its log file")
+    finished_at: str | None = Field(None, description="when, ISO 8601 in UTC")
+
+    @model_validator(mode="after")
+    def _written_by_a_run(self, info: ValidationInfo) -> Record:
+        if info.context == RUN_CONTEXT:
+            missing = [name for name in RUN_FIELDS if name not in self.model_fields_set]
+            if missing:
+                raise ValueError(f"a run's record must carry {', '.join(missing)}")
+        return self
+
+    @classmethod
+    def parse(cls, data: Any, where: str = "record", *, run: bool = False) -> Record:
+        """A record from its dict, or a ValueError of one line naming ``where`` and the first
+        field that does not fit. ``run``: also require every field a run writes (RUN_FIELDS)."""
+        if isinstance(data, Record):
+            if not run:
+                return data
+            data = data.to_dict()
+        try:
+            return cls.model_validate(data, context=RUN_CONTEXT if run else None)
+        except ValidationError as err:
+            raise ValueError(
+                f"{where} does not fit the record schema: {_first_error(err)}"
+            ) from None
+
+    def metric(self, name: str) -> float | None:
+        """The value of metric `name`, or None when the record has none."""
+        found = (self.metrics or {}).get(name)
+        return found.value if found is not None else None
+
+    @property
+    def latency_p50_ms(self) -> float | None:
+        """LoadGen's median query latency."""
+        return self.metric("latency_p50_ms")
+
+    @property
+    def model_bytes(self) -> float | None:
+        """The artifact's size on disk."""
+        return self.metric("model_bytes")
+
+    @property
+    def model_gzip_bytes(self) -> float | None:
+        """The artifact's size gzip-compressed (what pruning and clustering shrink)."""
+        return self.metric("model_gzip_bytes")
+
+    @property
+    def quality_metric(self) -> str | None:
+        """The name of the quality metric the record carries (accuracy, else auc)."""
+        return next((q for q in QUALITY_METRICS if self.metric(q) is not None), None)
+
+    @property
+    def quality_value(self) -> float | None:
+        """Its value."""
+        name = self.quality_metric
+        return self.metric(name) if name else None
+
+    @property
+    def quality_delta(self) -> float | None:
+        """Its change against fp32 (a fraction: -0.01 is one point lost)."""
+        name = self.quality_metric
+        return self.metric(f"{name}_delta") if name else None
+
+    @property
+    def flagged_classes(self) -> list[str]:
+        """Classes that lose more than the flag threshold against fp32."""
+        return list((self.quality.flagged_classes if self.quality else None) or [])
+
+    @property
+    def worst_class_delta(self) -> float | None:
+        """The largest loss of one class's accuracy against fp32."""
+        return self.quality.worst_class_delta if self.quality else None
+
+    @property
+    def correct_bits(self) -> str | None:
+        """Which test examples the artifact gets right ('0'/'1' each), for a paired test."""
+        return self.quality.correct_bits if self.quality else None
+
+    @property
+    def execution_label(self) -> str:
+        """How the figures were obtained, 'unknown' for a record that does not say."""
+        return self.execution or "unknown"
+
+    @property
+    def cell_key(self) -> tuple[str, str]:
+        """What compare and history match records on: the cell and how its figures were
+        obtained (an emulated p50 is never read as a device's latency)."""
+        return self.cell_id or "", self.execution_label
+
+    @property
+    def profile_label(self) -> str:
+        """The profile, with how it ran unless measured here: 'rpi4 (emulated)'."""
+        if self.execution == "local":
+            return str(self.profile)
+        return f"{self.profile} ({self.execution})"
+
+    @property
+    def where(self) -> str:
+        """Profile and thread count, with how the figures were obtained."""
+        how = _EXECUTION_WORDS.get(self.execution or "", self.execution or "")
+        return f"{self.profile}, {self.threads} thr — {how}"
+
+    @property
+    def configuration_key(self) -> str:
+        """A configuration's key (its cell id after its parent's), else the cell id."""
+        parent, cell_id = self.parent_cell_id, self.cell_id or ""
+        if parent and cell_id.startswith(parent + "."):
+            return cell_id[len(parent) + 1 :]
+        return cell_id
+
+    @property
+    def host_fingerprint(self) -> str | None:
+        """The hardware's fingerprint (compare judges times only within one)."""
+        return self.environment.host_fingerprint_id if self.environment else None
+
+    @property
+    def artifact_sha256(self) -> str | None:
+        """The artifact's hash (compare flags a change on the cell's rows)."""
+        return self.artifact.sha256 if self.artifact else None
+
+
+def _first_error(err: ValidationError) -> str:
+    """'metrics.qps.value: Input should be a valid integer or a valid number': the first field
+    that does not fit, with what each type it may have asks of it (a union's branches are
+    pydantic's last location parts; they are folded into the message)."""
+    errors = err.errors()
+    loc = errors[0]["loc"]
+    if len(loc) > 1 and _is_branch(loc[-1]):
+        loc = loc[:-1]
+        messages = [e["msg"] for e in errors if e["loc"][:-1] == loc and _is_branch(e["loc"][-1])]
+    else:
+        messages = [errors[0]["msg"]]
+    words = [m.removeprefix("Input should be ") for m in dict.fromkeys(messages)]
+    message = "Input should be " + " or ".join(words) if len(words) > 1 else messages[0]
+    return f"{'.'.join(str(part) for part in loc) or 'the record'}: {message}"
+
+
+def _is_branch(part: Any) -> bool:
+    return part in ("int", "float", "str", "bool") or str(part).startswith("literal[")
+
+
+# The fields every record a run writes carries (sweep.make_record and the preparation's).
+RUN_FIELDS = (
+    "schema_version", "run_id", "cell_id", "status", "error", "model", "optimization", "profile",
+    "execution", "scenario", "runtime", "threads", "settings", "environment", "metrics",
+    "artifact", "wall_s", "log", "finished_at",
+)  # fmt: skip
+RUN_CONTEXT = {"written_by": "run"}
+
+
+def as_records(records: Iterable[Record | dict[str, Any]]) -> list[Record]:
+    """Records as Record objects (dicts validated, Records passed through)."""
+    return [Record.parse(r, f"record {number}") for number, r in enumerate(records, start=1)]
+
+
+def append_record(run_dir: Path, record: Record | dict[str, Any]) -> None:
+    """Append one record as a JSON line, written through Record, and flush it to disk, so a
+    crash loses nothing finished. A record that does not fit the schema is a ValueError (a bug:
+    nothing is written)."""
+    typed = Record.parse(record, "the record to append")
     run_dir.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, sort_keys=True, default=_json_default)
+    line = json.dumps(typed.to_dict(), sort_keys=True, default=_json_default)
     path = run_dir / RECORDS_FILE
     with open(path, "a+b") as fh:
         mend_torn_tail(fh, path)
@@ -87,8 +555,18 @@ def _last_line_start(fh: BinaryIO, size: int, block: int = 1 << 16) -> int:
 
 
 def read_records(run_dir: Path) -> list[dict[str, Any]]:
-    """All complete records of a run; a torn last line (a killed writer) is ignored."""
+    """All complete records of a run, as dicts; a torn last line (a killed writer) is ignored."""
     return list(iter_records(run_dir))
+
+
+def read_typed_records(run_dir: Path) -> list[Record]:
+    """All complete records of a run as Records; one that does not fit the schema is a
+    ValueError of one line naming it."""
+    path = run_dir / RECORDS_FILE
+    return [
+        Record.parse(record, f"record {number} of {path}")
+        for number, record in enumerate(iter_records(run_dir), start=1)
+    ]
 
 
 def iter_records(run_dir: Path) -> Iterator[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -83,6 +84,33 @@ def _own_cache(
     yield
     if (folder / CALIBRATION_FILE).is_file() and not shared.is_file():
         shutil.copy(folder / CALIBRATION_FILE, shared)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _records_round_trip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the session, every record in every records.jsonl the tests' runs and fixtures wrote
+    (this process's, each xdist worker checks its own) reads into Record and back unchanged:
+    the model holds every record accelbench writes, in every scenario the suite runs. A line
+    that is not JSON (a torn or corrupted file a test made on purpose) is not a record; a test
+    that writes a misfit record on purpose deletes its file when done."""
+    yield
+    from accelbench.records import RECORDS_FILE, Record
+
+    wrong = []
+    for path in sorted(tmp_path_factory.getbasetemp().rglob(RECORDS_FILE)):
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            try:
+                back = json.dumps(Record.parse(data).to_dict(), sort_keys=True)
+            except ValueError as err:
+                wrong.append(f"{path}:{number}: {err}")
+                continue
+            if back != json.dumps(data, sort_keys=True):
+                wrong.append(f"{path}:{number}: changed by Record.parse(...).to_dict()")
+    assert not wrong, "records that do not round-trip through Record:\n" + "\n".join(wrong)
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):

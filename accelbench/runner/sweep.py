@@ -22,6 +22,7 @@ from accelbench.processes import spawn_group, stop_group
 from accelbench.records import (
     RECORDS_FILE,
     SCHEMA_VERSION,
+    Record,
     append_record,
     mend_torn_tail,
     metric,
@@ -215,7 +216,8 @@ def _sweep(
     def emit(record: dict[str, Any]) -> None:
         if record["cell_id"] in recorded:
             return  # a re-run cell's or preparation's record that was kept: never twice
-        append_record(run_dir, record)
+        # Checked whole: a record that lacks a field every run's record has is a bug.
+        append_record(run_dir, Record.parse(record, f"{record['cell_id']}'s record", run=True))
         records.append(record)
         recorded.add(record["cell_id"])
         bar.advance(record)

@@ -60,8 +60,24 @@ class OpCost:
     counted: bool
 
 
+class CostTotals:
+    """The arithmetic over a graph's totals (``flops``, ``weight_bytes``, ``activation_bytes``):
+    one home for it, shared by GraphCost and the ``graph`` part of a record."""
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes that cross memory once per inference: every weight and every activation."""
+        return self.weight_bytes + self.activation_bytes  # type: ignore[attr-defined]
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        """FLOPs per byte of memory traffic (0 when the graph moves no bytes)."""
+        memory = self.memory_bytes
+        return self.flops / memory if memory else 0.0  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
-class GraphCost:
+class GraphCost(CostTotals):
     """Totals over a .tflite's main graph; ``flops`` counts 2 per multiply-accumulate."""
 
     path: str
@@ -75,16 +91,6 @@ class GraphCost:
     op_counts: dict[str, int]
     uncounted_ops: list[str]
     ops: list[OpCost] = field(repr=False)
-
-    @property
-    def memory_bytes(self) -> int:
-        """Bytes that cross memory once per inference: every weight and every activation."""
-        return self.weight_bytes + self.activation_bytes
-
-    @property
-    def arithmetic_intensity(self) -> float:
-        """FLOPs per byte of memory traffic."""
-        return self.flops / self.memory_bytes if self.memory_bytes else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
