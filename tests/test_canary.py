@@ -8,7 +8,7 @@ import pytest
 
 from accelbench.benchmarks import canary
 from accelbench.cli import main
-from accelbench.records import append_record, metric
+from accelbench.records import Record, append_record, metric
 from accelbench.report.compare import canary_ratio, machine_moved
 
 CELL = "m.fp32.host.t1.single-stream"
@@ -141,12 +141,15 @@ def test_canary_column_in_markdown_and_table(tmp_path, capsys):
 
 
 def test_canary_ratio_and_band():
-    with_canary = {"canary": {"before_ms": 8.0, "after_ms": 12.0}}
-    slower = {"canary": {"before_ms": 14.0, "after_ms": 14.0}}
+    def cell(**canary) -> Record:
+        return Record.parse({"cell_id": CELL, **({"canary": canary} if canary else {})})
+
+    with_canary = cell(before_ms=8.0, after_ms=12.0)
+    slower = cell(before_ms=14.0, after_ms=14.0)
     assert canary_ratio(with_canary, slower) == pytest.approx(1.4)
-    assert canary_ratio({}, slower) is None
-    assert canary_ratio({"canary": {"before_ms": 0.0, "after_ms": 0.0}}, slower) is None
-    assert canary_ratio({"canary": {"before_ms": 10.0, "after_ms": None}}, slower) == 1.4
+    assert canary_ratio(cell(), slower) is None
+    assert canary_ratio(cell(before_ms=0.0, after_ms=0.0), slower) is None
+    assert canary_ratio(cell(before_ms=10.0, after_ms=None), slower) == 1.4
     assert not machine_moved(None, 0.05)
     assert not machine_moved(1.02, 0.05) and not machine_moved(1 / 1.02, 0.05)
     assert machine_moved(1.03, 0.05) and machine_moved(0.97, 0.05)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import DATA, run_cli
 
+from accelbench.errors import UsageError
 from accelbench.records import (
     RECORDS_FILE,
     RUN_FIELDS,
@@ -18,6 +19,7 @@ from accelbench.records import (
     read_records,
     read_typed_records,
 )
+from accelbench.report.compare import compare_runs
 from accelbench.runtimes.tflite_cost import analyze_tflite
 
 
@@ -136,3 +138,20 @@ def test_a_run_record_must_carry_every_run_field(runs):
     Record.parse(data)  # a hand-made or baseline record may lack it
     with pytest.raises(ValueError, match="must carry run_id"):
         Record.parse(data, run=True)
+
+
+def test_compare_names_a_record_that_does_not_fit(tmp_path, runs):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    lines = _lines(runs["bench"])
+    data = json.loads(lines[0])
+    data["metrics"]["latency_p50_ms"]["value"] = "slow"
+    (broken / RECORDS_FILE).write_text("\n".join([json.dumps(data), *lines[1:]]) + "\n")
+    with pytest.raises(
+        UsageError,
+        match=r"record 1 of .*: metrics\.latency_p50_ms\.value: Input should be a valid integer or",
+    ) as info:
+        compare_runs(runs["bench"], broken)
+    assert "\n" not in str(info.value)
+    # Gone before the session's round-trip check of every records.jsonl (conftest.py).
+    (broken / RECORDS_FILE).unlink()

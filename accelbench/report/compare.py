@@ -25,13 +25,14 @@ artifacts against each other now, paired, and hands the results to `compare_runs
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
-from accelbench.records import RECORDS_FILE
+from accelbench.records import QUALITY_METRICS, RECORDS_FILE, Record
 from accelbench.report import baselines, pytest_benchmark
 from accelbench.report.tables import load_run, markdown_table
 from accelbench.stats import (
@@ -48,7 +49,6 @@ INFO = "info"
 TESTED_TIME_METRIC = "latency_p50_ms"
 OFFLINE = "offline"
 SIZE_METRICS = ("model_bytes", "model_gzip_bytes")
-QUALITY_METRICS = ("accuracy", "auc")
 # The quality metric whose per-example outcomes (quality.correct_bits) a McNemar test can pair.
 PAIRED_QUALITY_METRIC = "accuracy"
 SIZE_POLICIES = ("exact", "threshold")
@@ -67,11 +67,16 @@ class Source:
     kind: str  # "run", "baseline" or "pytest-benchmark"
     path: str
     label: str
-    cells: dict[str, dict[str, Any]]
+    records: dict[str, Record]
     detail: dict[str, Any] = field(default_factory=dict)
     # The folder a record's relative artifact path is read against: the run folder, or the
     # baseline store that holds the baseline's copies of its artifacts.
     root: str = ""
+
+    @functools.cached_property
+    def cells(self) -> dict[str, dict[str, Any]]:
+        """The records as the dicts they were read from, by cell_id."""
+        return {cell: record.to_dict() for cell, record in self.records.items()}
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "path": self.path, "label": self.label, **self.detail}
@@ -330,7 +335,7 @@ def compare_runs(
         )
     base_source = base_dir if isinstance(base_dir, Source) else load_source(base_dir, store)
     new_source = new_dir if isinstance(new_dir, Source) else load_source(new_dir, store)
-    base, new = base_source.cells, new_source.cells
+    base, new = base_source.records, new_source.records
     match = match_cells(base_source, new_source)
     common, differs = match.common, match.differs
     comparison = Comparison(
@@ -362,7 +367,11 @@ def compare_runs(
                         for d in differs[:5])
             + ("; …" if len(differs) > 5 else "")
         )  # fmt: skip
-    hosts = {(_host(base[c]), _host(new[c])) for c in common if _host(base[c]) != _host(new[c])}
+    hosts = {
+        (base[c].host_fingerprint, new[c].host_fingerprint)
+        for c in common
+        if base[c].host_fingerprint != new[c].host_fingerprint
+    }
     same_hardware = not hosts
     if time_verdicts is not None:
         comparison.settings["time_verdicts"] = "paired re-measurement"
@@ -401,7 +410,7 @@ def match_cells(base: Source, new: Source) -> CellMatch:
     """The cells of `new` compared with `base`: same cell_id (the logical identity: model,
     optimization, profile, threads, scenario, settings; never the artifact's hash) and same
     execution. None in common, or none run the same way, is a UsageError."""
-    in_both = [cell for cell in base.cells if cell in new.cells]
+    in_both = [cell for cell in base.records if cell in new.records]
     if not in_both:
         raise UsageError(
             f"{base.path} and {new.path} have no cells in common; compare two runs"
@@ -409,7 +418,8 @@ def match_cells(base: Source, new: Source) -> CellMatch:
         )
     differs = []
     for cell in in_both:
-        before, after = _execution(base.cells[cell]), _execution(new.cells[cell])
+        # The same cell_id obtained another way (local, emulated, projected) is another cell.
+        (_, before), (_, after) = base.records[cell].cell_key, new.records[cell].cell_key
         if before != after:
             differs.append(
                 {
@@ -433,8 +443,8 @@ def match_cells(base: Source, new: Source) -> CellMatch:
     return CellMatch(
         common,
         differs,
-        sorted(set(base.cells) - set(new.cells)),
-        sorted(set(new.cells) - set(base.cells)),
+        sorted(set(base.records) - set(new.records)),
+        sorted(set(new.records) - set(base.records)),
     )
 
 
@@ -559,75 +569,63 @@ def _check_settings(threshold: float, alpha: float, floor_ms: float) -> None:
         raise UsageError(f"floor_ms {floor_ms} is negative; give an absolute floor like 0.005")
 
 
-def _cells(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+def _cells(run_dir: str | Path) -> dict[str, Record]:
     return cells_by_id(load_run(run_dir), str(run_dir))
 
 
-def cells_by_id(records: list[Any], run_dir: str) -> dict[str, dict[str, Any]]:
+def cells_by_id(records: list[Any], run_dir: str) -> dict[str, Record]:
     """Records by cell_id; a resumed cell's later record replaces the earlier one."""
-    cells: dict[str, dict[str, Any]] = {}
+    cells: dict[str, Record] = {}
     for number, record in enumerate(records, start=1):
         if not isinstance(record, dict) or not isinstance(record.get("cell_id"), str):
             raise UsageError(
                 f"record {number} of {run_dir} has no cell_id; the records file is corrupt or not"
                 " accelbench's"
             )
-        if not isinstance(record.get("metrics", {}), dict):
-            raise UsageError(f"record {number} of {run_dir} has malformed metrics; re-run it")
-        cells[record["cell_id"]] = record
+        try:
+            cells[record["cell_id"]] = Record.parse(record, f"record {number} of {run_dir}")
+        except ValueError as err:
+            raise UsageError(f"{err}; re-run it") from None
     if not cells:
         raise UsageError(f"{run_dir} has no records; pass a run folder with finished cells")
     return cells
 
 
-def _execution(record: dict[str, Any]) -> str:
-    """How a record's figures were obtained; "unknown" for a record that does not say."""
-    return str(record.get("execution") or "unknown")
-
-
-def _host(record: dict[str, Any]) -> str | None:
-    return (record.get("environment") or {}).get("host_fingerprint_id")
-
-
-def _sha(record: dict[str, Any]) -> str | None:
-    return (record.get("artifact") or {}).get("sha256")
-
-
 def _compare_cell(
-    base: dict[str, Any],
-    new: dict[str, Any],
+    base: Record,
+    new: Record,
     judge_time: bool,
     size_policy: str = "exact",
     threshold: float = 0.05,
 ) -> list[tuple[MetricComparison, float | None]]:
     """Rows of one cell, each with its raw Mann–Whitney or McNemar p when it awaits BH."""
-    sha_changed = _sha(base) != _sha(new)
-    cell = base["cell_id"]
+    sha_changed = base.artifact_sha256 != new.artifact_sha256
+    cell = base.cell_id
     canary = canary_ratio(base, new)
-    execution = _execution(base)
+    execution = base.execution_label
     out: list[tuple[MetricComparison, float | None]] = []
-    if base.get("status") != new.get("status"):
+    if base.status != new.status:
         verdict = "unchanged"
-        if base.get("status") == "ok" and new.get("status") in ("failed", "invalid"):
+        if base.status == "ok" and new.status in ("failed", "invalid"):
             verdict = "regressed"
-        elif new.get("status") == "ok" and base.get("status") in ("failed", "invalid"):
+        elif new.status == "ok" and base.status in ("failed", "invalid"):
             verdict = "improved"
         row = MetricComparison(
             cell, "status", "", "", None, None, None, None, None, None, verdict, sha_changed,
-            f"{base.get('status')} → {new.get('status')}", canary, execution,
+            f"{base.status} → {new.status}", canary, execution,
         )  # fmt: skip
         out.append((row, None))
-    base_metrics = base.get("metrics") or {}
-    new_metrics = new.get("metrics") or {}
+    base_metrics = base.metrics or {}
+    new_metrics = new.metrics or {}
     for name in sorted(set(base_metrics) & set(new_metrics)):
         b, n = base_metrics[name], new_metrics[name]
-        direction = b.get("direction")
-        bv, nv = b.get("value"), n.get("value")
+        direction = b.direction
+        bv, nv = b.value, n.value
         if direction not in ("lower", "higher") or bv is None or nv is None:
             continue
         ratio = nv / bv if bv else None
         row = dict(
-            cell_id=cell, metric=name, unit=b.get("unit", ""), direction=direction, base=bv,
+            cell_id=cell, metric=name, unit=b.unit, direction=direction, base=bv,
             new=nv, ratio=ratio, ci_low=None, ci_high=None, p_value=None, verdict=INFO,
             sha_changed=sha_changed, canary_ratio=canary, execution=execution,
         )  # fmt: skip
@@ -654,13 +652,13 @@ def _compare_cell(
         elif name in QUALITY_METRICS:
             changed = abs(nv - bv) > QUALITY_TOLERANCE
             row["verdict"] = "unchanged" if not changed else "regressed" if worse else "improved"
-        elif name == TESTED_TIME_METRIC and OFFLINE in (base.get("scenario"), new.get("scenario")):
+        elif name == TESTED_TIME_METRIC and OFFLINE in (base.scenario, new.scenario):
             # One Offline query's "latencies" are completion times within the run: their median
             # is about half the run's length, set by LoadGen's sample count, not a request's wait.
             row["note"] = "Offline: completion times, not request latencies; see qps"
         elif name == TESTED_TIME_METRIC:
-            raw_b = base.get("raw_latencies_ms") or []
-            raw_n = new.get("raw_latencies_ms") or []
+            raw_b = base.raw_latencies_ms or []
+            raw_n = new.raw_latencies_ms or []
             if not judge_time:
                 row.update(verdict="inconclusive", note="different hardware")
             elif not raw_b or not raw_n:
@@ -681,8 +679,8 @@ def _compare_cell(
 
 def _paired_time_rows(
     rows: list[tuple[MetricComparison, float | None]],
-    base: dict[str, Any],
-    new: dict[str, Any],
+    base: Record,
+    new: Record,
     paired: dict[str, Any] | None,
 ) -> list[tuple[MetricComparison, float | None]]:
     """A cell's rows when its times were re-measured paired: the recorded latency and throughput
@@ -701,7 +699,7 @@ def _paired_time_rows(
         return out
     measured = "reason" not in paired
     row = MetricComparison(
-        base["cell_id"], "rerun_time_ratio", "x", "lower",
+        base.cell_id, "rerun_time_ratio", "x", "lower",
         paired.get("base_p50_ms") if measured else None,
         paired.get("new_p50_ms") if measured else None,
         paired.get("ratio") if measured else None,
@@ -709,28 +707,22 @@ def _paired_time_rows(
         paired.get("ci_high") if measured else None,
         None,
         paired["verdict"] if measured else "inconclusive",
-        _sha(base) != _sha(new),
+        base.artifact_sha256 != new.artifact_sha256,
         f"re-measured paired, {paired.get('pairs')} pairs; base/new: p50 ms"
         if measured else f"not re-measured: {paired['reason']}",
-        None, _execution(base),
+        None, base.execution_label,
     )  # fmt: skip
     return [*out, (row, None)]
 
 
-def canary_ratio(base: dict[str, Any], new: dict[str, Any]) -> float | None:
+def canary_ratio(base: Record, new: Record) -> float | None:
     """new/base of the records' machine-speed canaries (mean of before and after each), or None
     unless both carry one with positive times."""
-    means = []
-    for record in (base, new):
-        canary = record.get("canary")
-        if not isinstance(canary, dict):
-            return None
-        times = [canary.get("before_ms"), canary.get("after_ms")]
-        times = [float(t) for t in times if isinstance(t, int | float) and not isinstance(t, bool)]
-        if not times or not all(0.0 < t < float("inf") for t in times):
-            return None
-        means.append(sum(times) / len(times))
-    return means[1] / means[0]
+    before = base.canary.mean_ms if base.canary else None
+    after = new.canary.mean_ms if new.canary else None
+    if before is None or after is None:
+        return None
+    return after / before
 
 
 def machine_moved(canary: float | None, threshold: float) -> bool:
@@ -741,11 +733,11 @@ def machine_moved(canary: float | None, threshold: float) -> bool:
     return not 1.0 / band <= canary <= band
 
 
-def _paired_bits(base: dict[str, Any], new: dict[str, Any]) -> tuple[int, int] | None:
+def _paired_bits(base: Record, new: Record) -> tuple[int, int] | None:
     """McNemar's discordant counts (b: only base right, c: only new right), or None when the
     two records do not both carry per-example outcomes of one evaluation set."""
-    bits = [(r.get("quality") or {}).get("correct_bits") for r in (base, new)]
-    if not all(isinstance(x, str) and x for x in bits) or len(bits[0]) != len(bits[1]):
+    bits = [base.correct_bits or "", new.correct_bits or ""]
+    if not all(bits) or len(bits[0]) != len(bits[1]):
         return None
     if set(bits[0] + bits[1]) - {"0", "1"}:
         return None

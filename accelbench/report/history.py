@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
-from accelbench.records import RECORDS_FILE, write_atomic
+from accelbench.records import RECORDS_FILE, Metric, Record, write_atomic
 from accelbench.report import baselines
 from accelbench.report.compare import Source, load_source, text_table
 from accelbench.stats import e_divisive
@@ -100,7 +100,7 @@ def build_trends(
     if not runs:
         raise UsageError("no runs to build a history from; pass folders that hold runs")
     available = sorted(
-        {name for run in runs for rec in run.source.cells.values() for name in _metrics(rec)}
+        {name for run in runs for rec in run.source.records.values() for name in _metrics(rec)}
     )
     if metrics:
         unknown = [m for m in metrics if m not in available]
@@ -116,21 +116,20 @@ def build_trends(
         pattern = f"*{pattern}*"
     series: dict[tuple[str, str, str], Trend] = {}
     for run in runs:
-        for cell_id, record in run.source.cells.items():
-            if record.get("status") != "ok" or not fnmatch.fnmatchcase(cell_id, pattern):
+        for cell_id, record in run.source.records.items():
+            if record.status != "ok" or not fnmatch.fnmatchcase(cell_id, pattern):
                 continue
-            execution = str(record.get("execution") or "unknown")
+            execution = record.execution_label
             for name in chosen:
                 m = _metrics(record).get(name)
-                if m is None:
+                if m is None or m.value is None:
                     continue
                 trend = series.setdefault(
-                    (cell_id, execution, name),
-                    Trend(cell_id, name, m.get("unit", ""), m.get("direction", "none"), [], [],
-                          execution=execution),
-                )  # fmt: skip
+                    (*record.cell_key, name),
+                    Trend(cell_id, name, m.unit, m.direction, [], [], execution=execution),
+                )
                 trend.run_ids.append(run.run_id)
-                trend.values.append(float(m["value"]))
+                trend.values.append(float(m.value))
     if not series:
         raise UsageError(
             f"no cell matches {cell_pattern!r} with a value of {', '.join(chosen)}; check the "
@@ -230,11 +229,11 @@ def _sources(path: Path) -> list[Source]:
 
 
 def _run(source: Source) -> Run:
-    cells = source.cells.values()
+    records = source.records.values()
     run_id = source.detail.get("run_id") or next(
-        (r["run_id"] for r in cells if isinstance(r.get("run_id"), str)), Path(source.path).name
+        (r.run_id for r in records if r.run_id is not None), Path(source.path).name
     )
-    times = [t for t in (_time(r.get("finished_at")) for r in cells) if t is not None]
+    times = [t for t in (_time(r.finished_at) for r in records) if t is not None]
     if times:
         when = min(times).astimezone(UTC).isoformat(timespec="seconds")
     else:  # no timestamps: the file's own time is the best there is
@@ -253,13 +252,13 @@ def _time(text: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.astimezone()
 
 
-def _metrics(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for name, m in (record.get("metrics") or {}).items():
-        value = m.get("value") if isinstance(m, dict) else None
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            out[name] = m
-    return out
+def _metrics(record: Record) -> dict[str, Metric]:
+    """The record's metrics that have a finite value (a trend of them can be drawn)."""
+    return {
+        name: m
+        for name, m in (record.metrics or {}).items()
+        if m.value is not None and math.isfinite(m.value)
+    }
 
 
 def _describe(cp: ChangePoint, unit: str) -> str:

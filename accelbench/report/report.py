@@ -13,12 +13,13 @@ import base64
 import html
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from accelbench.benchmarks.paired import DEFAULT_THRESHOLD
-from accelbench.records import write_atomic
+from accelbench.records import Environment, Record, as_records, write_atomic
 from accelbench.report.tables import LEGEND, markdown_table
 from accelbench.report.tradeoffs import (
     Point,
@@ -108,10 +109,10 @@ TRADEOFF_LEGEND = (
 SMALL_CALL_MS = 0.2
 
 
-def int8_instructions(environment: dict[str, Any]) -> str:
+def int8_instructions(environment: Environment) -> str:
     """What this CPU offers int8 kernels, from the CPU flags the record's environment lists."""
-    flags = set(environment.get("cpu_flags") or [])
-    cpu = environment.get("cpu_model") or "this CPU"
+    flags = set(environment.cpu_flags or [])
+    cpu = environment.cpu_model or "this CPU"
     if "amx_int8" in flags:
         vnni = " and AVX-512 VNNI (avx512_vnni)" if "avx512_vnni" in flags else ""
         return (
@@ -150,7 +151,9 @@ def int8_instructions(environment: dict[str, Any]) -> str:
     )
 
 
-def int8_note(pts: list[Point], records: list[dict[str, Any]], model: str) -> str | None:
+def int8_note(
+    pts: list[Point], records: Iterable[Record | dict[str, Any]], model: str
+) -> str | None:
     """int8 against fp32 on the host at 1 thread: the paired ratio (or, without a paired cell,
     the separately measured figure, labelled so), and what limits int8 on this CPU."""
     host1 = {
@@ -161,9 +164,10 @@ def int8_note(pts: list[Point], records: list[dict[str, Any]], model: str) -> st
     fp32, int8 = host1.get("fp32"), host1.get("int8")
     if not (fp32 and int8 and int8.speedup):
         return None
+    records = as_records(records)
     paired = paired_records(records).get((model, "host", 1, "int8"))
     if paired:
-        fp32_ms, int8_ms = _value(paired, "base_p50_ms"), _value(paired, "new_p50_ms")
+        fp32_ms, int8_ms = paired.metric("base_p50_ms"), paired.metric("new_p50_ms")
         text = (
             f"int8 against fp32 on host, 1 thread, timed pair by pair in one worker: "
             f"{int8.speedup.describe()}; median call {fp32_ms:.4g} ms (fp32), {int8_ms:.4g} ms "
@@ -177,24 +181,17 @@ def int8_note(pts: list[Point], records: list[dict[str, Any]], model: str) -> st
         )
     if int8.quality_delta is not None:
         text += f", {_fmt_points(int8.quality_delta)} points"
-    host_records = [
-        r for r in records if r["model"] == model and r.get("profile") == "host"
-    ]  # fmt: skip
-    environment = next((r.get("environment") for r in [paired, *host_records] if r), None) or {}
-    limits = [int8_instructions(environment)]
+    host_records = [r for r in records if r.model == model and r.profile == "host"]
+    environment = next((r.environment for r in [paired, *host_records] if r), None)
+    limits = [int8_instructions(environment or Environment())]
     accuracy = next(
-        (
-            r
-            for r in host_records
-            if r["optimization"] == "int8" and r.get("scenario") == "accuracy"
-        ),
-        None,
+        (r for r in host_records if r.optimization == "int8" and r.scenario == "accuracy"), None
     )
-    float_ops = ((accuracy or {}).get("quality") or {}).get("float_ops") or []
+    float_ops = (accuracy.quality.float_ops if accuracy and accuracy.quality else None) or []
     if float_ops:
         limits.append(f"{len(float_ops)} ops stayed in float ({', '.join(sorted(set(float_ops)))})")
-    cell = next((r for r in host_records if r["optimization"] == "int8" and r.get("graph")), None)
-    op_counts = ((cell or {}).get("graph") or {}).get("op_counts") or {}
+    cell = next((r for r in host_records if r.optimization == "int8" and r.graph), None)
+    op_counts = (cell.graph.op_counts if cell and cell.graph else None) or {}
     converts = sum(op_counts.get(op, 0) for op in ("QUANTIZE", "DEQUANTIZE"))
     if converts:
         limits.append(
@@ -229,7 +226,7 @@ def recommendations(pts: list[Point]) -> list[tuple[str, str, str]]:
     return out
 
 
-def print_recommendations(records: list[dict[str, Any]]) -> None:
+def print_recommendations(records: Iterable[Record | dict[str, Any]]) -> None:
     """The recommendation table `accelbench run` ends with."""
     from rich.console import Console
     from rich.table import Table
@@ -332,22 +329,6 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 # Small helpers over records.
 
 
-def _value(record: dict[str, Any], name: str) -> Any:
-    m = (record.get("metrics") or {}).get(name)
-    return m.get("value") if isinstance(m, dict) else None
-
-
-def _label(record: dict[str, Any]) -> str:
-    """Profile and thread count, with how the figures were obtained."""
-    how = {
-        "local": "measured on this host",
-        "emulated": "emulated on this host",
-        "projected": "projected",
-        "remote": "measured remotely",
-    }.get(record.get("execution", ""), record.get("execution", ""))
-    return f"{record['profile']}, {record.get('threads')} thr — {how}"
-
-
 def _num(x: float | None, unit: str = "") -> str:
     if x is None:
         return "-"
@@ -355,17 +336,8 @@ def _num(x: float | None, unit: str = "") -> str:
     return f"{text} {unit}".rstrip()
 
 
-def _config_key(record: dict[str, Any]) -> str:
-    """A sub-record's configuration key (the part of its cell id after its parent's)."""
-    parent = record.get("parent_cell_id")
-    cell_id = record.get("cell_id", "")
-    if parent and cell_id.startswith(parent + "."):
-        return cell_id[len(parent) + 1 :]
-    return cell_id
-
-
-def _models(records: list[dict[str, Any]]) -> list[str]:
-    return list(dict.fromkeys(r["model"] for r in records))
+def _models(records: list[Record]) -> list[str]:
+    return list(dict.fromkeys(str(r.model) for r in records))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,7 +353,7 @@ class RunProfile:
     origin: str  # where the figures were read from, or why there are none
 
 
-def run_profiles(run_dir: Path, records: list[dict[str, Any]]) -> dict[str, RunProfile]:
+def run_profiles(run_dir: Path, records: list[Record]) -> dict[str, RunProfile]:
     """Each profile of the run: from the record, else the cell file the worker got (the exact
     figures of that run, a calibrated host's included), else the built-in profile of that name.
     """
@@ -389,13 +361,13 @@ def run_profiles(run_dir: Path, records: list[dict[str, Any]]) -> dict[str, RunP
 
     found: dict[str, RunProfile] = {}
     for r in records:
-        name = r.get("profile")
+        name = r.profile
         if not name or name in found:
             continue
-        if isinstance(r.get("profile_data"), dict):
-            found[name] = RunProfile(name, r["profile_data"], "the record")
+        if r.profile_data is not None:
+            found[name] = RunProfile(name, r.profile_data, "the record")
             continue
-        cell_file = run_dir / "cells" / f"{r.get('parent_cell_id') or r['cell_id']}.cell.json"
+        cell_file = run_dir / "cells" / f"{r.parent_cell_id or r.cell_id}.cell.json"
         if cell_file.is_file():
             try:
                 data = json.loads(cell_file.read_text(encoding="utf-8")).get("profile_data")
@@ -405,7 +377,7 @@ def run_profiles(run_dir: Path, records: list[dict[str, Any]]) -> dict[str, RunP
                 found[name] = RunProfile(name, data, f"the run's cell file {cell_file.name}")
                 continue
     for r in records:
-        name = r.get("profile")
+        name = r.profile
         if not name or name in found:
             continue
         if name in builtin_names():
@@ -422,7 +394,7 @@ def run_profiles(run_dir: Path, records: list[dict[str, Any]]) -> dict[str, RunP
 # Latency distributions.
 
 
-def _cdf_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
+def _cdf_section(doc: _Doc, records: list[Record]) -> None:
     from accelbench.benchmarks.presets import SCENARIOS as LOADGEN_SCENARIOS
     from accelbench.report.plots import CdfPanel, CdfSeries, latency_cdf_png
     from accelbench.stats import summarize_latencies
@@ -430,9 +402,7 @@ def _cdf_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
     timed = [
         r
         for r in records
-        if r.get("scenario") in LOADGEN_SCENARIOS
-        and r.get("raw_latencies_ms")
-        and r.get("status") in ("ok", "invalid")
+        if r.scenario in LOADGEN_SCENARIOS and r.raw_latencies_ms and r.status in ("ok", "invalid")
     ]
     if not timed:
         return
@@ -447,17 +417,20 @@ def _cdf_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
               "p99.9 ms", "max ms"]  # fmt: skip
     for model in _models(timed):
         for scenario in LOADGEN_SCENARIOS:
-            group = [r for r in timed if r["model"] == model and r["scenario"] == scenario]
+            group = [r for r in timed if r.model == model and r.scenario == scenario]
             if not group:
                 continue
             panels: dict[str, CdfPanel] = {}
             rows = []
             for r in group:
-                panel = panels.setdefault(_label(r), CdfPanel(_label(r)))
-                panel.series.append(CdfSeries(r["optimization"], r["raw_latencies_ms"]))
-                s = summarize_latencies(r["raw_latencies_ms"])
+                raw = r.raw_latencies_ms or []
+                panel = panels.setdefault(r.where, CdfPanel(r.where))
+                panel.series.append(CdfSeries(str(r.optimization), raw))
+                s = summarize_latencies(raw)
                 figures = [f"{s[k]:.4g}" for k in ("p50", "p90", "p99", "p999", "max")]
-                rows.append([r["optimization"], _label(r), r["status"], str(s["count"]), *figures])
+                rows.append(
+                    [str(r.optimization), r.where, str(r.status), str(s["count"]), *figures]
+                )
             doc.heading(3, f"{model}, {scenario}")
             png = latency_cdf_png(f"{model}, {scenario}: latency CDF", list(panels.values()))
             doc.image(f"{model}_{scenario}_cdf", png, f"{model} {scenario} latency CDF")
@@ -473,19 +446,15 @@ def _cdf_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
 # Roofline.
 
 
-def _roofline_points(records: list[dict[str, Any]], profile: str) -> list[Any]:
+def _roofline_points(records: list[Record], profile: str) -> list[Any]:
     from accelbench.report.plots import RooflinePoint
 
     out = []
     for r in records:
-        if r.get("profile") != profile or r.get("scenario") != "single-stream":
+        if r.profile != profile or r.scenario != "single-stream" or r.status != "ok":
             continue
-        if r.get("status") != "ok":
-            continue
-        graph = r.get("graph") or {}
-        flops = graph.get("flops") or 0
-        memory = (graph.get("weight_bytes") or 0) + (graph.get("activation_bytes") or 0)
-        if not flops or not memory:
+        graph = r.graph
+        if graph is None or not graph.flops or not graph.memory_bytes:
             continue
         # An emulated cell ran at this host's speed, not the device's: on the device's roof only
         # its projection belongs.
@@ -494,13 +463,13 @@ def _roofline_points(records: list[dict[str, Any]], profile: str) -> list[Any]:
         if not latency:
             continue
         # The peak a projection used (an int8 model on a device with no int8 peak runs at fp32).
-        precision = (r.get("projection") or {}).get("precision") or graph.get("precision")
+        precision = (r.projection or {}).get("precision") or graph.precision
         out.append(
             RooflinePoint(
-                model=r["model"],
-                optimization=r["optimization"],
-                intensity=flops / memory,
-                gflops=flops / (latency / 1e3) / 1e9,
+                model=str(r.model),
+                optimization=str(r.optimization),
+                intensity=graph.arithmetic_intensity,
+                gflops=graph.flops / (latency / 1e3) / 1e9,
                 kind=kind,
                 precision=str(precision or ""),
             )
@@ -508,12 +477,10 @@ def _roofline_points(records: list[dict[str, Any]], profile: str) -> list[Any]:
     return out
 
 
-def _roofline_section(
-    doc: _Doc, records: list[dict[str, Any]], profiles: dict[str, RunProfile]
-) -> None:
+def _roofline_section(doc: _Doc, records: list[Record], profiles: dict[str, RunProfile]) -> None:
     from accelbench.report.plots import roofline_png
 
-    names = [p for p in dict.fromkeys(r.get("profile") for r in records) if p]
+    names = [p for p in dict.fromkeys(r.profile for r in records) if p]
     plotted: list[tuple[str, Any, list[Any], dict[str, float], float]] = []
     missing: list[str] = []
     for name in names:
@@ -574,42 +541,43 @@ def _roofline_section(
 _BASIS_RANK = {"Offline samples/s": 2, "Server completed samples/s": 1}
 
 
-def _throughput(record: dict[str, Any]) -> tuple[float, str, str] | None:
+def _throughput(record: Record) -> tuple[float, str, str] | None:
     """(inferences/s, what it is, measured|emulated|projected) for one benchmark record."""
-    execution = record.get("execution")
-    scenario = record.get("scenario")
+    execution = record.execution
+    scenario = record.scenario
     if execution in ("projected", "emulated"):
         # An emulated cell's own figures are this host's speed; the device's is the projection.
         projected = device_latency(record)[0] if scenario == "single-stream" else None
         if not projected:
             return None
         return 1e3 / projected, "1 / projected latency (batch 1)", "projected"
-    if scenario == "offline" and _value(record, "qps"):
-        return _value(record, "qps"), "Offline samples/s", "measured"
-    if scenario == "server" and _value(record, "qps"):
-        return _value(record, "qps"), "Server completed samples/s", "measured"
-    p50 = _value(record, "latency_p50_ms")
+    qps = record.metric("qps")
+    if scenario == "offline" and qps:
+        return qps, "Offline samples/s", "measured"
+    if scenario == "server" and qps:
+        return qps, "Server completed samples/s", "measured"
+    p50 = record.latency_p50_ms
     if scenario == "single-stream" and p50:
         return 1e3 / p50, "1 / single-stream p50 (batch 1)", "measured"
     return None
 
 
 def hardware_rows(
-    records: list[dict[str, Any]], profiles: dict[str, RunProfile]
+    records: list[Record], profiles: dict[str, RunProfile]
 ) -> tuple[list[str], list[list[str]]]:
     """Per model and profile (and threads), the best throughput, per watt and per dollar."""
     from accelbench.benchmarks.presets import SCENARIOS as LOADGEN_SCENARIOS
 
     header = ["model", "profile", "thr", "figure", "best optimization", "inferences/s", "basis",
               "TDP W", "inferences/J (per W)", "price $/h", "inferences per $"]  # fmt: skip
-    best: dict[tuple[str, str, int], tuple[float, str, str, dict[str, Any]]] = {}
+    best: dict[tuple[str, str, int], tuple[float, str, str, Record]] = {}
     for r in records:
-        if r.get("status") != "ok" or r.get("scenario") not in LOADGEN_SCENARIOS:
+        if r.status != "ok" or r.scenario not in LOADGEN_SCENARIOS:
             continue
         got = _throughput(r)
         if got is None:
             continue
-        key = (r["model"], r["profile"], r.get("threads") or 0)
+        key = (str(r.model), str(r.profile), r.threads or 0)
         # Offline is the throughput scenario: where measured it is the figure, else the best of
         # the others; a single-stream 1 / p50 never outranks a measured Offline rate.
         rank = (_BASIS_RANK.get(got[1], 0), got[0])
@@ -631,16 +599,14 @@ def hardware_rows(
                 per_dollar = "n/a: price_per_hour_usd is 0 (owned hardware?)"
             else:
                 per_dollar = _num(rate * 3600 / price)
-        rows.append([model, name, str(threads), kind, r["optimization"], _num(rate), basis,
+        rows.append([model, name, str(threads), kind, str(r.optimization), _num(rate), basis,
                      _num(tdp) if tdp else "n/a", per_watt,
                      f"{price:g}" if price is not None else "n/a", per_dollar])  # fmt: skip
     rows.sort(key=lambda row: (row[0], row[1], int(row[2])))
     return header, rows
 
 
-def _hardware_section(
-    doc: _Doc, records: list[dict[str, Any]], profiles: dict[str, RunProfile]
-) -> None:
+def _hardware_section(doc: _Doc, records: list[Record], profiles: dict[str, RunProfile]) -> None:
     header, rows = hardware_rows(records, profiles)
     if not rows:
         return
@@ -670,24 +636,24 @@ def _hardware_section(
 # Input pipeline.
 
 
-def _is_input_bound_record(record: dict[str, Any]) -> bool:
-    return _config_key(record) == "input_bound" or "input_bound" in (record.get("settings") or {})
+def _is_input_bound_record(record: Record) -> bool:
+    return record.configuration_key == "input_bound" or "input_bound" in (record.settings or {})
 
 
-def input_bound_sentences(record: dict[str, Any]) -> list[str]:
+def input_bound_sentences(record: Record) -> list[str]:
     """The input-bound verdict of one input_bound record, then one line per format measured."""
-    settings = record.get("settings") or {}
+    settings = record.settings or {}
     verdict = settings.get("input_bound")
-    if record.get("status") != "ok" or verdict is None:
-        return [f"No input-bound verdict: {record.get('error') or 'the check did not run'}."]
-    step = _value(record, "train_step_examples_per_s")
-    factor = _value(record, "input_bound_factor")
+    if record.status != "ok" or verdict is None:
+        return [f"No input-bound verdict: {record.error or 'the check did not run'}."]
+    step = record.metric("train_step_examples_per_s")
+    factor = record.metric("input_bound_factor")
     figures = (
         f"the training step consumes {_num(step)} examples/s; the naive {settings.get('format')} "
-        f"pipeline delivers {_num(_value(record, 'naive_pipeline_examples_per_s'))}"
+        f"pipeline delivers {_num(record.metric('naive_pipeline_examples_per_s'))}"
         + (f" (step / naive = {factor:.3g})" if factor is not None else "")
         + f", the best ({settings.get('best_pipeline')}) "
-        f"{_num(_value(record, 'best_pipeline_examples_per_s'))}"
+        f"{_num(record.metric('best_pipeline_examples_per_s'))}"
     )
     fixed_by = settings.get("fixed_by")
     if not verdict:
@@ -709,8 +675,8 @@ def input_bound_sentences(record: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _pipeline_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
-    group_all = [r for r in records if r.get("scenario") == "input-pipeline"]
+def _pipeline_section(doc: _Doc, records: list[Record]) -> None:
+    group_all = [r for r in records if r.scenario == "input-pipeline"]
     if not group_all:
         return
     doc.heading(2, "Input pipeline")
@@ -719,31 +685,28 @@ def _pipeline_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
         "MB/s (bytes read from storage) per configuration, warm-up excluded; speed-up against "
         "the naive (sequential, unprefetched) pipeline of the same format."
     )
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str], list[Record]] = {}
     for r in group_all:
-        groups.setdefault((r["model"], _label(r)), []).append(r)
+        groups.setdefault((str(r.model), r.where), []).append(r)
     for (model, where), group in groups.items():
         doc.heading(3, f"{model} ({where})")
         verdicts = [r for r in group if _is_input_bound_record(r)]
-        configs = [
-            r for r in group if (r.get("settings") or {}).get("format") and r not in verdicts
-        ]
+        configs = [r for r in group if _setting(r, "format") and r not in verdicts]
         others = [r for r in group if r not in configs and r not in verdicts]
-        formats = list(dict.fromkeys(r["settings"]["format"] for r in configs))
+        formats = list(dict.fromkeys(_setting(r, "format") for r in configs))
         summary = []
         for fmt in formats:
-            rows = [r for r in configs if r["settings"]["format"] == fmt]
-            ok = [r for r in rows if r.get("status") == "ok" and _value(r, "examples_per_s")]
-            best = max(ok, key=lambda r: _value(r, "examples_per_s"), default=None)
-            naive = next((r for r in ok if r["settings"].get("pipeline") == "naive"), None)
+            rows = [r for r in configs if _setting(r, "format") == fmt]
+            best = _best_pipeline(rows)
+            naive = next((r for r in rows if _ran(r) and _setting(r, "pipeline") == "naive"), None)
             if best is None:
-                reason = next((r.get("error") for r in rows if r.get("error")), "no result")
+                reason = next((r.error for r in rows if r.error), "no result")
                 summary.append([fmt, "-", "-", "-", "-", reason or "-"])
                 continue
             summary.append([
-                fmt, str(best["settings"].get("pipeline")), _num(_value(best, "examples_per_s")),
-                _num(_value(naive, "examples_per_s")) if naive else "-",
-                _ratio(_value(best, "speedup_vs_naive")), "",
+                fmt, str(_setting(best, "pipeline")), _num(best.metric("examples_per_s")),
+                _num(naive.metric("examples_per_s")) if naive else "-",
+                _ratio(best.metric("speedup_vs_naive")), "",
             ])  # fmt: skip
         if summary:
             doc.para("Best configuration per format:")
@@ -754,24 +717,38 @@ def _pipeline_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
             doc.para(first, css="verdict")
             doc.bullets(per_format)
         for fmt in formats:
-            rows = [r for r in configs if r["settings"]["format"] == fmt]
-            ok = [r for r in rows if r.get("status") == "ok" and _value(r, "examples_per_s")]
-            best = max(ok, key=lambda r: _value(r, "examples_per_s"), default=None)
+            rows = [r for r in configs if _setting(r, "format") == fmt]
+            best = _best_pipeline(rows)
             table = []
             for r in rows:
-                stages = r["settings"].get("stage_ms_per_example")
                 table.append([
-                    str(r["settings"].get("pipeline") or "-"), r.get("status", ""),
-                    _num(_value(r, "examples_per_s")), _num(_value(r, "mb_per_s")),
-                    _ratio(_value(r, "speedup_vs_naive")), "best" if r is best else "",
-                    _stages(stages),
-                    str(r.get("error") or ""),
+                    str(_setting(r, "pipeline") or "-"), r.status or "",
+                    _num(r.metric("examples_per_s")), _num(r.metric("mb_per_s")),
+                    _ratio(r.metric("speedup_vs_naive")), "best" if r is best else "",
+                    _stages(_setting(r, "stage_ms_per_example")),
+                    str(r.error or ""),
                 ])  # fmt: skip
             doc.heading(4, f"{model}: {fmt}")
             doc.table(["pipeline", "status", "examples/s", "MB/s", "speed-up vs naive", "best",
                        "ms per example by stage", "error"], table)  # fmt: skip
         for r in others:
-            doc.para(f"{_config_key(r)}: {r.get('status')} {r.get('error') or ''}".strip())
+            doc.para(f"{r.configuration_key}: {r.status} {r.error or ''}".strip())
+
+
+def _setting(record: Record, name: str) -> Any:
+    return (record.settings or {}).get(name)
+
+
+def _ran(record: Record) -> bool:
+    """An ok configuration that measured a throughput."""
+    return record.status == "ok" and bool(record.metric("examples_per_s"))
+
+
+def _best_pipeline(rows: list[Record]) -> Record | None:
+    """The configuration with the highest examples/s among those that ran."""
+    return max(
+        (r for r in rows if _ran(r)), key=lambda r: r.metric("examples_per_s") or 0.0, default=None
+    )
 
 
 def _stages(stages: Any) -> str:
@@ -801,13 +778,13 @@ _TRAINING_METRICS = (
 )
 
 
-def _is_training_benchmark(record: dict[str, Any]) -> bool:
+def _is_training_benchmark(record: Record) -> bool:
     # The preparation step's records are scenario 'training' too; the benchmark's carry a
     # framework setting.
-    return record.get("scenario") == "training" and "framework" in (record.get("settings") or {})
+    return record.scenario == "training" and "framework" in (record.settings or {})
 
 
-def _training_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
+def _training_section(doc: _Doc, records: list[Record]) -> None:
     bench = [r for r in records if _is_training_benchmark(r)]
     if not bench:
         return
@@ -818,37 +795,37 @@ def _training_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
         "the fastest and the slowest run. Scaling efficiency = throughput on N devices / "
         "(N × throughput on 1); 1.0 is linear."
     )
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str], list[Record]] = {}
     for r in bench:
-        groups.setdefault((r["model"], _label(r)), []).append(r)
+        groups.setdefault((str(r.model), r.where), []).append(r)
     for (model, where), group in groups.items():
         doc.heading(3, f"{model} ({where})")
         present = [(m, h) for m, h in _TRAINING_METRICS
-                   if any(_value(r, m) is not None for r in group)]  # fmt: skip
+                   if any(r.metric(m) is not None for r in group)]  # fmt: skip
         header = ["configuration", "framework", "strategy", "precision", "XLA", "devices",
                   "status", *(h for _, h in present), "error"]  # fmt: skip
         rows = []
         for r in group:
-            s = r.get("settings") or {}
+            s = r.settings or {}
             rows.append([
-                _config_key(r), str(s.get("framework")), str(s.get("strategy")),
+                r.configuration_key, str(s.get("framework")), str(s.get("strategy")),
                 str(s.get("precision")), str(s.get("xla")), str(s.get("devices")),
-                r.get("status", ""), *(_num(_value(r, m)) for m, _ in present),
-                str(r.get("error") or ""),
+                r.status or "", *(_num(r.metric(m)) for m, _ in present),
+                str(r.error or ""),
             ])  # fmt: skip
         doc.table(header, rows)
         scaling = []
         for r in group:
-            eff = _value(r, "scaling_efficiency")
+            eff = r.metric("scaling_efficiency")
             if eff is None:
                 continue
-            s = r.get("settings") or {}
+            s = r.settings or {}
             line = (
                 f"{s.get('framework')} {s.get('strategy')} {s.get('precision')} on "
                 f"{s.get('devices')} devices: "
                 f"scaling efficiency {eff:.2f}"
             )
-            note = s.get("notes") or r.get("notes")
+            note = s.get("notes") or getattr(r, "notes", None)
             scaling.append(line + (f" — {note}" if note else ""))
         if scaling:
             doc.para("Scaling:")
@@ -859,13 +836,14 @@ def _training_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
 # Serving (rendered by the serving module, when it is installed).
 
 
-def _serving_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
+def _serving_section(doc: _Doc, records: list[Record]) -> None:
     from accelbench.report import serving as serving_report
 
     # The serving module picks its own records (those with a latency-throughput curve: the
-    # serving scenario's modes, and accelbench load's peak searches).
-    markdown = serving_report.serving_markdown(records)
-    fragment = serving_report.serving_html(records)
+    # serving scenario's modes, and accelbench load's peak searches); it reads them as dicts.
+    served = [r.to_dict() for r in records]
+    markdown = serving_report.serving_markdown(served)
+    fragment = serving_report.serving_html(served)
     if markdown or fragment:
         doc.section_fragment("Serving", markdown, fragment)
 
@@ -874,48 +852,48 @@ def _serving_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
 # Environment.
 
 
-def environment_rows(env: dict[str, Any]) -> list[list[str]]:
+def environment_rows(env: Environment) -> list[list[str]]:
     """The fingerprint of the machine and software a run was measured on, one row per fact."""
-    packages = env.get("packages") or {}
+    packages = env.packages or {}
     installed = ", ".join(f"{k} {v}" for k, v in sorted(packages.items()) if v)
     absent = ", ".join(k for k, v in sorted(packages.items()) if not v)
     cores = (
-        f"{env.get('logical_cores')} logical, {env.get('physical_cores')} physical, "
-        f"{env.get('available_cores')} available to the run"
+        f"{env.logical_cores} logical, {env.physical_cores} physical, "
+        f"{env.available_cores} available to the run"
     )
-    memory = f"{env.get('memory_total_gb')} GB"
-    if env.get("memory_cgroup_limit_gb"):
-        memory += f" (cgroup limit {env['memory_cgroup_limit_gb']} GB)"
+    memory = f"{env.memory_total_gb} GB"
+    if env.memory_cgroup_limit_gb:
+        memory += f" (cgroup limit {env.memory_cgroup_limit_gb} GB)"
     gpus = "; ".join(
         f"{g.get('name')} (driver {g.get('driver')}, {g.get('memory_mib')} MiB)"
-        for g in env.get("gpus") or []
+        for g in env.gpus or []
     )
-    commit = env.get("git_commit")
-    if commit and env.get("git_dirty"):
+    commit = env.git_commit
+    if commit and env.git_dirty:
         commit += " (with uncommitted changes)"
     rows = [
-        ["CPU", f"{env.get('cpu_model')} ({env.get('cpu_vendor')}, {env.get('machine')})"],
-        ["CPU flags", ", ".join(env.get("cpu_flags") or []) or "-"],
+        ["CPU", f"{env.cpu_model} ({env.cpu_vendor}, {env.machine})"],
+        ["CPU flags", ", ".join(env.cpu_flags or []) or "-"],
         ["cores", cores],
         ["memory", memory],
         ["GPUs", gpus or "none"],
-        ["OS", f"{env.get('os_release') or env.get('os')}, kernel {env.get('kernel')}"],
-        ["Python", f"{env.get('python')} ({env.get('python_implementation')})"],
+        ["OS", f"{env.os_release or env.os}, kernel {env.kernel}"],
+        ["Python", f"{env.python} ({env.python_implementation})"],
         ["packages", installed or "-"],
         ["not installed", absent or "-"],
         ["git commit", commit or "not in a git checkout"],
-        ["host fingerprint", str(env.get("host_fingerprint_id"))],
+        ["host fingerprint", str(env.host_fingerprint_id)],
     ]
     return rows
 
 
-def _environment_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
-    envs: dict[str, tuple[dict[str, Any], int]] = {}
+def _environment_section(doc: _Doc, records: list[Record]) -> None:
+    envs: dict[str, tuple[Environment, int]] = {}
     for r in records:
-        env = r.get("environment") or {}
-        key = json.dumps(env, sort_keys=True)
+        env = r.environment or Environment()
+        key = json.dumps(env.to_dict(), sort_keys=True)
         envs[key] = (env, envs.get(key, (env, 0))[1] + 1)
-    envs = {k: v for k, v in envs.items() if v[0]}
+    envs = {k: v for k, v in envs.items() if v[0].to_dict()}
     if not envs:
         return
     doc.heading(2, "Environment")
@@ -926,7 +904,7 @@ def _environment_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
         )
     for env, count in envs.values():
         if len(envs) > 1:
-            doc.heading(3, f"{env.get('host_fingerprint_id')}: {count} records")
+            doc.heading(3, f"{env.host_fingerprint_id}: {count} records")
         doc.table(["", "value"], environment_rows(env))
 
 
@@ -934,15 +912,14 @@ def _environment_section(doc: _Doc, records: list[dict[str, Any]]) -> None:
 # The report.
 
 
-def _summary(doc: _Doc, records: list[dict[str, Any]]) -> None:
+def _summary(doc: _Doc, records: list[Record]) -> None:
     counts: dict[str, int] = {}
     for r in records:
-        counts[r.get("status", "?")] = counts.get(r.get("status", "?"), 0) + 1
+        counts[r.status or "?"] = counts.get(r.status or "?", 0) + 1
     by_execution: dict[str, int] = {}
     for r in records:
-        by_execution[r.get("execution", "?")] = by_execution.get(r.get("execution", "?"), 0) + 1
-    presets = sorted({str((r.get("settings") or {}).get("preset")) for r in records
-                      if (r.get("settings") or {}).get("preset")})  # fmt: skip
+        by_execution[r.execution or "?"] = by_execution.get(r.execution or "?", 0) + 1
+    presets = sorted({str(_setting(r, "preset")) for r in records if _setting(r, "preset")})
     text = (
         f"{len(records)} records ("
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
@@ -954,12 +931,12 @@ def _summary(doc: _Doc, records: list[dict[str, Any]]) -> None:
     doc.para(text)
     from accelbench.benchmarks.presets import comparability_note
 
-    note = comparability_note([r.get("settings") or {} for r in records])
+    note = comparability_note([r.settings or {} for r in records])
     if note:
         doc.para(note)
 
 
-def _tradeoff_sections(doc: _Doc, records: list[dict[str, Any]], pts: list[Point]) -> None:
+def _tradeoff_sections(doc: _Doc, records: list[Record], pts: list[Point]) -> None:
     from accelbench.report.plots import ParetoPoint, pareto_png
 
     for model in _models(records):
@@ -969,17 +946,15 @@ def _tradeoff_sections(doc: _Doc, records: list[dict[str, Any]], pts: list[Point
         doc.heading(2, model)
         training = next(
             (
-                r
+                r.training
                 for r in records
-                if r["model"] == model
-                and r.get("scenario") == "training"
-                and r["status"] == "ok"
-                and r.get("training")
+                if r.model == model and r.scenario == "training" and r.status == "ok"
+                and r.training
             ),
             None,
-        )
+        )  # fmt: skip
         if training:
-            t = training["training"]
+            t = training
             doc.para(
                 f"Trained {t['epochs']} epochs in {t['wall_s']:.1f} s to quality "
                 f"{t['quality']:.4f} (target {t['target']}); time to target: "
@@ -1006,8 +981,9 @@ def _tradeoff_sections(doc: _Doc, records: list[dict[str, Any]], pts: list[Point
         doc.para(TRADEOFF_LEGEND, css="legend")
 
 
-def write_report(run_dir: Path, records: list[dict[str, Any]]) -> list[Path]:
+def write_report(run_dir: Path, records: Iterable[Record | dict[str, Any]]) -> list[Path]:
     """Write report.md and report.html (plots embedded in the HTML, PNGs beside the Markdown)."""
+    records = as_records(records)
     if not records:
         return []
     doc = _Doc(run_dir / "report_files")

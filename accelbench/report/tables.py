@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
 from accelbench.records import (
     RECORDS_FILE,
+    Record,
+    as_records,
     read_records,
+    read_typed_records,
     replace_durably,
     temporary_path,
     write_atomic,
@@ -44,25 +48,25 @@ SETTING_COLUMNS = (
 ID_COLUMNS = ("model", "optimization", "profile", "execution", "threads", "scenario", "status")
 
 
-def flatten(record: dict[str, Any]) -> dict[str, Any]:
+def flatten(record: Record) -> dict[str, Any]:
     """One row per record: identity columns, then one column per metric value, then the error."""
-    row: dict[str, Any] = {k: record.get(k) for k in ("cell_id", *ID_COLUMNS, "runtime")}
-    row["valid"] = (record.get("validity") or {}).get("result")
-    settings = record.get("settings") or {}
+    row: dict[str, Any] = {k: getattr(record, k) for k in ("cell_id", *ID_COLUMNS, "runtime")}
+    row["valid"] = record.validity.result if record.validity else None
+    settings = record.settings or {}
     for key in SETTING_COLUMNS:
         if key in settings and not isinstance(settings[key], dict | list):
             row[key] = settings[key]
-    for name, m in sorted((record.get("metrics") or {}).items()):
-        row[name] = m.get("value") if isinstance(m, dict) else m
-    row["artifact_sha256"] = (record.get("artifact") or {}).get("sha256")
-    row["error"] = record.get("error")
+    for name in sorted(record.metrics or {}):
+        row[name] = record.metric(name)
+    row["artifact_sha256"] = record.artifact_sha256
+    row["error"] = record.error
     return row
 
 
-def records_frame(records: list[dict[str, Any]]):  # -> pandas.DataFrame
+def records_frame(records: Iterable[Record | dict[str, Any]]):  # -> pandas.DataFrame
     import pandas as pd
 
-    return pd.DataFrame([flatten(r) for r in records])
+    return pd.DataFrame([flatten(r) for r in as_records(records)])
 
 
 def load_run(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -108,9 +112,12 @@ LEGEND = (
 )
 
 
-def display_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def display_rows(
+    records: Iterable[Record | dict[str, Any]],
+) -> tuple[list[str], list[list[str]]]:
     """Header and string cells for printing: profile labelled with how it ran, headline metrics."""
-    present = [m for m in HEADLINE_METRICS if any(m in (r.get("metrics") or {}) for r in records)]
+    records = as_records(records)
+    present = [m for m in HEADLINE_METRICS if any(m in (r.metrics or {}) for r in records)]
     header = ["model", "opt", "profile", "thr", "scenario", "status"]
     configured = any(_configuration(r) for r in records)
     if configured:
@@ -118,27 +125,25 @@ def display_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[st
     header += [SHORT_NAMES[m] for m in present] + ["error"]
     rows = []
     for r in records:
-        metrics = r.get("metrics") or {}
-        label = r["profile"] if r["execution"] == "local" else f"{r['profile']} ({r['execution']})"
         cells = [
-            r["model"],
-            r["optimization"],
-            label,
-            str(r["threads"]),
-            r["scenario"],
-            r["status"],
+            str(r.model),
+            str(r.optimization),
+            r.profile_label,
+            str(r.threads),
+            str(r.scenario),
+            str(r.status),
         ]
         if configured:
             cells.append(_configuration(r))
-        cells += [_fmt(metrics.get(m, {}).get("value"), m) for m in present]
-        cells.append(str(r.get("error") or ""))
+        cells += [_fmt(r.metric(m), m) for m in present]
+        cells.append(str(r.error or ""))
         rows.append(cells)
     return header, rows
 
 
-def _configuration(record: dict[str, Any]) -> str:
+def _configuration(record: Record) -> str:
     """The settings that tell a cell's configurations apart, e.g. 'png/parallel'."""
-    settings = record.get("settings") or {}
+    settings = record.settings or {}
     values = [
         f"{k}={settings[k]}" if isinstance(settings[k], bool) else str(settings[k])
         for k in SETTING_COLUMNS
@@ -170,13 +175,14 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def summary_markdown(records: list[dict[str, Any]], run_dir: Path) -> str:
+def summary_markdown(records: Iterable[Record | dict[str, Any]], run_dir: Path) -> str:
+    records = as_records(records)
     header, rows = display_rows(records)
-    env = records[0].get("environment", {}) if records else {}
-    cpu = env.get("cpu_model")
+    env = records[0].environment if records else None
+    cpu = env.cpu_model if env else None
     counts: dict[str, int] = {}
     for r in records:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        counts[str(r.status)] = counts.get(str(r.status), 0) + 1
     status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     lines = [
         f"# accelbench run {run_dir.name}",
@@ -190,7 +196,7 @@ def summary_markdown(records: list[dict[str, Any]], run_dir: Path) -> str:
     ]
     from accelbench.benchmarks.presets import comparability_note
 
-    note = comparability_note([r.get("settings") or {} for r in records])
+    note = comparability_note([r.settings or {} for r in records])
     if note:
         lines.append(note + "\n")
     return "\n".join(lines)
@@ -198,7 +204,7 @@ def summary_markdown(records: list[dict[str, Any]], run_dir: Path) -> str:
 
 def write_run_outputs(run_dir: Path) -> None:
     """Derive results.parquet and summary.md from records.jsonl (written via temp files)."""
-    records = read_records(run_dir)
+    records = read_typed_records(run_dir)
     if not records:
         return
     frame = records_frame(records)
@@ -215,10 +221,11 @@ def write_run_outputs(run_dir: Path) -> None:
     write_report(run_dir, records)
 
 
-def print_table(records: list[dict[str, Any]], title: str | None = None) -> None:
+def print_table(records: Iterable[Record | dict[str, Any]], title: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    records = as_records(records)
     header, rows = display_rows(records)
     table = Table(title=title, show_lines=False)
     for h in header:
@@ -229,5 +236,5 @@ def print_table(records: list[dict[str, Any]], title: str | None = None) -> None
     if not console.is_terminal:
         console = Console(width=220)  # a pipe or a file: do not squeeze columns to 80
     console.print(table)
-    if any(r["execution"] in ("emulated", "projected") for r in records):
+    if any(r.execution in ("emulated", "projected") for r in records):
         console.print(LEGEND)

@@ -10,13 +10,14 @@ evidence of a difference.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from accelbench.benchmarks.paired import DEFAULT_THRESHOLD, round_range, verdict
 from accelbench.errors import UsageError
+from accelbench.records import Record, as_records
 
-QUALITY_METRICS = ("accuracy", "auc")
 # A projected speed-up (an estimate, not a measurement) is claimed only when at least this large.
 MIN_SPEEDUP = 1.10
 # A cell whose interquartile range exceeds this share of its median saw the machine's speed vary.
@@ -71,33 +72,32 @@ class Speedup:
         return f"{self.text()}: {self.verdict}" if self.verdict else self.text()
 
 
-def paired_speedup(record: dict[str, Any], threshold: float = DEFAULT_THRESHOLD) -> Speedup:
+def paired_speedup(record: Record, threshold: float = DEFAULT_THRESHOLD) -> Speedup:
     """The speed-up a paired record shows: the inverse of its time ratio (optimization / fp32),
     interval and round range inverted alike, judged against ``threshold`` (a relative change)."""
-    paired = record["paired"]
-    ratio, low, high = paired["ratio"], paired["ci_low"], paired["ci_high"]
+    paired = record.paired
+    assert paired is not None  # paired_records gives only records with one
+    ratio, low, high = paired.ratio, paired.ci_low, paired.ci_high
+    rounds = round_range(paired.to_dict())
     return Speedup(
         value=1.0 / ratio,
         source="paired",
         ci=(1.0 / high, 1.0 / low),
-        confidence=float(paired.get("confidence", 0.95)),
-        rounds=paired.get("rounds"),
-        round_range=(1.0 / paired["round_ratio_max"], 1.0 / paired["round_ratio_min"]),
-        verdict=_SPEED_VERDICTS[verdict(ratio, low, high, threshold, round_range(paired))],
+        confidence=float(paired.confidence if paired.confidence is not None else 0.95),
+        rounds=paired.rounds,
+        round_range=(1.0 / paired.round_ratio_max, 1.0 / paired.round_ratio_min),
+        verdict=_SPEED_VERDICTS[verdict(ratio, low, high, threshold, rounds)],
     )
 
 
-def paired_records(records: list[dict[str, Any]]) -> dict[tuple[str, str, int, str], dict]:
+def paired_records(
+    records: Iterable[Record | dict[str, Any]],
+) -> dict[tuple[str, str, int, str], Record]:
     """A suite's paired comparisons with fp32, by (model, profile, threads, optimization)."""
     found = {}
-    for r in records:
-        paired = r.get("paired") or {}
-        if (
-            r.get("scenario") == "paired"
-            and r.get("status") == "ok"
-            and paired.get("base") == "fp32"
-        ):
-            found[(r["model"], r["profile"], r["threads"], r["optimization"])] = r
+    for r in as_records(records):
+        if r.scenario == "paired" and r.status == "ok" and r.paired and r.paired.base == "fp32":
+            found[(str(r.model), str(r.profile), r.threads or 0, str(r.optimization))] = r
     return found
 
 
@@ -161,24 +161,19 @@ class Point:
         return f"{disk or 0:.1f}× smaller on disk"
 
 
-def _value(record: dict[str, Any], name: str) -> Any:
-    m = (record.get("metrics") or {}).get(name)
-    return m.get("value") if isinstance(m, dict) else None
-
-
-def _latency_stats(record: dict[str, Any]) -> tuple[tuple[float, float] | None, float | None]:
+def _latency_stats(record: Record) -> tuple[tuple[float, float] | None, float | None]:
     import numpy as np
 
     from accelbench.stats import median_ci
 
-    raw = record.get("raw_latencies_ms") or []
+    raw = record.raw_latencies_ms or []
     if len(raw) < 10:
         return None, None
     q1, q2, q3 = np.percentile(raw, [25, 50, 75])
     return median_ci(raw), float((q3 - q1) / q2) if q2 > 0 else None
 
 
-def device_latency(record: dict[str, Any]) -> tuple[float | None, str, str | None]:
+def device_latency(record: Record) -> tuple[float | None, str, str | None]:
     """The device's single-sample latency in a record: (ms, what it is, why there is none).
 
     A local or remote cell ran on the device itself, so its p50 is the device's ("measured
@@ -188,9 +183,9 @@ def device_latency(record: dict[str, Any]) -> tuple[float | None, str, str | Non
     without one there is none and the reason says so. The report's device figures and
     `accelbench recommend` both read a device's latency through this function.
     """
-    execution = record.get("execution")
-    profile = record.get("profile") or "the device"
-    projected = _value(record, "projected_latency_ms")
+    execution = record.execution
+    profile = record.profile or "the device"
+    projected = record.metric("projected_latency_ms")
     if execution in ("projected", "emulated"):
         if projected:
             return float(projected), "projected", None
@@ -202,7 +197,7 @@ def device_latency(record: dict[str, Any]) -> tuple[float | None, str, str | Non
         else:
             why = f"the projection for {profile} gave no latency"
         return None, "", why
-    p50 = _value(record, "latency_p50_ms")
+    p50 = record.latency_p50_ms
     if p50:
         return float(p50), "measured p50", None
     return None, "", "no single-stream p50 in the record"
@@ -229,36 +224,37 @@ def claimed_faster(p: Point, base: Point) -> bool:
     return p.speedup.source == "projected" and clearly_faster(p, base)
 
 
-def points(records: list[dict[str, Any]], threshold: float = DEFAULT_THRESHOLD) -> list[Point]:
+def points(
+    records: Iterable[Record | dict[str, Any]], threshold: float = DEFAULT_THRESHOLD
+) -> list[Point]:
     """Points from a run's records: single-stream cells that are ok, and projections; each
     speed-up over fp32 from the run's paired cell where there is one (judged at ``threshold``)."""
+    records = as_records(records)
     out: list[Point] = []
     for r in records:
-        if r.get("scenario") != "single-stream" or r.get("status") != "ok":
+        if r.scenario != "single-stream" or r.status != "ok":
             continue
-        if r["execution"] == "projected":
-            latency, kind = _value(r, "projected_latency_ms"), "projected"
+        if r.execution == "projected":
+            latency, kind = r.metric("projected_latency_ms"), "projected"
         else:
-            latency = _value(r, "latency_p50_ms")
-            kind = "emulated p50" if r["execution"] == "emulated" else "measured p50"
-        metric_name = next((q for q in QUALITY_METRICS if _value(r, q) is not None), None)
-        quality = r.get("quality") or {}
+            latency = r.latency_p50_ms
+            kind = "emulated p50" if r.execution == "emulated" else "measured p50"
         out.append(
             Point(
-                model=r["model"],
-                optimization=r["optimization"],
-                profile=r["profile"],
-                execution=r["execution"],
-                threads=r["threads"],
+                model=str(r.model),
+                optimization=str(r.optimization),
+                profile=str(r.profile),
+                execution=str(r.execution),
+                threads=r.threads or 0,
                 latency_ms=latency,
                 latency_kind=kind,
-                quality=_value(r, metric_name) if metric_name else None,
-                quality_metric=metric_name,
-                quality_delta=_value(r, f"{metric_name}_delta") if metric_name else None,
-                worst_class_delta=quality.get("worst_class_delta"),
-                flagged_classes=list(quality.get("flagged_classes") or []),
-                model_bytes=_value(r, "model_bytes"),
-                model_gzip_bytes=_value(r, "model_gzip_bytes"),
+                quality=r.quality_value,
+                quality_metric=r.quality_metric,
+                quality_delta=r.quality_delta,
+                worst_class_delta=r.worst_class_delta,
+                flagged_classes=r.flagged_classes,
+                model_bytes=r.model_bytes,
+                model_gzip_bytes=r.model_gzip_bytes,
             )
         )
         out[-1].latency_ci, out[-1].spread = _latency_stats(r)
@@ -269,7 +265,7 @@ def points(records: list[dict[str, Any]], threshold: float = DEFAULT_THRESHOLD) 
 
 
 def _relative_to_fp32(
-    pts: list[Point], paired: dict[tuple[str, str, int, str], dict], threshold: float
+    pts: list[Point], paired: dict[tuple[str, str, int, str], Record], threshold: float
 ) -> None:
     base = {
         (p.model, p.profile, p.threads): p
