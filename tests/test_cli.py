@@ -27,7 +27,7 @@ def test_help_starts_without_frameworks() -> None:
         "import sys, accelbench.cli as c\n"
         "try:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = ('tensorflow', 'jax', 'pandas', 'ai_edge_litert', 'numpy', 'starlette',\n"
-        "         'aiohttp')\n"
+        "         'aiohttp', 'pydantic')\n"
         "bad = [m for m in heavy if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

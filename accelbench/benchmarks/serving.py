@@ -37,7 +37,6 @@ from typing import Any
 
 from accelbench.errors import UsageError
 from accelbench.processes import spawn_group, stop_group
-from accelbench.records import metric
 from accelbench.serving import LISTENING_PREFIX
 
 MODES = ("online", "batching", "cache")
@@ -145,6 +144,10 @@ class EndpointRun:
 
     def result(self) -> dict[str, Any]:
         """A record's part: status, error, metrics (LoadGen's and the request counts), LoadGen."""
+        # Here, not at the top: `accelbench --help` imports this module (load's defaults), and
+        # accelbench.records brings in pydantic.
+        from accelbench.records import metric
+
         counts = self.requests
         loadgen = {k: v for k, v in self.scenario.to_dict().items() if k != "metrics"}
         raw = loadgen.pop("latencies_ms", [])
@@ -237,6 +240,8 @@ class PeakSearch:
 
     def result(self) -> dict[str, Any]:
         """A record's part: the peak run's metrics plus server_peak_qps, and the curve."""
+        from accelbench.records import metric  # not at the top: see EndpointRun.result
+
         settings = {
             "latency_bound_ms": self.latency_bound_ms,
             "curve": self.curve(),
