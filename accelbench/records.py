@@ -11,7 +11,7 @@ import os
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -28,12 +28,13 @@ SCHEMA_VERSION = 1
 RECORDS_FILE = "records.jsonl"
 
 Direction = Literal["lower", "higher", "none"]
-STATUSES = ("ok", "failed", "invalid", "skipped")
+Status = Literal["ok", "failed", "invalid", "skipped"]
+STATUSES: tuple[str, ...] = get_args(Status)
 
 
 def metric(value: float | int | None, unit: str, direction: Direction) -> dict[str, Any]:
     """One metric as stored in a record: its value, its unit, and which way is better."""
-    if direction not in ("lower", "higher", "none"):
+    if direction not in get_args(Direction):
         raise ValueError(f"direction must be 'lower', 'higher' or 'none', not {direction!r}")
     if value is not None and not isinstance(value, int):
         value = float(value)
@@ -51,7 +52,6 @@ def metric(value: float | int | None, unit: str, direction: Direction) -> dict[s
 
 Number = int | float
 Execution = Literal["local", "emulated", "projected", "remote"]
-Status = Literal["ok", "failed", "invalid", "skipped"]
 # The quality metrics a model can state, in the order a record's is looked for.
 QUALITY_METRICS = ("accuracy", "auc")
 _EXECUTION_WORDS = {
