@@ -146,10 +146,16 @@ class AccelbenchBench:
             raise RuntimeError(f"LoadGen recorded no latencies for {path}; see {log_dir}")
         values = {k: m.get("value") for k, m in result.metrics.items()}
         measured = LatencyResult(
-            model=str(path), sha256=artifact["sha256"], model_bytes=artifact["bytes"],
-            scenario=scenario, preset=preset, threads=threads, valid=result.valid,
-            metrics=values, latencies_ms=list(result.latencies_ms),
-        )  # fmt: skip
+            model=str(path),
+            sha256=artifact["sha256"],
+            model_bytes=artifact["bytes"],
+            scenario=scenario,
+            preset=preset,
+            threads=threads,
+            valid=result.valid,
+            metrics=values,
+            latencies_ms=list(result.latencies_ms),
+        )
         self.entries.append(_entry(self._node, fullname, name, measured, result, info))
         return measured
 

@@ -479,6 +479,7 @@ def _is_branch(part: Any) -> bool:
 
 
 # The fields every record a run writes carries (sweep.make_record and the preparation's).
+# fmt: skip below: 19 names packed as a paragraph, not one per line.
 RUN_FIELDS = (
     "schema_version", "run_id", "cell_id", "status", "error", "model", "optimization", "profile",
     "execution", "scenario", "runtime", "threads", "settings", "environment", "metrics",

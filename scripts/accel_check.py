@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _training_row(figures: dict[str, Any]) -> dict[str, Any]:
+    # fmt: skip below: 19 names packed as a paragraph, not one per line.
     keep = (
         "model", "precision", "devices", "batch_size", "epochs", "quality", "reached_target",
         "compile_s", "step_time_median_s", "examples_per_s", "flops_per_step", "flops_source",
@@ -134,8 +135,13 @@ def _tf_steps(name: str, batch: int, seed: int, xla: bool, steps: int = 200) -> 
     def step(x: Any, y: Any) -> Any:
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
-                                      model.trainable_variables, strict=True))  # fmt: skip
+        optimizer.apply_gradients(
+            zip(
+                tape.gradient(loss, model.trainable_variables),
+                model.trainable_variables,
+                strict=True,
+            )
+        )
         return loss
 
     rng = np.random.default_rng(seed)
@@ -204,8 +210,10 @@ def _inference(
 def _print_table(report: dict[str, Any]) -> None:
     where = f"{report['label']} x{report['device_count']} (profile {report['profile']})"
     print(f"accelerator check on {where}, jax {report['jax_version']}")
-    print(f"{'training':24} {'prec':9} {'dev':>3} {'quality':>7} {'compile s':>9} "
-          f"{'step ms':>8} {'examples/s':>11} {'MFU':>7} {'scaling':>7}")  # fmt: skip
+    print(
+        f"{'training':24} {'prec':9} {'dev':>3} {'quality':>7} {'compile s':>9} "
+        f"{'step ms':>8} {'examples/s':>11} {'MFU':>7} {'scaling':>7}"
+    )
     rows = list(report["training"])
     if report["data_parallel"]:
         rows.append(report["data_parallel"])

@@ -85,10 +85,27 @@ def isolated_ratios(models: dict[int, Path], threads: int) -> dict[str, float]:
 def run_ab(base: Path, new: Path, out: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """One `accelbench ab` in a subprocess: its exit status and its comparison row."""
     command = [
-        sys.executable, "-m", "accelbench.cli", "ab", str(base), str(new),
-        "--threads", str(args.threads), "--pairs", str(args.pairs), "--rounds", str(args.rounds),
-        "--threshold", args.threshold, "--seed", str(seed), "--format", "json", "--out", str(out),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "accelbench.cli",
+        "ab",
+        str(base),
+        str(new),
+        "--threads",
+        str(args.threads),
+        "--pairs",
+        str(args.pairs),
+        "--rounds",
+        str(args.rounds),
+        "--threshold",
+        args.threshold,
+        "--seed",
+        str(seed),
+        "--format",
+        "json",
+        "--out",
+        str(out),
+    ]
     started = time.time()
     done = subprocess.run(command, capture_output=True, text=True, env=child_env())
     row: dict[str, Any] = {"exit": done.returncode, "wall_s": time.time() - started}

@@ -97,8 +97,9 @@ def main() -> int:
     for path in sorted(a):
         print(f"  {path}: {'identical' if path in same else 'differs'} ({a[path][:12]}…)")
 
-    plain = accelbench("compare", "A", "B", "--threshold", args.threshold, "--format", "json",
-                       cwd=work)  # fmt: skip
+    plain = accelbench(
+        "compare", "A", "B", "--threshold", args.threshold, "--format", "json", cwd=work
+    )
     rows = json.loads(plain.stdout)["rows"] if plain.returncode in (0, 1) else []
     regressed = [r for r in rows if r["verdict"] == "regressed"]
     print(
@@ -111,9 +112,21 @@ def main() -> int:
     stamp = time.strftime("%H%M%S")
     for k in range(args.k):
         started = time.time()
-        proc = accelbench("compare", "baseline:aa", "B", "--store", "store", "--rerun",
-                          "--threshold", args.threshold, "--format", "json",
-                          "--out", f"rerun-{stamp}-{k:02d}", cwd=work)  # fmt: skip
+        proc = accelbench(
+            "compare",
+            "baseline:aa",
+            "B",
+            "--store",
+            "store",
+            "--rerun",
+            "--threshold",
+            args.threshold,
+            "--format",
+            "json",
+            "--out",
+            f"rerun-{stamp}-{k:02d}",
+            cwd=work,
+        )
         exits.append(proc.returncode)
         if proc.returncode not in (0, 1):
             print(f"[{k + 1:2d}] exit {proc.returncode}: {proc.stderr.strip()[-500:]}")

@@ -88,20 +88,27 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 sides[name]()
                 times[name].append(time.perf_counter() - start)
-        print(f"host: {os.cpu_count()} cores ({cpu_info()['cpu_model']}); {args.images} PNGs "
-              f"{args.side}x{args.side} RGB, {args.rounds} paired rounds, median")  # fmt: skip
+        print(
+            f"host: {os.cpu_count()} cores ({cpu_info()['cpu_model']}); {args.images} PNGs "
+            f"{args.side}x{args.side} RGB, {args.rounds} paired rounds, median"
+        )
         for name, values in times.items():
-            print(f"  {name:20s} {statistics.median(values):7.3f} s   "
-                  f"{args.images / statistics.median(values):8.0f} images/s")  # fmt: skip
+            print(
+                f"  {name:20s} {statistics.median(values):7.3f} s   "
+                f"{args.images / statistics.median(values):8.0f} images/s"
+            )
         verdict = True
         for other in ("best_streaming", "best_first_epoch", "best_streaming_epoch"):
             ratios = [a / b for a, b in zip(times["loader"], times[other], strict=True)]
             ratio = statistics.median(ratios)
-            print(f"  loader / {other}: {ratio:.2f} (rounds {min(ratios):.2f} .. "
-                  f"{max(ratios):.2f})")  # fmt: skip
+            print(
+                f"  loader / {other}: {ratio:.2f} (rounds {min(ratios):.2f} .. {max(ratios):.2f})"
+            )
             verdict = verdict and (other != "best_streaming" or ratio <= 1.05)
-        print("target (loader no slower than best_streaming, 5% noise):",
-              "met" if verdict else "NOT met")  # fmt: skip
+        print(
+            "target (loader no slower than best_streaming, 5% noise):",
+            "met" if verdict else "NOT met",
+        )
         return 0 if verdict else 1
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -66,9 +66,13 @@ def main() -> int:
                 for mode, limit in (("eager", 10**9), ("graph", 0)):
                     training.EAGER_MAX_STEPS = limit
                     made = optimize(
-                        model, "prune50", (x, y), Path(tmp) / f"{mode}{count}",
-                        fine_tune_epochs=1, batch_size=batch,
-                    )  # fmt: skip
+                        model,
+                        "prune50",
+                        (x, y),
+                        Path(tmp) / f"{mode}{count}",
+                        fine_tune_epochs=1,
+                        batch_size=batch,
+                    )
                     seconds[mode] = made.notes["prune50"]["fine_tune_s"]
                 ratio = seconds["graph"] / seconds["eager"]
                 print(

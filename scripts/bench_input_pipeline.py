@@ -42,9 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     x, y = ip.take_examples(data["x"], data["y"], args.examples)
     configurations = {name: ip.PIPELINE_FEATURES[name] for name in ip.PIPELINES}
     configurations["best-streaming"] = ip.PIPELINE_FEATURES["best"] - {"cache"}
-    print(f"host: {os.cpu_count()} cores ({cpu_info()['cpu_model']}); model {args.model}, "
-          f"{args.examples} images {tuple(x.shape[1:])}, batch {args.batch_size}, "
-          f"median of {args.repeats} x {args.seconds:g} s")  # fmt: skip
+    print(
+        f"host: {os.cpu_count()} cores ({cpu_info()['cpu_model']}); model {args.model}, "
+        f"{args.examples} images {tuple(x.shape[1:])}, batch {args.batch_size}, "
+        f"median of {args.repeats} x {args.seconds:g} s"
+    )
     folder = tempfile.mkdtemp(prefix="bench-input-pipeline-")
     verdicts = []
     try:

@@ -223,8 +223,17 @@ class Server:
 
 
 def serve_command(model: Path, *flags: str) -> list[str]:
-    return [sys.executable, "-m", "accelbench.serving", str(model), "--name", "m", "--port", "0",
-            *flags]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "accelbench.serving",
+        str(model),
+        "--name",
+        "m",
+        "--port",
+        "0",
+        *flags,
+    ]
 
 
 def make_1ms_model(out_dir: Path) -> Path:
@@ -288,9 +297,18 @@ def served_p50_ms(url: str, log_dir: Path, preset: str) -> float:
 
 def make_digits_cnn(out_dir: Path) -> Path:
     """The digits CNN's fp32 .tflite, trained by the reference model code (a preparation worker)."""
-    job = {"model": "digits_cnn", "kind": "reference", "path": None, "data": None,
-           "optimizations": ["fp32"], "seed": 0, "epochs": None, "fine_tune_epochs": 1,
-           "timeout_s": 600, "out_dir": str(out_dir)}  # fmt: skip
+    job = {
+        "model": "digits_cnn",
+        "kind": "reference",
+        "path": None,
+        "data": None,
+        "optimizations": ["fp32"],
+        "seed": 0,
+        "epochs": None,
+        "fine_tune_epochs": 1,
+        "timeout_s": 600,
+        "out_dir": str(out_dir),
+    }
     job_file, result_file = out_dir / "job.json", out_dir / "result.json"
     out_dir.mkdir(parents=True, exist_ok=True)
     job_file.write_text(json.dumps(job))
@@ -365,8 +383,15 @@ def client_rates(url: str, log_dir: Path, preset: str, server_qps: float) -> dic
     try:
         samples = endpoint_samples(runtime, None, seed=0)
         offline = run_endpoint(runtime, samples, "offline", preset, log_dir / "offline")
-        server = run_endpoint(runtime, samples, "server", preset, log_dir / "server",
-                              target_qps=server_qps, latency_bound_ms=1000.0)  # fmt: skip
+        server = run_endpoint(
+            runtime,
+            samples,
+            "server",
+            preset,
+            log_dir / "server",
+            target_qps=server_qps,
+            latency_bound_ms=1000.0,
+        )
     finally:
         runtime.close()
     return {"offline": offline.point(), "server": server.point()}
@@ -400,8 +425,10 @@ def run_benchmark(
     from accelbench.hardware_profiles.host import cpu_info
 
     cpu = cpu_info()
-    print(f"machine: {cpu.get('cpu_model')}, {len(os.sched_getaffinity(0))} cores; "
-          f"preset {preset}; loopback")  # fmt: skip
+    print(
+        f"machine: {cpu.get('cpu_model')}, {len(os.sched_getaffinity(0))} cores; "
+        f"preset {preset}; loopback"
+    )
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     steal_before = _cpu_steal()
 
@@ -411,9 +438,11 @@ def run_benchmark(
     with Server(serve_command(model, "--threads", "1")) as server:
         remote = served_p50_ms(server.url, work / "a-served", preset)
     added = remote - local
-    print(f"(a) {model.name}: in-process p50 {local:.3f} ms, through the server p50 "
-          f"{remote:.3f} ms: the server adds {added:.3f} ms (target <= 1 ms: "
-          f"{'met' if added <= 1.0 else 'NOT met'})")  # fmt: skip
+    print(
+        f"(a) {model.name}: in-process p50 {local:.3f} ms, through the server p50 "
+        f"{remote:.3f} ms: the server adds {added:.3f} ms (target <= 1 ms: "
+        f"{'met' if added <= 1.0 else 'NOT met'})"
+    )
 
     # The same digits CNN on two runtimes, LiteRT's interpreter and TensorFlow's SavedModel
     # signature: what a call costs at batch 1 and 32 (printed first) decides what batching saves.
@@ -425,9 +454,11 @@ def run_benchmark(
     }
     for runtime, path in digits.items():
         times = call_times_us(path, runtime)
-        print(f"(b) digits_cnn {runtime}: {times[1]:.0f} us per call at batch 1, "
-              f"{times[32]:.0f} us at batch 32 ({times[32] / 32:.1f} us per instance), "
-              "in process, 1 thread")  # fmt: skip
+        print(
+            f"(b) digits_cnn {runtime}: {times[1]:.0f} us per call at batch 1, "
+            f"{times[32]:.0f} us at batch 32 ({times[32] / 32:.1f} us per instance), "
+            "in process, 1 thread"
+        )
     searches = {}
     for runtime, path in digits.items():
         for mode in ("online", "batching"):
@@ -439,18 +470,24 @@ def run_benchmark(
                 searches[runtime, mode] = peak(server.url, log_dir, preset, bound_ms)
     qps = {key: (s.peak.target_qps if s.peak else 0.0) for key, s in searches.items()}
     for (runtime, mode), search in searches.items():
-        print(f"(b) digits_cnn {runtime} {mode}: peak valid Server QPS {qps[runtime, mode]:.1f} "
-              f"(p99 bound {bound_ms:g} ms)")  # fmt: skip
+        print(
+            f"(b) digits_cnn {runtime} {mode}: peak valid Server QPS {qps[runtime, mode]:.1f} "
+            f"(p99 bound {bound_ms:g} ms)"
+        )
         print("\n".join(_curve_lines(search)))
     for runtime in digits:
         online, batching = qps[runtime, "online"], qps[runtime, "batching"]
         if online > 0:
             ratio = batching / online
-            print(f"(b) {runtime}: batching / online = {ratio:.2f}x (target >= 2x: "
-                  f"{'met' if ratio >= 2 else 'NOT met'})")  # fmt: skip
+            print(
+                f"(b) {runtime}: batching / online = {ratio:.2f}x (target >= 2x: "
+                f"{'met' if ratio >= 2 else 'NOT met'})"
+            )
         else:
-            print(f"(b) {runtime}: batching / online not measurable, no online run met the "
-                  "bound (target >= 2x: NOT shown)")  # fmt: skip
+            print(
+                f"(b) {runtime}: batching / online not measurable, no online run met the "
+                "bound (target >= 2x: NOT shown)"
+            )
 
     # The highest rate (b) reports is its highest peak; the stricter yardstick is the highest rate
     # any run of (b) achieved (the Offline capacity probes and the curves' top points, all over
@@ -478,12 +515,14 @@ def run_benchmark(
             verdict = "met" if ratio >= 5 else "NOT met"
         else:
             versus, verdict = "(no peak in (b) to compare with) =", "not judged: (b) found no peak"
-        print(f"(c) client vs trivial {impl} endpoint: Offline {offline:.0f} req/s {versus} "
-              f"{offline / highest_any:.1f}x the highest rate any run of (b) achieved "
-              f"({highest_any:.0f}/s); Server at {5 * load_base:.0f}/s completed "
-              f"{server_run['achieved_qps']:.0f}/s (p99 {server_run['latency_p99_ms']:.2f} ms, "
-              f"errors {server_run['errors']}) (target >= 5x the highest peak: "
-              f"{verdict})")  # fmt: skip
+        print(
+            f"(c) client vs trivial {impl} endpoint: Offline {offline:.0f} req/s {versus} "
+            f"{offline / highest_any:.1f}x the highest rate any run of (b) achieved "
+            f"({highest_any:.0f}/s); Server at {5 * load_base:.0f}/s completed "
+            f"{server_run['achieved_qps']:.0f}/s (p99 {server_run['latency_p99_ms']:.2f} ms, "
+            f"errors {server_run['errors']}) (target >= 5x the highest peak: "
+            f"{verdict})"
+        )
     print(f"logs: {work}")
     steal_after = _cpu_steal()
     if steal_before and steal_after:
@@ -509,9 +548,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.time()
     run_benchmark(
-        args.preset, args.latency_bound_ms, args.conv_model, args.digits_model,
+        args.preset,
+        args.latency_bound_ms,
+        args.conv_model,
+        args.digits_model,
         args.digits_savedmodel,
-    )  # fmt: skip
+    )
     print(f"took {time.time() - started:.0f} s")
     return 0
 

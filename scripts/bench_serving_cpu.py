@@ -58,8 +58,15 @@ def measure(model: Path, mode: str, qps: float, preset: str, work: Path) -> None
         try:
             samples = endpoint_samples(runtime, None, seed=0)
             before, mine = thread_times(server.proc.pid), os.times()
-            run = run_endpoint(runtime, samples, "server", preset, work / mode, target_qps=qps,
-                               latency_bound_ms=1000.0)  # fmt: skip
+            run = run_endpoint(
+                runtime,
+                samples,
+                "server",
+                preset,
+                work / mode,
+                target_qps=qps,
+                latency_bound_ms=1000.0,
+            )
             after, mine_after = thread_times(server.proc.pid), os.times()
         finally:
             runtime.close()
@@ -71,9 +78,11 @@ def measure(model: Path, mode: str, qps: float, preset: str, work: Path) -> None
         u0, s0, v0, i0 = before.get(name, (0.0, 0.0, 0, 0))
         if usr + sys_ - u0 - s0 <= 0:
             continue
-        print(f"  server {name:>14}: user {1e6 * (usr - u0) / n:6.0f} us, system "
-              f"{1e6 * (sys_ - s0) / n:5.0f} us per request; context switches "
-              f"{(vol - v0) / n:.2f} + {(invol - i0) / n:.2f} per request")  # fmt: skip
+        print(
+            f"  server {name:>14}: user {1e6 * (usr - u0) / n:6.0f} us, system "
+            f"{1e6 * (sys_ - s0) / n:5.0f} us per request; context switches "
+            f"{(vol - v0) / n:.2f} + {(invol - i0) / n:.2f} per request"
+        )
     print(
         f"  client + LoadGen     : user {1e6 * (mine_after.user - mine.user) / n:6.0f} us, "
         f"system {1e6 * (mine_after.system - mine.system) / n:5.0f} us per request"

@@ -50,10 +50,22 @@ def _run(argv: list[str], ok: tuple[int, ...] = (0,)) -> None:
 
 def litert_tool_median_ms(model: Path, threads: int, runs: int, out: Path) -> float:
     _run(
-        [sys.executable, "-m", "ai_edge_litert.tools.benchmark_litert_model",
-         "--model", str(model), "--num_threads", str(threads), "--num_runs", str(runs),
-         "--warmup_runs", "20", "--result_json", str(out)]
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ai_edge_litert.tools.benchmark_litert_model",
+            "--model",
+            str(model),
+            "--num_threads",
+            str(threads),
+            "--num_runs",
+            str(runs),
+            "--warmup_runs",
+            "20",
+            "--result_json",
+            str(out),
+        ]
+    )
     return float(json.loads(out.read_text())["latency"]["median_ms"])
 
 
@@ -63,20 +75,52 @@ def _first_record(run_dir: Path) -> dict:
 
 def bench_p50_ms(model: Path, threads: int, preset: str, run_dir: Path) -> float:
     _run(
-        [sys.executable, "-m", "accelbench.cli", "bench", str(model), "--profile", "host",
-         "--threads", str(threads), "--scenario", "single-stream", "--preset", preset,
-         "--out", str(run_dir), "--no-progress"]
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "accelbench.cli",
+            "bench",
+            str(model),
+            "--profile",
+            "host",
+            "--threads",
+            str(threads),
+            "--scenario",
+            "single-stream",
+            "--preset",
+            preset,
+            "--out",
+            str(run_dir),
+            "--no-progress",
+        ]
+    )
     return float(_first_record(run_dir)["metrics"]["latency_p50_ms"]["value"])
 
 
 def paired_p50_ms(model: Path, partner: Path, threads: int, pairs: int, run_dir: Path) -> float:
     _run(
-        [sys.executable, "-m", "accelbench.cli", "ab", str(model), str(partner),
-         "--profile", "host", "--threads", str(threads), "--pairs", str(pairs), "--rounds", "1",
-         "--format", "json", "--out", str(run_dir)],
+        [
+            sys.executable,
+            "-m",
+            "accelbench.cli",
+            "ab",
+            str(model),
+            str(partner),
+            "--profile",
+            "host",
+            "--threads",
+            str(threads),
+            "--pairs",
+            str(pairs),
+            "--rounds",
+            "1",
+            "--format",
+            "json",
+            "--out",
+            str(run_dir),
+        ],
         ok=(0, 1),  # 1: the partner is slower or faster, which is not what is read here
-    )  # fmt: skip
+    )
     return float(_first_record(run_dir)["metrics"]["base_p50_ms"]["value"])
 
 
@@ -101,8 +145,10 @@ def main() -> int:
     if len(models) < 2:
         ap.error("give two models or more: each is paired with the next in `ab`")
     order = random.Random(args.seed)
-    print(f"{'model':36} {'thr':>3} {'tool p50':>9} {'bench/tool (median, range)':>32} "
-          f"{'paired/tool (median, range)':>32}")  # fmt: skip
+    print(
+        f"{'model':36} {'thr':>3} {'tool p50':>9} {'bench/tool (median, range)':>32} "
+        f"{'paired/tool (median, range)':>32}"
+    )
     worst = 0.0
     with tempfile.TemporaryDirectory() as t:
         tmp, n = Path(t), 0

@@ -22,14 +22,11 @@ from pathlib import Path
 
 LIMIT = 1.5
 PLAN = """
-from accelbench.hardware_profiles import environment_fingerprint
-from accelbench.runner.plan import cached_preparations, make_plan
-from accelbench.runner.suite import expand, host_cores, prepare_jobs, suite_from_mapping
+from accelbench.runner.plan import plan_suite
+from accelbench.runner.suite import host_cores, suite_from_mapping
 from accelbench.runner.suites import builtin_suite
 
-suite = suite_from_mapping(builtin_suite("{suite}", host_cores()), "built-in suite {suite}")
-cells, jobs = expand(suite), prepare_jobs(suite)
-plan = make_plan(cells, jobs, cached_jobs=cached_preparations(jobs, environment_fingerprint()))
+plan = plan_suite(suite_from_mapping(builtin_suite("{suite}", host_cores()), "built-in suite"))
 print(plan.describe())
 print(plan.total_s)
 """
@@ -69,7 +66,7 @@ def main() -> int:
                 "--out",
                 str(Path(tmp) / "run"),
                 "--no-progress",
-            ],  # fmt: skip
+            ],
             env=env,
             capture_output=True,
             text=True,

@@ -46,7 +46,7 @@ def fetch() -> Path:
                 "-d",
                 tmp,
                 WHEEL_REQUIREMENT,
-            ],  # fmt: skip
+            ],
             check=True,
             capture_output=True,
             text=True,

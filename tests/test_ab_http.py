@@ -85,9 +85,16 @@ def test_same_model_on_two_servers_is_not_a_regression_and_the_key_stays_out(tmp
         assert refused.returncode == 2, refused.stderr
         assert "HTTP 401" in refused.stderr and not (tmp_path / "no-key").exists()
         proc, records = _ab(
-            tmp_path / "run", url_a, url_b, "--model", "cnn", "--api-key", KEY,
-            "--inputs", str(inputs),
-        )  # fmt: skip
+            tmp_path / "run",
+            url_a,
+            url_b,
+            "--model",
+            "cnn",
+            "--api-key",
+            KEY,
+            "--inputs",
+            str(inputs),
+        )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     (record,) = records
     assert record["status"] == "ok" and record["execution"] == "remote"
@@ -123,9 +130,16 @@ def test_more_convolutions_behind_an_endpoint_regress_and_fewer_improve(tmp_path
         assert record["settings"]["ab"]["new"]["model"] == "conv24"
 
         swapped, (record,) = _ab(
-            tmp_path / "swapped", conv24, conv2, "--base-model", "conv24", "--new-model", "conv2",
-            "--format", "json",
-        )  # fmt: skip
+            tmp_path / "swapped",
+            conv24,
+            conv2,
+            "--base-model",
+            "conv24",
+            "--new-model",
+            "conv2",
+            "--format",
+            "json",
+        )
     assert swapped.returncode == 0, swapped.stderr + swapped.stdout
     (row,) = json.loads(swapped.stdout)["comparisons"]
     assert row["verdict"] == "improved" and row["base_p50_ms"] > row["new_p50_ms"]
@@ -134,8 +148,9 @@ def test_more_convolutions_behind_an_endpoint_regress_and_fewer_improve(tmp_path
 def test_a_failing_endpoint_fails_the_comparison_with_its_reason(tmp_path):
     # The trivial endpoint's 'flaky' model answers every second predict with 503.
     with _server(str(SCRIPT), "trivial-endpoint") as url:
-        proc, (record,) = _ab(tmp_path / "run", url, url, "--base-model", "echo",
-                              "--new-model", "flaky")  # fmt: skip
+        proc, (record,) = _ab(
+            tmp_path / "run", url, url, "--base-model", "echo", "--new-model", "flaky"
+        )
     assert proc.returncode == 1, proc.stderr + proc.stdout
     assert record["status"] == "failed" and "HTTP 503" in record["error"]
     assert url in record["error"] and "failed" in proc.stdout

@@ -19,8 +19,12 @@ def _suite_run(folder: Path, models: dict[str, str], out: Path) -> Path:
     for name, model in models.items():
         shutil.copyfile(DATA / model, folder / f"{name}.tflite")
         entries.append({"path": str(folder / f"{name}.tflite"), "name": name})
-    suite = {"name": "t", "models": entries, "threads": [1],
-             "scenarios": ["single-stream", "offline"]}  # fmt: skip
+    suite = {
+        "name": "t",
+        "models": entries,
+        "threads": [1],
+        "scenarios": ["single-stream", "offline"],
+    }
     (folder / "suite.yaml").write_text(json.dumps(suite), encoding="utf-8")
     proc = run_cli("run", str(folder / "suite.yaml"), "--out", str(out), "--no-progress")
     assert proc.returncode == 0, proc.stderr + proc.stdout
@@ -32,11 +36,13 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     """BASE: m1 = conv2, m2 = cnn; NEW: m1 = conv6 (three times the convolutions), m2 = cnn."""
     root = tmp_path_factory.mktemp("runs")
     return {
-        "base": _suite_run(root / "base", {"m1": "conv2_f32.tflite", "m2": "cnn_f32.tflite"},
-                           root / "BASE"),
-        "new": _suite_run(root / "new", {"m1": "conv6_f32.tflite", "m2": "cnn_f32.tflite"},
-                          root / "NEW"),
-    }  # fmt: skip
+        "base": _suite_run(
+            root / "base", {"m1": "conv2_f32.tflite", "m2": "cnn_f32.tflite"}, root / "BASE"
+        ),
+        "new": _suite_run(
+            root / "new", {"m1": "conv6_f32.tflite", "m2": "cnn_f32.tflite"}, root / "NEW"
+        ),
+    }
 
 
 def _records(run: Path) -> list[dict]:
@@ -59,8 +65,16 @@ def _error_line(proc) -> str:
 
 def test_ab_two_runs_slower_model_regresses_and_cells_share_a_measurement(runs, tmp_path):
     out = tmp_path / "ab"
-    proc = run_cli("ab", str(runs["base"]), str(runs["new"]), "--format", "json",
-                   "--out", str(out), timeout=120)  # fmt: skip
+    proc = run_cli(
+        "ab",
+        str(runs["base"]),
+        str(runs["new"]),
+        "--format",
+        "json",
+        "--out",
+        str(out),
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr + proc.stdout
     rows = _rows_by_model(json.loads(proc.stdout))
     assert {r["cell_id"].split(".")[4] for r in rows["m1"]} == {"single-stream", "offline"}
@@ -74,8 +88,9 @@ def test_ab_two_runs_slower_model_regresses_and_cells_share_a_measurement(runs, 
     assert records[0]["paired"]["artifacts"]["new"]["path"].endswith("new/m1.tflite")
 
     # The other way round: NEW is faster, the same model is not a regression: exit 0.
-    proc = run_cli("ab", str(runs["new"]), str(runs["base"]), "--out",
-                   str(tmp_path / "swapped"), timeout=120)  # fmt: skip
+    proc = run_cli(
+        "ab", str(runs["new"]), str(runs["base"]), "--out", str(tmp_path / "swapped"), timeout=120
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     m1 = [line for line in proc.stdout.splitlines() if line.startswith("m1.")]
     assert len(m1) == 2 and all(line.endswith("improved") for line in m1)
@@ -84,13 +99,24 @@ def test_ab_two_runs_slower_model_regresses_and_cells_share_a_measurement(runs, 
 
 def test_compare_rerun_judges_size_and_quality_from_records_and_time_paired(runs, tmp_path):
     out = tmp_path / "rerun"
-    proc = run_cli("compare", str(runs["base"]), str(runs["new"]), "--rerun",
-                   "--format", "json", "--out", str(out), timeout=120)  # fmt: skip
+    proc = run_cli(
+        "compare",
+        str(runs["base"]),
+        str(runs["new"]),
+        "--rerun",
+        "--format",
+        "json",
+        "--out",
+        str(out),
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr + proc.stdout
     payload = json.loads(proc.stdout)
     assert payload["settings"]["time_verdicts"] == "paired re-measurement"
-    verdicts = {(r["cell_id"].split(".")[0], r["cell_id"].split(".")[4], r["metric"]): r
-                for r in payload["rows"]}  # fmt: skip
+    verdicts = {
+        (r["cell_id"].split(".")[0], r["cell_id"].split(".")[4], r["metric"]): r
+        for r in payload["rows"]
+    }
     for scenario in ("single-stream", "offline"):
         assert verdicts["m1", scenario, "rerun_time_ratio"]["verdict"] == "regressed"
         assert verdicts["m1", scenario, "rerun_time_ratio"]["ci_low"] > 1.5
@@ -102,8 +128,17 @@ def test_compare_rerun_judges_size_and_quality_from_records_and_time_paired(runs
         assert verdicts["m1", scenario, "latency_p50_ms"]["verdict"] == "info"
     assert len(_records(out)) == 2
 
-    proc = run_cli("compare", str(runs["new"]), str(runs["base"]), "--rerun",
-                   "--format", "markdown", "--out", str(tmp_path / "md"), timeout=120)  # fmt: skip
+    proc = run_cli(
+        "compare",
+        str(runs["new"]),
+        str(runs["base"]),
+        "--rerun",
+        "--format",
+        "markdown",
+        "--out",
+        str(tmp_path / "md"),
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "rerun_time_ratio" in proc.stdout and "improved" in proc.stdout
     assert "re-measuring both sides' artifacts" in proc.stdout
@@ -140,8 +175,18 @@ def test_baseline_keeps_artifacts_once_and_ab_reads_the_copies(runs, tmp_path):
     )
     model.unlink()
     out = tmp_path / "ab"
-    proc = run_cli("ab", "baseline:own", str(runs["new"]), "--store", str(store),
-                   "--format", "json", "--out", str(out), timeout=120)  # fmt: skip
+    proc = run_cli(
+        "ab",
+        "baseline:own",
+        str(runs["new"]),
+        "--store",
+        str(store),
+        "--format",
+        "json",
+        "--out",
+        str(out),
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr + proc.stdout
     payload = json.loads(proc.stdout)
     assert payload["skipped"] == [] and len(payload["comparisons"]) == 2
@@ -152,22 +197,44 @@ def test_baseline_keeps_artifacts_once_and_ab_reads_the_copies(runs, tmp_path):
 
 def test_changed_artifact_is_skipped_with_its_reason(runs, tmp_path):
     store = tmp_path / "store"
-    assert run_cli("baseline", "save", str(runs["base"]), "--name", "main",
-                   "--store", str(store)).returncode == 0  # fmt: skip
+    assert (
+        run_cli(
+            "baseline", "save", str(runs["base"]), "--name", "main", "--store", str(store)
+        ).returncode
+        == 0
+    )
     records = [json.loads(line) for line in (store / "main.jsonl").read_text().splitlines()[1:]]
     copies = {r["cell_id"].split(".")[0]: store / r["artifact"]["path"] for r in records}
     copies["m2"].write_bytes((DATA / "mlp_f32.tflite").read_bytes())  # m2's copy is changed
 
-    proc = run_cli("ab", "baseline:main", str(runs["new"]), "--store", str(store),
-                   "--format", "json", "--out", str(tmp_path / "ab"), timeout=120)  # fmt: skip
+    proc = run_cli(
+        "ab",
+        "baseline:main",
+        str(runs["new"]),
+        "--store",
+        str(store),
+        "--format",
+        "json",
+        "--out",
+        str(tmp_path / "ab"),
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr + proc.stdout  # m1 still compared: regressed
     payload = json.loads(proc.stdout)
     assert sorted(s["cell_id"].split(".")[0] for s in payload["skipped"]) == ["m2", "m2"]
     assert all("changed since it was recorded" in s["reason"] for s in payload["skipped"])
     assert {r["cell_id"].split(".")[0] for r in payload["comparisons"]} == {"m1"}
 
-    proc = run_cli("ab", "baseline:main", str(runs["new"]), "--store", str(store),
-                   "--out", str(tmp_path / "table"), timeout=120)  # fmt: skip
+    proc = run_cli(
+        "ab",
+        "baseline:main",
+        str(runs["new"]),
+        "--store",
+        str(store),
+        "--out",
+        str(tmp_path / "table"),
+        timeout=120,
+    )
     assert "skipped: base: artifact" in proc.stdout
 
     # Nothing left that can be re-measured: exit 2, nothing written.
@@ -177,8 +244,16 @@ def test_changed_artifact_is_skipped_with_its_reason(runs, tmp_path):
         "ab", "baseline:main", str(runs["new"]), "--store", str(store), "--out", str(out)
     )
     assert "none of the 4 matched LoadGen cells can be re-measured" in _error_line(proc)
-    proc = run_cli("compare", "baseline:main", str(runs["new"]), "--store", str(store),
-                   "--rerun", "--out", str(out))  # fmt: skip
+    proc = run_cli(
+        "compare",
+        "baseline:main",
+        str(runs["new"]),
+        "--store",
+        str(store),
+        "--rerun",
+        "--out",
+        str(out),
+    )
     assert "can be re-measured" in _error_line(proc)
     assert not out.exists()
 

@@ -37,9 +37,15 @@ def _suite(folder: Path, seed: int = 0) -> Path:
 
 def _run(suite: Path, out: Path, cache: Path, *extra: str):
     proc = run_cli(
-        "run", str(suite), "--out", str(out), "--no-progress", *extra,
-        env={"ACCELBENCH_CACHE_DIR": str(cache)}, timeout=900,
-    )  # fmt: skip
+        "run",
+        str(suite),
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+        env={"ACCELBENCH_CACHE_DIR": str(cache)},
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 

@@ -114,10 +114,14 @@ def test_impossible_batch_sizes_are_usage_errors(tmp_path, runtime, scenario, me
 
 def test_suite_batch_size_reaches_offline_and_server_cells_only() -> None:
     suite = suite_from_mapping(
-        {"models": [{"path": str(DATA / "dynamic_batch_f32.tflite")}], "threads": [1],
-         "scenarios": ["single-stream", "offline", "server"], "batch_size": 32},
+        {
+            "models": [{"path": str(DATA / "dynamic_batch_f32.tflite")}],
+            "threads": [1],
+            "scenarios": ["single-stream", "offline", "server"],
+            "batch_size": 32,
+        },
         "test",
-    )  # fmt: skip
+    )
     cells = {c.scenario: c for c in expand(suite)}
     assert cells["offline"].batch_size == cells["server"].batch_size == 32
     assert cells["single-stream"].batch_size is None
@@ -138,10 +142,18 @@ def test_suite_batch_size_reaches_offline_and_server_cells_only() -> None:
 def test_bench_batch_size_batches_a_dynamic_batch_model(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = run_cli(
-        "bench", str(DATA / "dynamic_batch_f32.tflite"), "--threads", "1",
-        "--scenario", "single-stream,offline", "--batch-size", "8",
-        "--out", str(out), "--no-progress",
-    )  # fmt: skip
+        "bench",
+        str(DATA / "dynamic_batch_f32.tflite"),
+        "--threads",
+        "1",
+        "--scenario",
+        "single-stream,offline",
+        "--batch-size",
+        "8",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     records = {
         r["scenario"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())

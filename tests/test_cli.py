@@ -61,6 +61,7 @@ def test_bench_writes_records_table_and_summary(bench_run: Path) -> None:
     lines = (bench_run / "records.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     assert len(records) == 4  # 2 profiles x 1 thread count x 2 scenarios
+    # fmt: skip below: 16 names packed as a paragraph, not one per line.
     required = {
         "schema_version", "run_id", "cell_id", "status", "error", "model", "optimization",
         "profile", "execution", "scenario", "runtime", "threads", "settings", "environment",
@@ -74,8 +75,15 @@ def test_bench_writes_records_table_and_summary(bench_run: Path) -> None:
             and r["artifact"]["bytes"] == (DATA / "mlp_f32.tflite").stat().st_size
         )
         m = r["metrics"]
-        for name in ("latency_p50_ms", "latency_p99_ms", "qps", "load_ms", "first_inference_ms",
-                     "peak_rss_mb", "model_bytes"):  # fmt: skip
+        for name in (
+            "latency_p50_ms",
+            "latency_p99_ms",
+            "qps",
+            "load_ms",
+            "first_inference_ms",
+            "peak_rss_mb",
+            "model_bytes",
+        ):
             assert set(m[name]) == {"value", "unit", "direction"}, name
             assert m[name]["value"] > 0, name
         assert m["latency_p50_ms"]["direction"] == "lower" and m["qps"]["direction"] == "higher"
@@ -208,10 +216,18 @@ def test_results_show_on_missing_folder(tmp_path: Path) -> None:
 def test_projected_and_refused_profiles(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = run_cli(
-        "bench", str(DATA / "cnn_int8.tflite"), "--profile", "host,coral-edgetpu,nvidia-t4",
-        "--threads", "1,2", "--scenario", "single-stream,offline", "--out", str(out),
+        "bench",
+        str(DATA / "cnn_int8.tflite"),
+        "--profile",
+        "host,coral-edgetpu,nvidia-t4",
+        "--threads",
+        "1,2",
+        "--scenario",
+        "single-stream,offline",
+        "--out",
+        str(out),
         "--no-progress",
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
     projected = [r for r in records if r["execution"] == "projected"]
@@ -224,9 +240,14 @@ def test_projected_and_refused_profiles(tmp_path: Path) -> None:
         # Calibrated against this host's own single-stream p50 of the same model.
         assert r["projection"]["host_measured_ms"] is not None
     float_run = run_cli(
-        "bench", str(DATA / "cnn_f32.tflite"), "--profile", "coral-edgetpu",
-        "--out", str(tmp_path / "f32"), "--no-progress",
-    )  # fmt: skip
+        "bench",
+        str(DATA / "cnn_f32.tflite"),
+        "--profile",
+        "coral-edgetpu",
+        "--out",
+        str(tmp_path / "f32"),
+        "--no-progress",
+    )
     (refused,) = [json.loads(x) for x in (tmp_path / "f32/records.jsonl").read_text().splitlines()]
     assert float_run.returncode == 0
     assert refused["status"] == "skipped" and "int8" in refused["error"]
@@ -236,8 +257,19 @@ def test_profiles_commands(tmp_path: Path) -> None:
     listed = run_cli("profiles", "list")
     assert listed.returncode == 0
     names = [line.split()[0] for line in listed.stdout.splitlines()]
-    for name in ("host", "x86-server", "rpi4", "rpi5", "jetson-orin-nano", "coral-edgetpu",
-                 "nvidia-t4", "nvidia-l4", "nvidia-a100", "nvidia-h100", "tpu-v5e"):  # fmt: skip
+    for name in (
+        "host",
+        "x86-server",
+        "rpi4",
+        "rpi5",
+        "jetson-orin-nano",
+        "coral-edgetpu",
+        "nvidia-t4",
+        "nvidia-l4",
+        "nvidia-a100",
+        "nvidia-h100",
+        "tpu-v5e",
+    ):
         assert name in names, name
     shown = run_cli("profiles", "show", "coral-edgetpu")
     assert shown.returncode == 0 and "int8" in shown.stdout and "sources" in shown.stdout

@@ -185,10 +185,20 @@ def test_bad_input_is_one_line_usage_error(tmp_path):
 
 def _bench(out: Path) -> Path:
     proc = run_cli(
-        "bench", str(DATA / "mlp_f32.tflite"), "--profile", "host", "--threads", "1",
-        "--scenario", "single-stream,offline", "--preset", "quick", "--out", str(out),
+        "bench",
+        str(DATA / "mlp_f32.tflite"),
+        "--profile",
+        "host",
+        "--threads",
+        "1",
+        "--scenario",
+        "single-stream,offline",
+        "--preset",
+        "quick",
+        "--out",
+        str(out),
         "--no-progress",
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr
     return out
 

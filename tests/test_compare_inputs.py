@@ -59,11 +59,15 @@ def _run(path: Path, cells: dict) -> Path:
         if "accuracy" in c:
             metrics["accuracy"] = metric(c["accuracy"], "fraction", "higher")
         record = {
-            "cell_id": cell_id, "run_id": path.name, "status": "ok", "metrics": metrics,
-            "raw_latencies_ms": raw, "artifact": {"sha256": c.get("sha", "a" * 64)},
+            "cell_id": cell_id,
+            "run_id": path.name,
+            "status": "ok",
+            "metrics": metrics,
+            "raw_latencies_ms": raw,
+            "artifact": {"sha256": c.get("sha", "a" * 64)},
             "environment": {"host_fingerprint_id": "h1"},
             "finished_at": "2026-01-01T00:00:00+00:00",
-        }  # fmt: skip
+        }
         if "bits" in c:
             record["quality"] = {"correct_bits": c["bits"], "per_class": {"x": 1}}
         append_record(path, record)
@@ -93,8 +97,9 @@ def test_aa_pytest_benchmark_and_baseline_report_no_regression_in_95_percent(tmp
         b = _pb_file(tmp_path / f"b{trial}.json", {n: _timings(rng) for n in names})
         code, payload = _compare_json(capsys, a, b)
         clean_files += code == 0
-        judged += sum(r["metric"] == "latency_p50_ms" and r["p_value"] is not None
-                      for r in payload["rows"])  # fmt: skip
+        judged += sum(
+            r["metric"] == "latency_p50_ms" and r["p_value"] is not None for r in payload["rows"]
+        )
         run_a = _run(tmp_path / f"ra{trial}", {n: {"raw": _timings(rng) * 1e3} for n in names})
         run_b = _run(tmp_path / f"rb{trial}", {n: {"raw": _timings(rng) * 1e3} for n in names})
         store = tmp_path / "store"
@@ -150,10 +155,14 @@ def test_accuracy_drop_of_two_points_is_flagged_by_mcnemar(tmp_path, capsys):
     def cell(hits, **kw):
         return {"raw": raw, "accuracy": float(hits.mean()), "bits": bits(hits), **kw}
 
-    base = _run(tmp_path / "base", {"drop": cell(base_hits), "same": cell(base_hits),
-                                    "swap": cell(base_hits)})  # fmt: skip
-    new = _run(tmp_path / "new", {"drop": cell(new_hits, sha="b" * 64), "same": cell(base_hits),
-                                  "swap": cell(noisy)})  # fmt: skip
+    base = _run(
+        tmp_path / "base",
+        {"drop": cell(base_hits), "same": cell(base_hits), "swap": cell(base_hits)},
+    )
+    new = _run(
+        tmp_path / "new",
+        {"drop": cell(new_hits, sha="b" * 64), "same": cell(base_hits), "swap": cell(noisy)},
+    )
     code, payload = _compare_json(capsys, base, new)
     assert code == 1
     drop = _row(payload, "drop", "accuracy")
@@ -216,8 +225,9 @@ def test_pytest_benchmark_history_folder_latest_and_two_latest(tmp_path, capsys)
     machine = tmp_path / ".benchmarks" / "Linux-CPython-3.11-64bit"
     _pb_file(machine / "0001_first.json", {"t::a": raw})
     _pb_file(machine / "0002_second.json", {"t::a": raw})
-    _pb_file(machine / "0010_third.json", {"t::a": raw * 1.25},
-             extra={"t::a": {"sha256": "f" * 64}})  # fmt: skip
+    _pb_file(
+        machine / "0010_third.json", {"t::a": raw * 1.25}, extra={"t::a": {"sha256": "f" * 64}}
+    )
     code, payload = _compare_json(capsys, tmp_path / ".benchmarks")
     assert code == 1
     assert payload["base"].endswith("0002_second.json") and payload["new"].endswith(

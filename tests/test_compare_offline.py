@@ -16,14 +16,25 @@ def _run(path, scale: float, samples: int) -> str:
     completions = np.sort(rng.uniform(0, 1000.0 * scale, samples))
     p50 = float(np.median(completions))
     qps = samples / (completions[-1] / 1e3)
-    append_record(path, {
-        "cell_id": "m.fp32.host.t1.offline.abcd", "model": "m", "optimization": "fp32",
-        "profile": "host", "threads": 1, "scenario": "offline", "status": "ok",
-        "environment": {"host_fingerprint_id": "h"}, "artifact": {"sha256": "a"},
-        "metrics": {"latency_p50_ms": metric(p50, "ms", "lower"),
-                    "qps": metric(qps, "samples/s", "higher")},
-        "raw_latencies_ms": completions.tolist(),
-    })  # fmt: skip
+    append_record(
+        path,
+        {
+            "cell_id": "m.fp32.host.t1.offline.abcd",
+            "model": "m",
+            "optimization": "fp32",
+            "profile": "host",
+            "threads": 1,
+            "scenario": "offline",
+            "status": "ok",
+            "environment": {"host_fingerprint_id": "h"},
+            "artifact": {"sha256": "a"},
+            "metrics": {
+                "latency_p50_ms": metric(p50, "ms", "lower"),
+                "qps": metric(qps, "samples/s", "higher"),
+            },
+            "raw_latencies_ms": completions.tolist(),
+        },
+    )
     return str(path)
 
 

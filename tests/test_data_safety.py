@@ -20,9 +20,18 @@ from conftest import DATA, run_cli
 from accelbench.records import append_record, metric
 
 BENCH = [
-    "bench", str(DATA / "mlp_f32.tflite"), "--profile", "host", "--threads", "1",
-    "--scenario", "single-stream,offline", "--preset", "quick", "--no-progress",
-]  # fmt: skip
+    "bench",
+    str(DATA / "mlp_f32.tflite"),
+    "--profile",
+    "host",
+    "--threads",
+    "1",
+    "--scenario",
+    "single-stream,offline",
+    "--preset",
+    "quick",
+    "--no-progress",
+]
 
 
 def _lines(run_dir: Path) -> list[str]:
@@ -147,10 +156,23 @@ def test_a_cell_cut_short_between_its_configurations_reruns_the_missing_ones(
 ) -> None:
     out = tmp_path / "run"
     proc = run_cli(
-        "input-pipeline", "breast_cancer_mlp", "--formats", "csv", "--pipelines", "naive,best",
-        "--examples", "32", "--min-seconds", "0.01", "--no-check-training", "--threads", "1",
-        "--out", str(out), "--no-progress",
-    )  # fmt: skip
+        "input-pipeline",
+        "breast_cancer_mlp",
+        "--formats",
+        "csv",
+        "--pipelines",
+        "naive,best",
+        "--examples",
+        "32",
+        "--min-seconds",
+        "0.01",
+        "--no-check-training",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr
     lines = _lines(out)
     cells = [json.loads(line)["cell_id"] for line in lines]

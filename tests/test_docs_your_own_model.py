@@ -35,6 +35,7 @@ PAGE = REPO / "docs" / "your-own-model.md"
 MARKER = re.compile(r"<!-- test: ([\w-]+)(?:; file: ([\w.-]+))?(?:; exit: ([\d,]+))? -->")
 FENCE = re.compile(r"^```\w*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 PROGRAMS = {"python": sys.executable, "accelbench": shutil.which("accelbench")}
+# fmt: skip below: 7 names packed as a paragraph, not one per line.
 KERAS3_OPTIMIZATIONS = [
     "fp32", "dynamic", "float16", "int8", "prune50+int8", "qat_int8", "cluster16+int8",
 ]  # fmt: skip
@@ -97,8 +98,12 @@ def run_walkthrough(name: str, folder: Path) -> Walkthrough:
             assert PROGRAMS.get(program), f"{command!r}: runs {program!r}, not python/accelbench"
             result = subprocess.run(
                 [PROGRAMS[program], *args],
-                cwd=folder, env=env, capture_output=True, text=True, timeout=600,
-            )  # fmt: skip
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             assert result.returncode in block.exit_codes, (
                 f"{command!r} exited {result.returncode}, expected {block.exit_codes}\n"
                 f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"

@@ -65,9 +65,15 @@ def _edge_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_prints_specs_and_one_run_as_json():
     done = _edge_cli(
-        str(DATA / "dynamic_batch_f32.tflite"), "--threads", "1", "--runs", "2",
-        "--batch-size", "3", "--json",
-    )  # fmt: skip
+        str(DATA / "dynamic_batch_f32.tflite"),
+        "--threads",
+        "1",
+        "--runs",
+        "2",
+        "--batch-size",
+        "3",
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["info"]["threads"] == 1 and report["info"]["xnnpack"] is True

@@ -42,19 +42,23 @@ def _history_runs(root, n_runs=12, step_at=7):
     rng = np.random.default_rng(42)
     for i in range(n_runs):
         run = root / f"r{i:02d}"
-        for cell, level in (("m.fp32.host.t1.single-stream.a", 1.2 if i >= step_at else 1.0),
-                            ("m.int8.host.t1.single-stream.b", 0.5)):  # fmt: skip
+        for cell, level in (
+            ("m.fp32.host.t1.single-stream.a", 1.2 if i >= step_at else 1.0),
+            ("m.int8.host.t1.single-stream.b", 0.5),
+        ):
             append_record(
                 run,
                 {
-                    "cell_id": cell, "run_id": run.name, "status": "ok",
+                    "cell_id": cell,
+                    "run_id": run.name,
+                    "status": "ok",
                     "finished_at": f"2026-03-{i + 1:02d}T10:00:00+00:00",
                     "metrics": {
                         "latency_p50_ms": metric(level * rng.normal(1.0, 0.01), "ms", "lower"),
                         "model_bytes": metric(1000, "bytes", "lower"),
                     },
                 },
-            )  # fmt: skip
+            )
     return root
 
 

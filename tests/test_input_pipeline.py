@@ -90,17 +90,32 @@ def test_cli_run_records_every_format_and_pipeline(tmp_path, capsys):
     data = tmp_path / "digits.npz"
     np.savez(data, x=x, y=y)
     out = tmp_path / "run"
-    code = main([
-        "input-pipeline", "digits_cnn", "--data", str(data), "--examples", "96",
-        "--min-seconds", "0.02", "--batch-size", "16", "--pipelines", "naive,best",
-        "--out", str(out), "--no-progress",
-    ])  # fmt: skip
+    code = main(
+        [
+            "input-pipeline",
+            "digits_cnn",
+            "--data",
+            str(data),
+            "--examples",
+            "96",
+            "--min-seconds",
+            "0.02",
+            "--batch-size",
+            "16",
+            "--pipelines",
+            "naive,best",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     cells = [r for r in records if r["scenario"] == "input-pipeline"]
-    by_key = {r["cell_id"].rsplit(".", 2)[-2] + "." + r["cell_id"].rsplit(".", 1)[-1]: r
-              for r in cells}  # fmt: skip
+    by_key = {
+        r["cell_id"].rsplit(".", 2)[-2] + "." + r["cell_id"].rsplit(".", 1)[-1]: r for r in cells
+    }
     for fmt in FORMATS:
         speeds = {}
         for pipeline in ("naive", "best"):
@@ -153,8 +168,9 @@ def test_input_bound_detection_on_a_slow_and_a_fast_pipeline():
     slow_speed = ip.measure(slow_ds, min_seconds=0.1)["examples_per_s"]
     fast_speed = ip.measure(fast_ds, min_seconds=0.2)["examples_per_s"]
 
-    bound = ip.input_bound_verdict(step["examples_per_s"], {"naive": slow_speed,
-                                                            "cache": fast_speed})  # fmt: skip
+    bound = ip.input_bound_verdict(
+        step["examples_per_s"], {"naive": slow_speed, "cache": fast_speed}
+    )
     assert bound["input_bound"] is True and bound["input_bound_factor"] > 1
     assert bound["fixed_by"] == "cache" and bound["input_bound_with_best"] is False
     free = ip.input_bound_verdict(step["examples_per_s"], {"naive": fast_speed})
@@ -215,8 +231,12 @@ def test_suite_options_are_checked(tmp_path, capsys):
 
 def test_worker_fails_a_cell_whose_data_does_not_fit_the_model(tmp_path):
     data = _npz(tmp_path / "wide.npz", np.zeros((20, 30), np.float32))
-    cell = {"model": "digits_cnn", "threads": 1, "seed": 0,
-            "settings": {"input_pipeline": {}, "data": str(data)}}  # fmt: skip
+    cell = {
+        "model": "digits_cnn",
+        "threads": 1,
+        "seed": 0,
+        "settings": {"input_pipeline": {}, "data": str(data)},
+    }
     with pytest.raises(UsageError, match=r"wide\.npz.*\(30,\)"):
         ip.run_cell(cell, tmp_path / "log")
 

@@ -40,15 +40,27 @@ def test_jax_models_are_listed_with_their_keras_twins_data(capsys) -> None:
     jax_spec, keras_spec = get_spec("digits_cnn_jax"), get_spec("digits_cnn")
     # Same data, metric and target as the Keras model: the two frameworks are comparable.
     assert (jax_spec.target, jax_spec.metric, jax_spec.input_shape) == (
-        keras_spec.target, keras_spec.metric, keras_spec.input_shape,
-    )  # fmt: skip
+        keras_spec.target,
+        keras_spec.metric,
+        keras_spec.input_shape,
+    )
     assert jax_models.is_jax_model("digits_cnn_jax") and not jax_models.is_jax_model("digits_cnn")
 
 
 def test_digits_trains_to_a_sensible_quality_with_compile_time_apart(digits) -> None:
     figures, _ = digits
-    for key in ("quality", "target", "reached_target", "time_to_target_s", "compile_s",
-                "step_times_s", "examples_per_s", "devices", "wall_s", "params"):  # fmt: skip
+    for key in (
+        "quality",
+        "target",
+        "reached_target",
+        "time_to_target_s",
+        "compile_s",
+        "step_times_s",
+        "examples_per_s",
+        "devices",
+        "wall_s",
+        "params",
+    ):
         assert key in figures
     assert figures["quality"] >= 0.85
     assert figures["devices"] == 1 and figures["params"] == 38282  # the Keras digits_cnn's count
@@ -130,9 +142,13 @@ def test_exports_match_the_jax_function(digits, tmp_path) -> None:
     assert made["int8"].path.stat().st_size < made["fp32"].path.stat().st_size / 2
     with pytest.raises(UsageError, match="Keras"):
         jax_models.export_tflite(
-            "digits_cnn_jax", params, "prune50+int8", tmp_path,
-            x_train=data.x_train, y_train=data.y_train,
-        )  # fmt: skip
+            "digits_cnn_jax",
+            params,
+            "prune50+int8",
+            tmp_path,
+            x_train=data.x_train,
+            y_train=data.y_train,
+        )
 
 
 def test_prepare_serves_the_jax_model_and_bench_takes_its_tflite(tmp_path) -> None:
@@ -140,9 +156,17 @@ def test_prepare_serves_the_jax_model_and_bench_takes_its_tflite(tmp_path) -> No
     default runner path on its int8 .tflite."""
     from accelbench.runner.prepare import prepare
 
-    job = {"kind": "reference", "model": "digits_cnn_jax", "path": None, "data": None, "seed": 0,
-           "epochs": 2, "fine_tune_epochs": 1, "optimizations": ["fp32", "int8", "prune50+int8"],
-           "out_dir": str(tmp_path / "prepared")}  # fmt: skip
+    job = {
+        "kind": "reference",
+        "model": "digits_cnn_jax",
+        "path": None,
+        "data": None,
+        "seed": 0,
+        "epochs": 2,
+        "fine_tune_epochs": 1,
+        "optimizations": ["fp32", "int8", "prune50+int8"],
+        "out_dir": str(tmp_path / "prepared"),
+    }
     result = prepare(job)
     assert result["training"]["framework"] == "jax" and result["training"]["compile_s"] > 0
     assert Path(result["training"]["jax_export"]).is_file()
@@ -185,8 +209,11 @@ def test_accel_check_quick_runs_on_cpu_and_writes_json(tmp_path) -> None:
     out = tmp_path / "accel.json"
     done = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "accel_check.py"), "--quick", "--out", str(out)],
-        capture_output=True, text=True, env=_fresh_env(), timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=_fresh_env(),
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["label"] == "cpu" and report["device_count"] == 2

@@ -97,8 +97,11 @@ def test_data_parallel_training_counts_the_whole_batch_once(tmp_path: Path) -> N
     for devices in (1, 2):
         done = subprocess.run(
             [sys.executable, str(script), str(devices)],
-            capture_output=True, text=True, env=env, timeout=300,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         figures[devices] = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures[2]["devices"] == 2
@@ -129,10 +132,19 @@ def test_host_cell_runs_jax_on_the_cpu_beside_an_attached_gpu(
     monkeypatch.delenv("JAX_PLATFORMS", raising=False)
     out = tmp_path / "run"
     proc = run_cli(
-        "bench", str(digits_export), "--profile", "nvidia-h100,host", "--threads", "1",
-        "--scenario", "single-stream", "--out", str(out), "--no-progress",
+        "bench",
+        str(digits_export),
+        "--profile",
+        "nvidia-h100,host",
+        "--threads",
+        "1",
+        "--scenario",
+        "single-stream",
+        "--out",
+        str(out),
+        "--no-progress",
         env={"ACCELBENCH_ATTACHED_DEVICES": H100},
-    )  # fmt: skip
+    )
     records = {
         r["profile"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())
     }

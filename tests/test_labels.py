@@ -55,10 +55,20 @@ def _run(path: Path, records: list[dict]) -> Path:
 @pytest.fixture
 def mixed_runs(tmp_path: Path) -> tuple[Path, Path]:
     """Two runs: cell a local in both; cell b local in base but projected in new."""
-    base = _run(tmp_path / "base", [_cell("m.fp32.host.t1.ss.a", "local", 2.0),
-                                    _cell("m.fp32.nvidia-t4.t1.ss.b", "local", 2.0)])  # fmt: skip
-    new = _run(tmp_path / "new", [_cell("m.fp32.host.t1.ss.a", "local", 2.0),
-                                  _cell("m.fp32.nvidia-t4.t1.ss.b", "projected", 0.1)])  # fmt: skip
+    base = _run(
+        tmp_path / "base",
+        [
+            _cell("m.fp32.host.t1.ss.a", "local", 2.0),
+            _cell("m.fp32.nvidia-t4.t1.ss.b", "local", 2.0),
+        ],
+    )
+    new = _run(
+        tmp_path / "new",
+        [
+            _cell("m.fp32.host.t1.ss.a", "local", 2.0),
+            _cell("m.fp32.nvidia-t4.t1.ss.b", "projected", 0.1),
+        ],
+    )
     return base, new
 
 
@@ -124,14 +134,30 @@ def test_history_shows_execution_and_keeps_executions_apart(tmp_path, capsys):
 
 
 def _serving_record(url: str, execution: str) -> dict:
-    curve = [{"target_qps": 100, "achieved_qps": 99.0, "latency_p50_ms": 1.0,
-              "latency_p99_ms": 3.0, "loadgen_valid": True, "errors": 0}]  # fmt: skip
+    curve = [
+        {
+            "target_qps": 100,
+            "achieved_qps": 99.0,
+            "latency_p50_ms": 1.0,
+            "latency_p99_ms": 3.0,
+            "loadgen_valid": True,
+            "errors": 0,
+        }
+    ]
     return _cell(
-        "m.none.remote.t0.server.x", execution, 1.0, scenario="server",
-        settings={"preset": "quick", "url": url, "curve": curve, "latency_bound_ms": 10,
-                  "mode": "online"},
+        "m.none.remote.t0.server.x",
+        execution,
+        1.0,
+        scenario="server",
+        settings={
+            "preset": "quick",
+            "url": url,
+            "curve": curve,
+            "latency_bound_ms": 10,
+            "mode": "online",
+        },
         metrics={"server_peak_qps": metric(100.0, "QPS", "higher")},
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize(
@@ -163,16 +189,34 @@ def _budget_run(tmp_path: Path) -> Path:
     emulated = dict(profile="rpi4", execution="emulated", threads=4)
     records = [
         # The host under rpi4's limits ran in 1 ms; the device is projected at 20 ms.
-        _cell("m.fp32.rpi4.t4.ss.a", **emulated, p50=1.0, metrics={
-            "latency_p50_ms": metric(1.0, "ms", "lower"),
-            "projected_latency_ms": metric(20.0, "ms", "lower")}),
+        _cell(
+            "m.fp32.rpi4.t4.ss.a",
+            **emulated,
+            p50=1.0,
+            metrics={
+                "latency_p50_ms": metric(1.0, "ms", "lower"),
+                "projected_latency_ms": metric(20.0, "ms", "lower"),
+            },
+        ),
         # The same, but with no projection: the host's 1 ms says nothing of the device.
-        _cell("m.int8.rpi4.t4.ss.b", **emulated, p50=1.0, optimization="int8", metrics={
-            "latency_p50_ms": metric(1.0, "ms", "lower")}),
-        _cell("m.int16.rpi4.t4.ss.c", **emulated, p50=1.0, optimization="int16", metrics={
-            "latency_p50_ms": metric(1.0, "ms", "lower"),
-            "projected_latency_ms": metric(3.0, "ms", "lower")}),
-    ]  # fmt: skip
+        _cell(
+            "m.int8.rpi4.t4.ss.b",
+            **emulated,
+            p50=1.0,
+            optimization="int8",
+            metrics={"latency_p50_ms": metric(1.0, "ms", "lower")},
+        ),
+        _cell(
+            "m.int16.rpi4.t4.ss.c",
+            **emulated,
+            p50=1.0,
+            optimization="int16",
+            metrics={
+                "latency_p50_ms": metric(1.0, "ms", "lower"),
+                "projected_latency_ms": metric(3.0, "ms", "lower"),
+            },
+        ),
+    ]
     return _run(tmp_path / "run", records)
 
 
@@ -219,11 +263,21 @@ def _loadgen_record(official: bool, inputs: str | None) -> dict:
     from accelbench.runner.sweep import make_record
 
     cell = Cell(
-        model="m", model_path="m.tflite", optimization="fp32", profile="host",
-        profile_data={"name": "host", "kind": "cpu"}, execution="local", threads=1,
-        scenario="single-stream", preset="mlperf" if official else "quick", runtime=None,
-        xnnpack=True, inputs_path=inputs, seed=0, timeout_s=60.0,
-    )  # fmt: skip
+        model="m",
+        model_path="m.tflite",
+        optimization="fp32",
+        profile="host",
+        profile_data={"name": "host", "kind": "cpu"},
+        execution="local",
+        threads=1,
+        scenario="single-stream",
+        preset="mlperf" if official else "quick",
+        runtime=None,
+        xnnpack=True,
+        inputs_path=inputs,
+        seed=0,
+        timeout_s=60.0,
+    )
     result = {
         "status": "ok",
         "metrics": {"latency_p50_ms": metric(1.0, "ms", "lower")},
@@ -261,8 +315,12 @@ def test_an_mlperf_preset_record_says_what_is_comparable_and_what_is_not(tmp_pat
 
 
 def test_a_record_with_only_the_old_flag_is_not_called_comparable(tmp_path):
-    settings = {"preset": "mlperf", "comparable_to_mlperf": True, "inputs": "synthetic",
-                "loadgen": {"qsl": {"total_sample_count": 64}}}  # fmt: skip
+    settings = {
+        "preset": "mlperf",
+        "comparable_to_mlperf": True,
+        "inputs": "synthetic",
+        "loadgen": {"qsl": {"total_sample_count": 64}},
+    }
     run = _run(tmp_path / "run", [_cell("m.fp32.host.t1.ss.a", "local", 1.0, settings=settings)])
     write_run_outputs(run)
     assert "Not comparable with MLPerf Inference results" in (run / "summary.md").read_text()

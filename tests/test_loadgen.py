@@ -132,9 +132,14 @@ def test_offline_batches_and_reports_loadgen_throughput(tmp_path):
 
 def test_impossible_latency_bound_is_invalid_with_the_failing_criterion(tmp_path):
     result = run_scenario(
-        SleepRuntime(), _samples(), "server", "quick", tmp_path,
-        target_qps=400.0, target_latency_ms=0.001,
-    )  # fmt: skip
+        SleepRuntime(),
+        _samples(),
+        "server",
+        "quick",
+        tmp_path,
+        target_qps=400.0,
+        target_latency_ms=0.001,
+    )
 
     assert result.valid is False and result.result_validity == "INVALID"
     assert result.criteria["performance_constraints_satisfied"] is False
@@ -151,9 +156,14 @@ def test_impossible_latency_bound_is_invalid_with_the_failing_criterion(tmp_path
 def test_mlperf_preset_takes_loadgens_own_rules(tmp_path):
     # Capped at 1 s, the run cannot meet LoadGen's minimum duration: INVALID, and not comparable.
     result = run_scenario(
-        SleepRuntime(), _samples(), "server", "mlperf", tmp_path,
-        target_qps=200.0, max_duration_s=1.0,
-    )  # fmt: skip
+        SleepRuntime(),
+        _samples(),
+        "server",
+        "mlperf",
+        tmp_path,
+        target_qps=200.0,
+        max_duration_s=1.0,
+    )
 
     loadgen = result.settings["loadgen"]
     assert loadgen["min_duration_ms"] == 600_000  # LoadGen 6.0's mlperf.conf rule

@@ -151,9 +151,24 @@ def test_library_loaders_and_run_suite_refuse_before_loading(unsafe, tmp_path):
     assert find_unsafe(unsafe.safe_h5) == []
     # A Python lambda serialized anywhere in a .keras config (here a custom layer's argument).
     lambda_arg = tmp_path / "custom.keras"
-    config = {"class_name": "Functional", "config": {"name": "m", "layers": [
-        {"class_name": "MyLayer", "config": {"name": "custom", "fn": {
-            "class_name": "__lambda__", "config": {"value": ["4wEA", None, None]}}}}]}}  # fmt: skip
+    config = {
+        "class_name": "Functional",
+        "config": {
+            "name": "m",
+            "layers": [
+                {
+                    "class_name": "MyLayer",
+                    "config": {
+                        "name": "custom",
+                        "fn": {
+                            "class_name": "__lambda__",
+                            "config": {"value": ["4wEA", None, None]},
+                        },
+                    },
+                }
+            ],
+        },
+    }
     with zipfile.ZipFile(lambda_arg, "w") as archive:
         archive.writestr("config.json", json.dumps(config))
     assert find_unsafe(lambda_arg) == [Finding("python-lambda", "custom", "config.json")]

@@ -171,9 +171,20 @@ def test_pipe_builds_the_same_pipeline_as_the_name() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["int8+prune50", "cluster16+prune50", "int8+fp32", "prune50+prune_2of4", "qat", "prune0",
-     "prune100", "cluster1", "bogus", "", "int8+qat_int8"],
-)  # fmt: skip
+    [
+        "int8+prune50",
+        "cluster16+prune50",
+        "int8+fp32",
+        "prune50+prune_2of4",
+        "qat",
+        "prune0",
+        "prune100",
+        "cluster1",
+        "bogus",
+        "",
+        "int8+qat_int8",
+    ],
+)
 def test_parse_optimization_rejects_unknown_or_misordered_names(bad: str) -> None:
     with pytest.raises(UsageError) as err:
         parse_optimization(bad)

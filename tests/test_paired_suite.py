@@ -52,8 +52,13 @@ def test_default_suite_gets_one_paired_cell_per_model_profile_and_threads() -> N
 
 
 def _small(**fields) -> dict:
-    suite = {"models": [{"name": "breast_cancer_mlp"}], "optimizations": ["fp32", "int8"],
-             "profiles": ["host"], "threads": [1], "scenarios": ["single-stream"]}  # fmt: skip
+    suite = {
+        "models": [{"name": "breast_cancer_mlp"}],
+        "optimizations": ["fp32", "int8"],
+        "profiles": ["host"],
+        "threads": [1],
+        "scenarios": ["single-stream"],
+    }
     return {**suite, **fields}
 
 
@@ -85,16 +90,26 @@ def _single_stream(
     rng = np.random.default_rng(zlib.crc32(opt.encode()))
     raw = (p50 * rng.lognormal(0.0, 0.05, 300)).tolist()
     record = {
-        "cell_id": f"m.{opt}.host.t1.single-stream.a", "run_id": "r", "status": "ok",
-        "model": "m", "optimization": opt, "profile": "host", "execution": "local",
-        "threads": 1, "scenario": "single-stream", "settings": {"preset": "quick"},
-        "metrics": {"latency_p50_ms": metric(float(np.median(raw)), "ms", "lower"),
-                    "accuracy": metric(accuracy, "fraction", "higher"),
-                    "accuracy_delta": metric(accuracy - 0.95, "fraction", "higher"),
-                    "model_bytes": metric(size, "bytes", "lower")},
-        "raw_latencies_ms": raw, "artifact": {"sha256": "a" * 64},
+        "cell_id": f"m.{opt}.host.t1.single-stream.a",
+        "run_id": "r",
+        "status": "ok",
+        "model": "m",
+        "optimization": opt,
+        "profile": "host",
+        "execution": "local",
+        "threads": 1,
+        "scenario": "single-stream",
+        "settings": {"preset": "quick"},
+        "metrics": {
+            "latency_p50_ms": metric(float(np.median(raw)), "ms", "lower"),
+            "accuracy": metric(accuracy, "fraction", "higher"),
+            "accuracy_delta": metric(accuracy - 0.95, "fraction", "higher"),
+            "model_bytes": metric(size, "bytes", "lower"),
+        },
+        "raw_latencies_ms": raw,
+        "artifact": {"sha256": "a" * 64},
         "environment": {"cpu_model": "Test CPU", "cpu_flags": list(flags)},
-    }  # fmt: skip
+    }
     if gzip is not None:
         record["metrics"]["model_gzip_bytes"] = metric(gzip, "bytes", "lower")
     return record
@@ -104,17 +119,36 @@ def _paired(opt: str, ratio: float, low: float, high: float, flags=AMX, base_ms=
     """The record a suite's paired cell writes for opt: time ratio opt/fp32 with its interval."""
     cell = "m.fp32.host.t1.paired.b"
     return {
-        "cell_id": f"{cell}.{opt}", "parent_cell_id": cell, "run_id": "r", "status": "ok",
-        "model": "m", "optimization": opt, "profile": "host", "execution": "local",
-        "threads": 1, "scenario": "paired", "settings": {"preset": "paired"},
-        "metrics": {"paired_ratio": metric(ratio, "x", "lower"),
-                    "base_p50_ms": metric(base_ms, "ms", "lower"),
-                    "new_p50_ms": metric(base_ms * ratio, "ms", "lower")},
-        "paired": {"base": "fp32", "sides": ["fp32", opt], "ratio": ratio, "ci_low": low,
-                   "ci_high": high, "round_ratio_min": low * 0.99, "round_ratio_max": high * 1.01,
-                   "rounds": 5, "pairs": 500, "confidence": 0.95},
+        "cell_id": f"{cell}.{opt}",
+        "parent_cell_id": cell,
+        "run_id": "r",
+        "status": "ok",
+        "model": "m",
+        "optimization": opt,
+        "profile": "host",
+        "execution": "local",
+        "threads": 1,
+        "scenario": "paired",
+        "settings": {"preset": "paired"},
+        "metrics": {
+            "paired_ratio": metric(ratio, "x", "lower"),
+            "base_p50_ms": metric(base_ms, "ms", "lower"),
+            "new_p50_ms": metric(base_ms * ratio, "ms", "lower"),
+        },
+        "paired": {
+            "base": "fp32",
+            "sides": ["fp32", opt],
+            "ratio": ratio,
+            "ci_low": low,
+            "ci_high": high,
+            "round_ratio_min": low * 0.99,
+            "round_ratio_max": high * 1.01,
+            "rounds": 5,
+            "pairs": 500,
+            "confidence": 0.95,
+        },
         "environment": {"cpu_model": "Test CPU", "cpu_flags": list(flags)},
-    }  # fmt: skip
+    }
 
 
 def _run(path: Path, records: list[dict]) -> Path:
@@ -126,10 +160,14 @@ def _run(path: Path, records: list[dict]) -> Path:
 
 def test_a_paired_interval_excluding_1_is_claimed(tmp_path: Path, capsys) -> None:
     # int8 separately measured at 2x, paired at 1/0.5435 = 1.84x (CI 1/0.5556..1/0.5319).
-    run = _run(tmp_path / "run", [
-        _single_stream("fp32", 1.0, 0.95), _single_stream("int8", 0.5, 0.947, size=1000),
-        _paired("int8", 0.5435, 0.5319, 0.5556),
-    ])  # fmt: skip
+    run = _run(
+        tmp_path / "run",
+        [
+            _single_stream("fp32", 1.0, 0.95),
+            _single_stream("int8", 0.5, 0.947, size=1000),
+            _paired("int8", 0.5435, 0.5319, 0.5556),
+        ],
+    )
     md = (run / "report.md").read_text()
     claim = "int8 is 1.84× (95% CI 1.80–1.88, 5 rounds 1.78–1.90, paired) faster than fp32"
     assert f"On host (1 thr), {claim} for -0.3 points" in md
@@ -146,9 +184,13 @@ def test_a_paired_interval_excluding_1_is_claimed(tmp_path: Path, capsys) -> Non
 def test_the_pick_is_the_largest_paired_speed_up_not_the_lowest_separate_latency() -> None:
     from accelbench.report.tradeoffs import recommendation
 
-    records = [_single_stream("fp32", 1.0, 0.95), _single_stream("int8", 0.4, 0.95),
-               _single_stream("dynamic", 0.5, 0.95), _paired("int8", 0.67, 0.66, 0.68),
-               _paired("dynamic", 0.53, 0.52, 0.54)]  # fmt: skip
+    records = [
+        _single_stream("fp32", 1.0, 0.95),
+        _single_stream("int8", 0.4, 0.95),
+        _single_stream("dynamic", 0.5, 0.95),
+        _paired("int8", 0.67, 0.66, 0.68),
+        _paired("dynamic", 0.53, 0.52, 0.54),
+    ]
     assert recommendation(points(records), "m", "host").startswith("on host, dynamic is 1.89× (")
 
 
@@ -163,8 +205,11 @@ def test_the_pick_is_the_largest_paired_speed_up_not_the_lowest_separate_latency
 def test_a_paired_figure_not_beyond_the_threshold_is_not_claimed(
     tmp_path: Path, ratio: float, low: float, high: float, verdict: str
 ) -> None:
-    records = [_single_stream("fp32", 1.0, 0.95), _single_stream("int8", 0.5, 0.95),
-               _paired("int8", ratio, low, high)]  # fmt: skip
+    records = [
+        _single_stream("fp32", 1.0, 0.95),
+        _single_stream("int8", 0.5, 0.95),
+        _paired("int8", ratio, low, high),
+    ]
     md = (_run(tmp_path / "run", records) / "report.md").read_text()
     assert "int8 is " not in md and "paired) faster than fp32" not in md
     assert "On host (1 thr), nothing is measurably faster than fp32" in md
@@ -173,8 +218,9 @@ def test_a_paired_figure_not_beyond_the_threshold_is_not_claimed(
 
 
 def test_without_a_paired_record_the_figure_is_labelled_unpaired(tmp_path: Path, capsys) -> None:
-    run = _run(tmp_path / "run", [_single_stream("fp32", 1.0, 0.95),
-                                  _single_stream("int8", 0.5, 0.95)])  # fmt: skip
+    run = _run(
+        tmp_path / "run", [_single_stream("fp32", 1.0, 0.95), _single_stream("int8", 0.5, 0.95)]
+    )
     md = (run / "report.md").read_text()
     assert "int8 is " not in md and "paired) faster than fp32" not in md
     assert "no optimization was timed paired with fp32" in md
@@ -185,9 +231,11 @@ def test_without_a_paired_record_the_figure_is_labelled_unpaired(tmp_path: Path,
 
 def test_smaller_says_gzipped_and_on_disk_in_report_and_cli_text(tmp_path: Path, capsys) -> None:
     # The sizes of the iris walk-through: 18,756 -> 8,832 bytes on disk (2.1x), gzip 2.7x.
-    records = [_single_stream("fp32", 1.0, 0.95, size=18_756, gzip=16_200),
-               _single_stream("int8", 1.3, 0.95, size=8_832, gzip=6_000),
-               _paired("int8", 1.3, 1.28, 1.32)]  # fmt: skip
+    records = [
+        _single_stream("fp32", 1.0, 0.95, size=18_756, gzip=16_200),
+        _single_stream("int8", 1.3, 0.95, size=8_832, gzip=6_000),
+        _paired("int8", 1.3, 1.28, 1.32),
+    ]
     run = _run(tmp_path / "run", records)
     smaller = "int8 is 2.7× smaller gzipped (2.1× on disk) for +0.0 points."
     md = (run / "report.md").read_text()
@@ -202,8 +250,10 @@ def test_smaller_says_gzipped_and_on_disk_in_report_and_cli_text(tmp_path: Path,
     assert smaller in printed
 
     # Beside a faster pick, and without gzip sizes (on disk only, said so).
-    records[0:0] = [_single_stream("dynamic", 0.5, 0.95, size=12_000, gzip=10_000),
-                    _paired("dynamic", 0.5, 0.49, 0.51)]  # fmt: skip
+    records[0:0] = [
+        _single_stream("dynamic", 0.5, 0.95, size=12_000, gzip=10_000),
+        _paired("dynamic", 0.5, 0.49, 0.51),
+    ]
     sentence = recommendation(points(records), "m", "host")
     assert sentence.startswith("on host, dynamic is 2.00× (")
     assert sentence.endswith("; int8 is also 2.7× smaller gzipped (2.1× on disk).")
@@ -286,8 +336,11 @@ def test_a_suite_run_pairs_each_optimization_with_fp32(paired_run: Path) -> None
 
 def test_resume_reruns_a_paired_cell_for_its_missing_optimization_only(paired_run: Path) -> None:
     lines = (paired_run / "records.jsonl").read_text().splitlines()
-    dropped = next(x for x in lines if json.loads(x)["cell_id"].endswith(".int8")
-                   and json.loads(x)["scenario"] == "paired")  # fmt: skip
+    dropped = next(
+        x
+        for x in lines
+        if json.loads(x)["cell_id"].endswith(".int8") and json.loads(x)["scenario"] == "paired"
+    )
     kept = [x for x in lines if x != dropped]
     (paired_run / "records.jsonl").write_text("\n".join(kept) + "\n")
     proc = run_cli("run", "--resume", str(paired_run), "--no-progress", timeout=300)

@@ -61,8 +61,9 @@ def _scripted(monkeypatch: pytest.MonkeyPatch, meets) -> Counter:
 
 
 def _search(tmp_path: Path, steps: int = 1):
-    return find_peak(None, [], "quick", tmp_path, latency_bound_ms=10.0, curve_points=4,
-                     search_steps=steps)  # fmt: skip
+    return find_peak(
+        None, [], "quick", tmp_path, latency_bound_ms=10.0, curve_points=4, search_steps=steps
+    )
 
 
 def test_a_steady_peak_is_run_twice_and_kept(monkeypatch, tmp_path):

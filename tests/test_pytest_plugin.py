@@ -72,8 +72,10 @@ def test_fixture_writes_pytest_benchmark_json_that_both_compares_read(pytester, 
     a, b = pytester.path / "first.json", pytester.path / "second.json"
     done = subprocess.run(
         [sys.executable, "-m", "pytest_benchmark", "compare", str(a), str(b)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("test_mlp_latency[1] (") == 2  # one row per file
 

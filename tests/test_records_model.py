@@ -30,16 +30,35 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("records")
     bench = root / "bench"
     proc = run_cli(
-        "bench", str(DATA / "mlp_f32.tflite"), "--profile", "host,rpi4,nvidia-t4,coral-edgetpu",
-        "--threads", "1", "--scenario", "single-stream,offline", "--out", str(bench),
+        "bench",
+        str(DATA / "mlp_f32.tflite"),
+        "--profile",
+        "host,rpi4,nvidia-t4,coral-edgetpu",
+        "--threads",
+        "1",
+        "--scenario",
+        "single-stream,offline",
+        "--out",
+        str(bench),
         "--no-progress",
-    )  # fmt: skip
+    )
     assert proc.returncode in (0, 1), proc.stderr  # coral refuses an fp32 model: exit 1
     ab = root / "ab"
     proc = run_cli(
-        "ab", str(DATA / "conv2_f32.tflite"), str(DATA / "conv6_f32.tflite"), "--threads", "1",
-        "--pairs", "50", "--rounds", "3", "--out", str(ab), "--format", "json",
-    )  # fmt: skip
+        "ab",
+        str(DATA / "conv2_f32.tflite"),
+        str(DATA / "conv6_f32.tflite"),
+        "--threads",
+        "1",
+        "--pairs",
+        "50",
+        "--rounds",
+        "3",
+        "--out",
+        str(ab),
+        "--format",
+        "json",
+    )
     assert proc.returncode in (0, 1), proc.stderr
     return {"bench": bench, "ab": ab}
 
@@ -90,18 +109,24 @@ def test_derived_figures_are_the_stored_ones(runs):
 
 
 def test_quality_and_configuration_properties():
-    record = Record.parse({
-        "cell_id": "m.pipe.host.t1.input-pipeline.abcd.png.parallel",
-        "parent_cell_id": "m.pipe.host.t1.input-pipeline.abcd",
-        "metrics": {"auc": metric(0.91, "fraction", "higher"),
-                    "auc_delta": metric(-0.02, "fraction", "higher"),
-                    "model_gzip_bytes": metric(1234, "bytes", "lower")},
-        "quality": {"flagged_classes": ["cat"], "worst_class_delta": -0.05},
-    })  # fmt: skip
+    record = Record.parse(
+        {
+            "cell_id": "m.pipe.host.t1.input-pipeline.abcd.png.parallel",
+            "parent_cell_id": "m.pipe.host.t1.input-pipeline.abcd",
+            "metrics": {
+                "auc": metric(0.91, "fraction", "higher"),
+                "auc_delta": metric(-0.02, "fraction", "higher"),
+                "model_gzip_bytes": metric(1234, "bytes", "lower"),
+            },
+            "quality": {"flagged_classes": ["cat"], "worst_class_delta": -0.05},
+        }
+    )
     assert record.configuration_key == "png.parallel"
     assert (record.quality_metric, record.quality_value, record.quality_delta) == (
-        "auc", 0.91, -0.02,
-    )  # fmt: skip
+        "auc",
+        0.91,
+        -0.02,
+    )
     assert record.model_gzip_bytes == 1234 and isinstance(record.model_gzip_bytes, int)
     assert record.flagged_classes == ["cat"] and record.worst_class_delta == -0.05
     assert record.execution_label == "unknown"
@@ -111,16 +136,22 @@ def test_quality_and_configuration_properties():
     ("change", "field"),
     [
         ({"status": "done"}, "status"),
-        ({"metrics": {"qps": {"value": "fast", "unit": "samples/s", "direction": "higher"}}},
-         "metrics.qps.value"),
-        ({"metrics": {"qps": {"value": True, "unit": "samples/s", "direction": "higher"}}},
-         "metrics.qps.value"),
-        ({"metrics": {"qps": {"value": 1.0, "unit": "samples/s", "direction": "up"}}},
-         "metrics.qps.direction"),
+        (
+            {"metrics": {"qps": {"value": "fast", "unit": "samples/s", "direction": "higher"}}},
+            "metrics.qps.value",
+        ),
+        (
+            {"metrics": {"qps": {"value": True, "unit": "samples/s", "direction": "higher"}}},
+            "metrics.qps.value",
+        ),
+        (
+            {"metrics": {"qps": {"value": 1.0, "unit": "samples/s", "direction": "up"}}},
+            "metrics.qps.direction",
+        ),
         ({"threads": "1"}, "threads"),
         ({"execution": "simulated"}, "execution"),
     ],
-)  # fmt: skip
+)
 def test_a_record_that_does_not_fit_is_refused_and_nothing_is_written(tmp_path, change, field):
     good = {"cell_id": "c", "status": "ok", "metrics": {"qps": metric(1.0, "samples/s", "higher")}}
     append_record(tmp_path, good)

@@ -34,15 +34,28 @@ class Chromium:
         self.log = profile_dir / "chromium.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-dev-shm-usage", "--remote-debugging-port=0",
-                 f"--user-data-dir={profile_dir / 'profile'}", "--window-size=1400,1000",
-                 "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "about:blank"],
-                stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL,
+                [
+                    CHROMIUM,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--remote-debugging-port=0",
+                    f"--user-data-dir={profile_dir / 'profile'}",
+                    "--window-size=1400,1000",
+                    "--no-first-run",
+                    "--no-default-browser-check",
+                    "--disable-extensions",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "about:blank",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         self.ws_url = self._devtools_url()
 
     def _devtools_url(self, timeout_s: float = 60.0) -> str:
@@ -117,8 +130,9 @@ async def _load(ws_url: str, url: str, screenshot: Path | None) -> dict[str, Any
                     continue
                 method, params = data.get("method"), data.get("params") or {}
                 if method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
-                    text = " ".join(str(a.get("value", a.get("description"))) for a in
-                                    params.get("args", []))  # fmt: skip
+                    text = " ".join(
+                        str(a.get("value", a.get("description"))) for a in params.get("args", [])
+                    )
                     errors.append(f"console.{params['type']}: {text}")
                 elif method == "Runtime.exceptionThrown":
                     details = params["exceptionDetails"]
@@ -146,16 +160,18 @@ async def _load(ws_url: str, url: str, screenshot: Path | None) -> dict[str, Any
         task = asyncio.create_task(reader())
         try:
             target = await send("Target.createTarget", url="about:blank")
-            attached = await send("Target.attachToTarget", targetId=target["targetId"],
-                                  flatten=True)  # fmt: skip
+            attached = await send(
+                "Target.attachToTarget", targetId=target["targetId"], flatten=True
+            )
             session = attached["sessionId"]
             for domain in ("Runtime", "Log", "Page", "Network"):
                 await send(f"{domain}.enable", session)
             await send("Page.navigate", session, url=url)
             await asyncio.wait_for(loaded.wait(), timeout=60)
             await asyncio.sleep(0.3)  # late console messages
-            result = await send("Runtime.evaluate", session, expression=_IMAGES_JS,
-                                returnByValue=True)  # fmt: skip
+            result = await send(
+                "Runtime.evaluate", session, expression=_IMAGES_JS, returnByValue=True
+            )
             images = json.loads(result["result"]["value"])
             png = b""
             if screenshot is not None:
@@ -163,10 +179,20 @@ async def _load(ws_url: str, url: str, screenshot: Path | None) -> dict[str, Any
 
                 metrics = await send("Page.getLayoutMetrics", session)
                 size = metrics["cssContentSize"]
-                clip = {"x": 0, "y": 0, "width": size["width"],
-                        "height": min(size["height"], 12000), "scale": 1}  # fmt: skip
-                shot = await send("Page.captureScreenshot", session, format="png",
-                                  captureBeyondViewport=True, clip=clip)  # fmt: skip
+                clip = {
+                    "x": 0,
+                    "y": 0,
+                    "width": size["width"],
+                    "height": min(size["height"], 12000),
+                    "scale": 1,
+                }
+                shot = await send(
+                    "Page.captureScreenshot",
+                    session,
+                    format="png",
+                    captureBeyondViewport=True,
+                    clip=clip,
+                )
                 png = base64.b64decode(shot["data"])
                 screenshot.write_bytes(png)
             await send("Target.closeTarget", targetId=target["targetId"])

@@ -60,9 +60,15 @@ PRICED_PROFILE = {
 }
 
 # This host as a calibrated run records it in its cell files.
-HOST_PROFILE = {**PRICED_PROFILE, "name": "host", "execution": "local", "tdp_watts": None,
-                "price_per_hour_usd": None, "peak_compute": {"fp32": 0.3, "int8": 3.0},
-                "memory_bandwidth_gbps": 30.0}  # fmt: skip
+HOST_PROFILE = {
+    **PRICED_PROFILE,
+    "name": "host",
+    "execution": "local",
+    "tdp_watts": None,
+    "price_per_hour_usd": None,
+    "peak_compute": {"fp32": 0.3, "int8": 3.0},
+    "memory_bandwidth_gbps": 30.0,
+}
 
 
 def _record(cell_id: str, **fields) -> dict:
@@ -94,8 +100,12 @@ def _record(cell_id: str, **fields) -> dict:
 
 
 def _graph(precision: str) -> dict:
-    return {"flops": 2_000_000, "weight_bytes": 20_000, "activation_bytes": 30_000,
-            "precision": precision}  # fmt: skip
+    return {
+        "flops": 2_000_000,
+        "weight_bytes": 20_000,
+        "activation_bytes": 30_000,
+        "precision": precision,
+    }
 
 
 def synthetic_records() -> list[dict]:
@@ -104,36 +114,62 @@ def synthetic_records() -> list[dict]:
     records = []
     for opt, p50, quality in (("fp32", 0.40, 0.97), ("int8", 0.20, 0.96)):
         raw = (p50 * rng.lognormal(0.0, 0.15, 400)).round(5).tolist()
-        records.append(_record(
-            f"tiny_cnn.{opt}.host.t1.single-stream.aaaa", optimization=opt, graph=_graph(
-                "fp32" if opt == "fp32" else "int8"), raw_latencies_ms=raw,
-            metrics={"latency_p50_ms": metric(float(np.median(raw)), "ms", "lower"),
-                     "accuracy": metric(quality, "fraction", "higher"),
-                     "accuracy_delta": metric(quality - 0.97, "fraction", "higher"),
-                     "model_bytes": metric(4000, "bytes", "lower")},
-        ))  # fmt: skip
-        records.append(_record(
-            f"tiny_cnn.{opt}.host.t1.offline.bbbb", optimization=opt, scenario="offline",
-            raw_latencies_ms=(rng.uniform(1, 900, 300)).round(3).tolist(),
-            metrics={"qps": metric(1000 / p50 * 1.5, "samples/s", "higher")},
-        ))  # fmt: skip
-        records.append(_record(
-            f"tiny_cnn.{opt}.rpi4.t4.single-stream.cccc", optimization=opt, profile="rpi4",
-            execution="emulated", threads=4, graph=_graph("int8" if opt == "int8" else "fp32"),
-            raw_latencies_ms=(p50 * 1.1 * rng.lognormal(0.0, 0.2, 300)).tolist(),
-            projection={"precision": "fp32"},
-            metrics={"latency_p50_ms": metric(p50 * 1.1, "ms", "lower"),
-                     "projected_latency_ms": metric(p50 * 20, "ms", "lower"),
-                     "accuracy": metric(quality, "fraction", "higher")},
-        ))  # fmt: skip
-        for profile, ms in (("nvidia-t4", p50 / 10), ("tpu-v5e", p50 / 20),
-                            ("priced-box", p50 * 2)):  # fmt: skip
-            records.append(_record(
-                f"tiny_cnn.{opt}.{profile}.t1.single-stream.dddd", optimization=opt,
-                profile=profile, execution="projected", graph=_graph("fp32"),
+        records.append(
+            _record(
+                f"tiny_cnn.{opt}.host.t1.single-stream.aaaa",
+                optimization=opt,
+                graph=_graph("fp32" if opt == "fp32" else "int8"),
+                raw_latencies_ms=raw,
+                metrics={
+                    "latency_p50_ms": metric(float(np.median(raw)), "ms", "lower"),
+                    "accuracy": metric(quality, "fraction", "higher"),
+                    "accuracy_delta": metric(quality - 0.97, "fraction", "higher"),
+                    "model_bytes": metric(4000, "bytes", "lower"),
+                },
+            )
+        )
+        records.append(
+            _record(
+                f"tiny_cnn.{opt}.host.t1.offline.bbbb",
+                optimization=opt,
+                scenario="offline",
+                raw_latencies_ms=(rng.uniform(1, 900, 300)).round(3).tolist(),
+                metrics={"qps": metric(1000 / p50 * 1.5, "samples/s", "higher")},
+            )
+        )
+        records.append(
+            _record(
+                f"tiny_cnn.{opt}.rpi4.t4.single-stream.cccc",
+                optimization=opt,
+                profile="rpi4",
+                execution="emulated",
+                threads=4,
+                graph=_graph("int8" if opt == "int8" else "fp32"),
+                raw_latencies_ms=(p50 * 1.1 * rng.lognormal(0.0, 0.2, 300)).tolist(),
                 projection={"precision": "fp32"},
-                metrics={"projected_latency_ms": metric(ms, "ms", "lower")},
-            ))  # fmt: skip
+                metrics={
+                    "latency_p50_ms": metric(p50 * 1.1, "ms", "lower"),
+                    "projected_latency_ms": metric(p50 * 20, "ms", "lower"),
+                    "accuracy": metric(quality, "fraction", "higher"),
+                },
+            )
+        )
+        for profile, ms in (
+            ("nvidia-t4", p50 / 10),
+            ("tpu-v5e", p50 / 20),
+            ("priced-box", p50 * 2),
+        ):
+            records.append(
+                _record(
+                    f"tiny_cnn.{opt}.{profile}.t1.single-stream.dddd",
+                    optimization=opt,
+                    profile=profile,
+                    execution="projected",
+                    graph=_graph("fp32"),
+                    projection={"precision": "fp32"},
+                    metrics={"projected_latency_ms": metric(ms, "ms", "lower")},
+                )
+            )
     records += pipeline_records()
     records += training_records()
     return records
@@ -144,35 +180,74 @@ def pipeline_records() -> list[dict]:
     out = []
     for fmt, rates in (("csv", (1000.0, 2500.0, 4000.0)), ("png", (300.0, 900.0, 1500.0))):
         for pipeline, rate in zip(("naive", "parallel", "best"), rates, strict=True):
-            out.append(_record(
-                f"{parent}.{fmt}.{pipeline}", parent_cell_id=parent, scenario="input-pipeline",
-                optimization="none", threads=2,
-                settings={"format": fmt, "pipeline": pipeline, "preset": "quick",
-                          "stage_ms_per_example": {"read": 0.2, "decode": 0.5}
-                          if pipeline == "naive" else None},
-                metrics={"examples_per_s": metric(rate, "examples/s", "higher"),
-                         "mb_per_s": metric(rate / 100, "MB/s", "higher"),
-                         "speedup_vs_naive": metric(rate / rates[0], "x", "higher")},
-            ))  # fmt: skip
-    out.append(_record(
-        f"{parent}.jpeg", parent_cell_id=parent, scenario="input-pipeline", optimization="none",
-        threads=2, status="skipped", error="jpeg does not apply to tabular data",
-        settings={"format": "jpeg", "pipeline": None},
-    ))  # fmt: skip
-    out.append(_record(
-        f"{parent}.input_bound", parent_cell_id=parent, scenario="input-pipeline",
-        optimization="none", threads=2,
-        settings={"pipeline": None, "format": "csv", "input_bound": True, "fixed_by": "parallel",
-                  "best_pipeline": "best", "per_format": {
-                      "csv": {"input_bound": True, "fixed_by": "parallel",
-                              "naive_pipeline_examples_per_s": 1000.0},
-                      "png": {"input_bound": True, "fixed_by": None,
-                              "naive_pipeline_examples_per_s": 300.0}}},
-        metrics={"train_step_examples_per_s": metric(2000.0, "examples/s", "higher"),
-                 "naive_pipeline_examples_per_s": metric(1000.0, "examples/s", "higher"),
-                 "best_pipeline_examples_per_s": metric(4000.0, "examples/s", "higher"),
-                 "input_bound_factor": metric(2.0, "x", "none")},
-    ))  # fmt: skip
+            out.append(
+                _record(
+                    f"{parent}.{fmt}.{pipeline}",
+                    parent_cell_id=parent,
+                    scenario="input-pipeline",
+                    optimization="none",
+                    threads=2,
+                    settings={
+                        "format": fmt,
+                        "pipeline": pipeline,
+                        "preset": "quick",
+                        "stage_ms_per_example": {"read": 0.2, "decode": 0.5}
+                        if pipeline == "naive"
+                        else None,
+                    },
+                    metrics={
+                        "examples_per_s": metric(rate, "examples/s", "higher"),
+                        "mb_per_s": metric(rate / 100, "MB/s", "higher"),
+                        "speedup_vs_naive": metric(rate / rates[0], "x", "higher"),
+                    },
+                )
+            )
+    out.append(
+        _record(
+            f"{parent}.jpeg",
+            parent_cell_id=parent,
+            scenario="input-pipeline",
+            optimization="none",
+            threads=2,
+            status="skipped",
+            error="jpeg does not apply to tabular data",
+            settings={"format": "jpeg", "pipeline": None},
+        )
+    )
+    out.append(
+        _record(
+            f"{parent}.input_bound",
+            parent_cell_id=parent,
+            scenario="input-pipeline",
+            optimization="none",
+            threads=2,
+            settings={
+                "pipeline": None,
+                "format": "csv",
+                "input_bound": True,
+                "fixed_by": "parallel",
+                "best_pipeline": "best",
+                "per_format": {
+                    "csv": {
+                        "input_bound": True,
+                        "fixed_by": "parallel",
+                        "naive_pipeline_examples_per_s": 1000.0,
+                    },
+                    "png": {
+                        "input_bound": True,
+                        "fixed_by": None,
+                        "naive_pipeline_examples_per_s": 300.0,
+                    },
+                },
+            },
+            metrics={
+                "train_step_examples_per_s": metric(2000.0, "examples/s", "higher"),
+                "naive_pipeline_examples_per_s": metric(1000.0, "examples/s", "higher"),
+                "best_pipeline_examples_per_s": metric(4000.0, "examples/s", "higher"),
+                "input_bound_factor": metric(2.0, "x", "none"),
+            },
+        )
+    )
     return out
 
 
@@ -183,21 +258,37 @@ def training_records() -> list[dict]:
         ("tensorflow.none.fp32.xla-off", "none", 1, 12.5, None),
         ("tensorflow.mirrored.fp32.xla-off.d2", "mirrored", 2, 20.0, 0.625),
     ):
-        metrics = {"step_time_ms": metric(step, "ms", "lower"),
-                   "examples_per_s": metric(64000 / step, "examples/s", "higher"),
-                   "time_to_target_s": metric(3.25, "s", "lower"),
-                   "failed_runs": metric(0, "runs", "lower")}  # fmt: skip
+        metrics = {
+            "step_time_ms": metric(step, "ms", "lower"),
+            "examples_per_s": metric(64000 / step, "examples/s", "higher"),
+            "time_to_target_s": metric(3.25, "s", "lower"),
+            "failed_runs": metric(0, "runs", "lower"),
+        }
         if eff is not None:
             metrics["scaling_efficiency"] = metric(eff, "fraction", "higher")
-        out.append(_record(
-            f"{parent}.{key}", parent_cell_id=parent, scenario="training", threads=2,
-            settings={"framework": "tensorflow", "strategy": strategy, "precision": "fp32",
-                      "xla": False, "devices": devices, "notes": "2 shared cores"},
-            metrics=metrics,
-        ))  # fmt: skip
+        out.append(
+            _record(
+                f"{parent}.{key}",
+                parent_cell_id=parent,
+                scenario="training",
+                threads=2,
+                settings={
+                    "framework": "tensorflow",
+                    "strategy": strategy,
+                    "precision": "fp32",
+                    "xla": False,
+                    "devices": devices,
+                    "notes": "2 shared cores",
+                },
+                metrics=metrics,
+            )
+        )
     # The preparation step's training record shares the scenario name: not a benchmark row.
-    out.append(_record("tiny_cnn.fp32.host.training", scenario="training", metrics={},
-                       training=None, threads=2))  # fmt: skip
+    out.append(
+        _record(
+            "tiny_cnn.fp32.host.training", scenario="training", metrics={}, training=None, threads=2
+        )
+    )
     return out
 
 
@@ -248,16 +339,25 @@ def mutated(tmp_path_factory) -> str:
 
 def _row(md: str, *cells: str) -> str:
     """The one Markdown table row holding every given cell."""
-    rows = [line for line in md.splitlines() if line.startswith("|")
-            and all(f"| {c} |" in line for c in cells)]  # fmt: skip
+    rows = [
+        line
+        for line in md.splitlines()
+        if line.startswith("|") and all(f"| {c} |" in line for c in cells)
+    ]
     assert len(rows) == 1, (cells, rows)
     return rows[0]
 
 
 def test_every_section_is_in_both_files(report) -> None:
     md, page, run = report
-    for section in ("Latency distributions", "Roofline", "Hardware comparison", "Input pipeline",
-                    "Training", "Environment"):  # fmt: skip
+    for section in (
+        "Latency distributions",
+        "Roofline",
+        "Hardware comparison",
+        "Input pipeline",
+        "Training",
+        "Environment",
+    ):
         assert f"## {section}" in md
         assert f">{section}</h2>" in page and f'href="#{section.lower().replace(" ", "-")}"' in page
     files = {p.name for p in (run / "report_files").iterdir()}
@@ -310,8 +410,9 @@ def test_hardware_table_per_watt_and_per_dollar_with_na_reasons(report, mutated)
     t4 = _row(md, "tiny_cnn", "nvidia-t4", "1", "projected")
     assert "| 50,000 |" in t4 and "| 70 |" in t4 and "| 714.3 |" in t4
     assert "n/a: profile nvidia-t4 states no price_per_hour_usd" in t4
-    assert "n/a: profile tpu-v5e states no tdp_watts" in _row(md, "tiny_cnn", "tpu-v5e", "1",
-                                                              "projected")  # fmt: skip
+    assert "n/a: profile tpu-v5e states no tdp_watts" in _row(
+        md, "tiny_cnn", "tpu-v5e", "1", "projected"
+    )
     # The user's profile has both: 0.4 ms -> 2,500/s, / 40 W = 62.5/J, x 3600 / $0.5 = 18 M/$.
     priced = _row(md, "tiny_cnn", "priced-box", "1", "projected")
     assert "| 2,500 |" in priced and "| 62.5 |" in priced and "| 18,000,000 |" in priced
@@ -358,8 +459,13 @@ def test_environment_section(report, mutated) -> None:
 
 
 def test_serving_section_is_the_serving_modules_fragment(tmp_path, monkeypatch) -> None:
-    serving = [_record("tiny_cnn.fp32.host.t1.serving.gggg.online", scenario="serving",
-                       settings={"mode": "online"})]  # fmt: skip
+    serving = [
+        _record(
+            "tiny_cnn.fp32.host.t1.serving.gggg.online",
+            scenario="serving",
+            settings={"mode": "online"},
+        )
+    ]
     seen = []
     fake = types.ModuleType("accelbench.report.serving")
     fake.serving_markdown = lambda records: seen.append(records) or "SERVING-MD online"
@@ -387,8 +493,9 @@ def test_a_real_bench_run_reports_its_measurements(tmp_path) -> None:
     host = next(r for r in records if r["profile"] == "host")
     assert len(host["raw_latencies_ms"]) > 100
     p50 = np.percentile(host["raw_latencies_ms"], 50)
-    assert f"| {p50:.4g} |" in _row(md, "none", "host, 1 thr — measured on this host", "ok",
-                                    str(len(host["raw_latencies_ms"])))  # fmt: skip
+    assert f"| {p50:.4g} |" in _row(
+        md, "none", "host, 1 thr — measured on this host", "ok", str(len(host["raw_latencies_ms"]))
+    )
     t4 = next(r for r in records if r["profile"] == "nvidia-t4")
     rate = 1e3 / t4["metrics"]["projected_latency_ms"]["value"]
     row = _row(md, "cnn_int8", "nvidia-t4", "1", "projected")

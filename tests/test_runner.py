@@ -29,10 +29,17 @@ def _records(run_dir: Path) -> list[dict]:
 def test_a_dying_worker_fails_only_its_cell(tmp_path: Path, fault: str, reason: str) -> None:
     out = tmp_path / "run"
     proc = run_cli(
-        "bench", str(DATA / "mlp_f32.tflite"), "--scenario", "single-stream,offline",
-        "--threads", "1", "--out", str(out), "--no-progress",
+        "bench",
+        str(DATA / "mlp_f32.tflite"),
+        "--scenario",
+        "single-stream,offline",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
         env={"ACCELBENCH_WORKER_FAULT": f"{fault}:offline"},
-    )  # fmt: skip
+    )
     assert proc.returncode == 1, proc.stderr  # a failed cell makes bench exit 1
     by_scenario = {r["scenario"]: r for r in _records(out)}
     assert by_scenario["single-stream"]["status"] == "ok"
@@ -43,9 +50,17 @@ def test_a_dying_worker_fails_only_its_cell(tmp_path: Path, fault: str, reason: 
 def test_a_hanging_worker_times_out_and_is_killed(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = run_cli(
-        "bench", str(DATA / "mlp_f32.tflite"), "--threads", "1", "--timeout", "4",
-        "--out", str(out), "--no-progress", env={"ACCELBENCH_WORKER_FAULT": "hang"},
-    )  # fmt: skip
+        "bench",
+        str(DATA / "mlp_f32.tflite"),
+        "--threads",
+        "1",
+        "--timeout",
+        "4",
+        "--out",
+        str(out),
+        "--no-progress",
+        env={"ACCELBENCH_WORKER_FAULT": "hang"},
+    )
     assert proc.returncode == 1
     (record,) = _records(out)
     assert record["status"] == "failed" and "timed out after 4 s" in record["error"]
@@ -55,10 +70,19 @@ def test_a_hanging_worker_times_out_and_is_killed(tmp_path: Path) -> None:
 def test_ctrl_c_keeps_finished_records_and_resume_completes(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cmd = [
-        sys.executable, "-m", "accelbench.cli", "bench", str(DATA / "mlp_f32.tflite"),
-        "--threads", "1", "--scenario", "single-stream,offline,multi-stream",
-        "--out", str(out), "--no-progress",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "accelbench.cli",
+        "bench",
+        str(DATA / "mlp_f32.tflite"),
+        "--threads",
+        "1",
+        "--scenario",
+        "single-stream,offline,multi-stream",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     # The last scenario hangs so that the interrupt surely lands while a worker is running.
     env = {**os.environ, "ACCELBENCH_WORKER_FAULT": "hang:multi-stream"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -92,9 +116,16 @@ def test_emulated_memory_cap_fails_the_cell_with_the_reason(tmp_path: Path) -> N
     )
     out = tmp_path / "run"
     proc = run_cli(
-        "bench", str(DATA / "cnn_f32.tflite"), "--profile", f"host,{profile}",
-        "--threads", "1", "--out", str(out), "--no-progress",
-    )  # fmt: skip
+        "bench",
+        str(DATA / "cnn_f32.tflite"),
+        "--profile",
+        f"host,{profile}",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert proc.returncode == 1
     by_profile = {r["profile"]: r for r in _records(out)}
     assert by_profile["host"]["status"] == "ok"

@@ -73,9 +73,16 @@ def test_every_list_of_runtimes_follows_the_registry(toy, capsys):
     suite = suite_from_mapping({"models": [str(DATA / "mlp_f32.tflite")], "runtime": "toy"}, "t")
     assert suite.runtime == "toy"
     profile = {
-        "name": "board", "kind": "cpu", "vendor": "v", "model": "m", "cores": 1, "memory_gb": 1,
-        "supported_precisions": ["fp32"], "execution": "emulated", "runtimes": ["toy", "remote"],
-    }  # fmt: skip
+        "name": "board",
+        "kind": "cpu",
+        "vendor": "v",
+        "model": "m",
+        "cores": 1,
+        "memory_gb": 1,
+        "supported_precisions": ["fp32"],
+        "execution": "emulated",
+        "runtimes": ["toy", "remote"],
+    }
     assert profile_from_mapping(profile, "board.yaml").runtimes == ["toy", "remote"]
     assert "toy" in host.installed_runtimes()  # numpy, its module, is installed
     with pytest.raises(SystemExit):
@@ -106,9 +113,20 @@ def test_bench_measures_a_runtime_named_in_the_environment(toy_in_environment, w
     assert "toy" in RUNTIMES  # this process reads the variable too
     out = tmp_path / "run"
     proc = run_cli(
-        "bench", str(tmp_path / "w.npy"), "--runtime", "toy", "--profile", "host",
-        "--threads", "1", "--scenario", "single-stream", "--out", str(out), "--no-progress",
-    )  # fmt: skip
+        "bench",
+        str(tmp_path / "w.npy"),
+        "--runtime",
+        "toy",
+        "--profile",
+        "host",
+        "--threads",
+        "1",
+        "--scenario",
+        "single-stream",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     (record,) = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert record["status"] == "ok", record["error"]

@@ -69,9 +69,14 @@ def test_http_sut_completes_every_loadgen_query(trivial_url, tmp_path, scenario,
         # A generous bound: this checks the plumbing, not the endpoint's speed on a busy host.
         bound = 1000.0 if scenario == "server" else None
         run = run_endpoint(
-            runtime, samples, scenario, "quick", tmp_path, target_qps=target_qps,
+            runtime,
+            samples,
+            scenario,
+            "quick",
+            tmp_path,
+            target_qps=target_qps,
             latency_bound_ms=bound,
-        )  # fmt: skip
+        )
     finally:
         runtime.close()
     loadgen_samples = run.scenario.metrics["sample_count"]["value"]
@@ -145,10 +150,25 @@ def test_load_refuses_a_model_name_that_is_a_path(tmp_path, capsys, monkeypatch)
 
 def test_load_cli_finds_the_peak_of_accelbench_server(served_cnn, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main([
-        "load", served_cnn, "--model", "cnn", "--find-peak", "--latency-bound-ms", "1000",
-        "--target-qps", "400", "--curve-points", "2", "--search-steps", "1", "--out", str(out),
-    ])  # fmt: skip
+    code = main(
+        [
+            "load",
+            served_cnn,
+            "--model",
+            "cnn",
+            "--find-peak",
+            "--latency-bound-ms",
+            "1000",
+            "--target-qps",
+            "400",
+            "--curve-points",
+            "2",
+            "--search-steps",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     [record] = read_records(out)
@@ -263,10 +283,15 @@ def test_serving_cell_killed_by_its_timeout_leaves_no_server(tmp_path):
 
 def test_serving_suite_options_are_checked_before_anything_runs(tmp_path, capsys):
     suite = tmp_path / "suite.yaml"
-    suite.write_text(json.dumps({
-        "models": [{"path": str(DATA / "cnn_f32.tflite")}], "scenarios": ["serving"],
-        "serving": {"modes": ["online", "fast"]},
-    }))  # fmt: skip
+    suite.write_text(
+        json.dumps(
+            {
+                "models": [{"path": str(DATA / "cnn_f32.tflite")}],
+                "scenarios": ["serving"],
+                "serving": {"modes": ["online", "fast"]},
+            }
+        )
+    )
     out = tmp_path / "run"
     assert main(["run", str(suite), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -209,8 +209,9 @@ def test_full_batch_queue_answers_429_at_once(tmp_path):
         h = jax.numpy.tile(x, (1, 32))
         return jax.lax.fori_loop(0, 30000, lambda i, h: jax.numpy.tanh(h @ weights), h)
 
-    model = save_jax_export(slow, [np.zeros((1, 8), np.float32)], tmp_path / "slow.jaxexport",
-                            dynamic_batch=True)  # fmt: skip
+    model = save_jax_export(
+        slow, [np.zeros((1, 8), np.float32)], tmp_path / "slow.jaxexport", dynamic_batch=True
+    )
     batching = BatchingConfig(
         max_batch_size=1, batch_timeout_micros=0, max_enqueued_batches=1, num_batch_threads=1
     )

@@ -38,8 +38,17 @@ def test_summarize_latencies_known_values():
     assert summary["p50"] == 4.5
     assert summary["p90"] == pytest.approx(np.percentile([2, 4, 4, 4, 5, 5, 7, 9], 90))
     assert set(summary) == {
-        "count", "mean", "min", "max", "stdev", "p50", "p90", "p95", "p99", "p999",
-    }  # fmt: skip
+        "count",
+        "mean",
+        "min",
+        "max",
+        "stdev",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "p999",
+    }
 
 
 def test_summarize_latencies_empty_and_single():
@@ -84,9 +93,13 @@ def test_bootstrap_ci_agrees_with_scipy_and_theory():
     values = rng.normal(loc=10.0, scale=2.0, size=400)
     low, high = bootstrap_ci(values, np.mean, confidence=0.95, n_resamples=4000, seed=1)
     reference = scipy_stats.bootstrap(
-        (values,), np.mean, confidence_level=0.95, n_resamples=4000, method="percentile",
+        (values,),
+        np.mean,
+        confidence_level=0.95,
+        n_resamples=4000,
+        method="percentile",
         random_state=np.random.default_rng(2),
-    ).confidence_interval  # fmt: skip
+    ).confidence_interval
     assert low == pytest.approx(reference.low, abs=0.05)
     assert high == pytest.approx(reference.high, abs=0.05)
     # The normal-theory interval mean +- 1.96 s / sqrt(n) has nearly the same width.

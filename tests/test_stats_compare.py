@@ -68,8 +68,23 @@ def test_hodges_lehmann_subsamples_long_series_fast_and_rejects_bad_values():
 
 def test_benjamini_hochberg_textbook_example():
     # Benjamini & Hochberg (1995), section 4.1: 15 p-values, q = 0.05 -> the 4 smallest rejected.
-    p = [0.0001, 0.0004, 0.0019, 0.0095, 0.0201, 0.0278, 0.0298, 0.0344, 0.0459, 0.3240,
-         0.4262, 0.5719, 0.6528, 0.7590, 1.0000]  # fmt: skip
+    p = [
+        0.0001,
+        0.0004,
+        0.0019,
+        0.0095,
+        0.0201,
+        0.0278,
+        0.0298,
+        0.0344,
+        0.0459,
+        0.3240,
+        0.4262,
+        0.5719,
+        0.6528,
+        0.7590,
+        1.0000,
+    ]
     order = np.random.default_rng(0).permutation(len(p))
     shuffled = [p[i] for i in order]
     rejected = benjamini_hochberg(shuffled, 0.05)

@@ -32,12 +32,15 @@ def _not_a_model(tmp_path: Path) -> Path:
             "data file",
         ),
         (
-            {"models": [{"path": str(DATA / "mlp_f32.tflite")}], "scenarios": ["offline"],
-             "batch_size": 8},
+            {
+                "models": [{"path": str(DATA / "mlp_f32.tflite")}],
+                "scenarios": ["offline"],
+                "batch_size": 8,
+            },
             "batch dimension is fixed to 1",
         ),
     ],
-)  # fmt: skip
+)
 def test_run_suite_refuses_what_accelbench_run_refuses(
     suite: dict, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -119,8 +119,15 @@ def test_dry_run_of_the_default_suite_plans_and_writes_nothing(tmp_path: Path) -
     ), first
     for group in ("by model:", "by optimization:", "by profile:", "by scenario:", "preparation:"):
         assert group in out
-    for name in ("digits_cnn:", "ic_resnet8:", "prune50+int8:", "rpi4 (emulated):",
-                 "coral-edgetpu (projected):", "offline:", "paired:"):  # fmt: skip
+    for name in (
+        "digits_cnn:",
+        "ic_resnet8:",
+        "prune50+int8:",
+        "rpi4 (emulated):",
+        "coral-edgetpu (projected):",
+        "offline:",
+        "paired:",
+    ):
         assert name in out, name
     assert "shipped costs" in out
     assert list(tmp_path.iterdir()) == []  # no results folder, nothing at all

@@ -128,9 +128,19 @@ def test_optimize_users_model_goes_on_when_one_optimization_fails(tmp_path: Path
     model, data = _user_model(tmp_path)
     out = tmp_path / "run"
     proc = run_cli(
-        "optimize", str(model), "--data", str(data), "--optimizations", "fp32,int8,qat_int8",
-        "--threads", "1", "--out", str(out), "--no-progress", timeout=900,
-    )  # fmt: skip
+        "optimize",
+        str(model),
+        "--data",
+        str(data),
+        "--optimizations",
+        "fp32,int8,qat_int8",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+        timeout=900,
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]  # one optimization failed: exit 1
     accuracy = {r["optimization"]: r for r in _records(out) if r["scenario"] == "accuracy"}
     assert accuracy["fp32"]["status"] == "ok" and accuracy["int8"]["status"] == "ok"

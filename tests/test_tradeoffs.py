@@ -25,8 +25,13 @@ def _record(
     rng = np.random.default_rng(zlib.crc32(opt.encode()))
     raw = (p50 * (1 + spread * rng.standard_normal(n))).tolist()
     return {
-        "model": "m", "optimization": opt, "profile": "host", "execution": "local",
-        "threads": 1, "scenario": "single-stream", "status": "ok",
+        "model": "m",
+        "optimization": opt,
+        "profile": "host",
+        "execution": "local",
+        "threads": 1,
+        "scenario": "single-stream",
+        "status": "ok",
         "metrics": {
             "latency_p50_ms": metric(p50, "ms", "lower"),
             "accuracy": metric(acc, "fraction", "higher"),
@@ -35,35 +40,46 @@ def _record(
         },
         "quality": {"flagged_classes": list(flagged), "worst_class_delta": -0.05 if flagged else 0},
         "raw_latencies_ms": raw,
-    }  # fmt: skip
+    }
 
 
 def test_pareto_front_keeps_only_undominated_points() -> None:
-    pts = points([
-        _record("fp32", 1.0, 0.95), _record("int8", 0.5, 0.94),
-        _record("slow_bad", 1.2, 0.90), _record("fast_bad", 0.4, 0.80),
-    ])  # fmt: skip
+    pts = points(
+        [
+            _record("fp32", 1.0, 0.95),
+            _record("int8", 0.5, 0.94),
+            _record("slow_bad", 1.2, 0.90),
+            _record("fast_bad", 0.4, 0.80),
+        ]
+    )
     front = [p.optimization for p in pareto_front(pts)]
     assert front == ["fast_bad", "int8", "fp32"]
 
 
 def test_a_small_or_noisy_difference_is_not_a_speed_up() -> None:
-    base, close, far = points([
-        _record("fp32", 1.00, 0.95), _record("close", 0.97, 0.95), _record("far", 0.5, 0.95),
-    ])  # fmt: skip
+    base, close, far = points(
+        [
+            _record("fp32", 1.00, 0.95),
+            _record("close", 0.97, 0.95),
+            _record("far", 0.5, 0.95),
+        ]
+    )
     assert not clearly_faster(close, base)  # 3%: below the 10% floor
     assert clearly_faster(far, base)
-    noisy_base, noisy = points([
-        _record("fp32", 1.0, 0.95, spread=0.6, n=30),
-        _record("noisy", 0.85, 0.95, spread=0.6, n=30),
-    ])  # fmt: skip
+    noisy_base, noisy = points(
+        [
+            _record("fp32", 1.0, 0.95, spread=0.6, n=30),
+            _record("noisy", 0.85, 0.95, spread=0.6, n=30),
+        ]
+    )
     assert not clearly_faster(noisy, noisy_base)  # 15% but the medians' intervals overlap
     assert noisy.unstable
     # Without a paired cell, not even a 2x figure is shown as a speed-up: two cells measured
     # minutes apart compare the machine's speed at two moments.
     for opt, p50 in (("q", 0.97), ("far", 0.5)):
-        sentence = recommendation(points([_record("fp32", 1.0, 0.95), _record(opt, p50, 0.95)]),
-                                  "m", "host")  # fmt: skip
+        sentence = recommendation(
+            points([_record("fp32", 1.0, 0.95), _record(opt, p50, 0.95)]), "m", "host"
+        )
         assert "none is shown faster" in sentence and "faster than fp32" not in sentence
         assert "(separately measured cells, not evidence of a difference)" in sentence
 
@@ -71,25 +87,44 @@ def test_a_small_or_noisy_difference_is_not_a_speed_up() -> None:
 def _paired(opt: str, ratio: float, spread: float = 0.02) -> dict:
     """A suite's paired record of opt against fp32: time ratio opt/fp32 and its intervals."""
     return {
-        "model": "m", "optimization": opt, "profile": "host", "execution": "local",
-        "threads": 1, "scenario": "paired", "status": "ok", "metrics": {},
-        "paired": {"base": "fp32", "ratio": ratio, "ci_low": ratio * (1 - spread),
-                   "ci_high": ratio * (1 + spread), "round_ratio_min": ratio * (1 - 2 * spread),
-                   "round_ratio_max": ratio * (1 + 2 * spread), "rounds": 5, "confidence": 0.95},
-    }  # fmt: skip
+        "model": "m",
+        "optimization": opt,
+        "profile": "host",
+        "execution": "local",
+        "threads": 1,
+        "scenario": "paired",
+        "status": "ok",
+        "metrics": {},
+        "paired": {
+            "base": "fp32",
+            "ratio": ratio,
+            "ci_low": ratio * (1 - spread),
+            "ci_high": ratio * (1 + spread),
+            "round_ratio_min": ratio * (1 - 2 * spread),
+            "round_ratio_max": ratio * (1 + 2 * spread),
+            "rounds": 5,
+            "confidence": 0.95,
+        },
+    }
 
 
 def test_recommendation_prefers_an_optimization_that_hurts_no_class() -> None:
-    pts = points([
-        _record("fp32", 1.0, 0.95, size=4000),
-        _record("prune", 0.4, 0.96, size=1000, flagged=["cat"]), _paired("prune", 0.4),
-        _record("int8", 0.5, 0.95, size=1000), _paired("int8", 0.5),
-    ])  # fmt: skip
+    pts = points(
+        [
+            _record("fp32", 1.0, 0.95, size=4000),
+            _record("prune", 0.4, 0.96, size=1000, flagged=["cat"]),
+            _paired("prune", 0.4),
+            _record("int8", 0.5, 0.95, size=1000),
+            _paired("int8", 0.5),
+        ]
+    )
     sentence = recommendation(pts, "m", "host")
-    assert sentence.startswith("on host, int8 is 2.00× (95% CI 1.96–2.04, 5 rounds 1.92–2.08, "
-                               "paired) faster than fp32")  # fmt: skip
-    flagged_only = points([_record("fp32", 1.0, 0.95), _record("p", 0.5, 0.95, flagged=["cat"]),
-                           _paired("p", 0.5)])  # fmt: skip
+    assert sentence.startswith(
+        "on host, int8 is 2.00× (95% CI 1.96–2.04, 5 rounds 1.92–2.08, paired) faster than fp32"
+    )
+    flagged_only = points(
+        [_record("fp32", 1.0, 0.95), _record("p", 0.5, 0.95, flagged=["cat"]), _paired("p", 0.5)]
+    )
     assert "cat lose more than 2 points" in recommendation(flagged_only, "m", "host")
 
 

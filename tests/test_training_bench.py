@@ -60,10 +60,25 @@ def test_options_fill_defaults_and_name_bad_values() -> None:
 @pytest.mark.slow
 def test_train_cli_records_seeds_and_mirrored_scaling(tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "run"
-    code = main([
-        "train", "breast_cancer_mlp", "--seeds", "3", "--epochs", "1", "--target", "0.5",
-        "--strategy", "none,mirrored", "--devices", "1,2", "--out", str(run_dir), "--no-progress",
-    ])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "breast_cancer_mlp",
+            "--seeds",
+            "3",
+            "--epochs",
+            "1",
+            "--target",
+            "0.5",
+            "--strategy",
+            "none,mirrored",
+            "--devices",
+            "1,2",
+            "--out",
+            str(run_dir),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     records = {
         r["cell_id"].split(".training.")[1].split(".", 1)[1]: r
@@ -105,9 +120,13 @@ def _assert_scaling(part: dict, base: dict) -> None:
 def _multiworker_cell() -> dict:
     options = {"seeds": 1, "epochs": 1, "target": 0.5, "strategies": ["multiworker"]}
     return {
-        "model": "breast_cancer_mlp", "model_path": "", "seed": 0, "preset": "quick",
-        "timeout_s": 300, "settings": {"data": None, "training": check_options(options)},
-    }  # fmt: skip
+        "model": "breast_cancer_mlp",
+        "model_path": "",
+        "seed": 0,
+        "preset": "quick",
+        "timeout_s": 300,
+        "settings": {"data": None, "training": check_options(options)},
+    }
 
 
 @pytest.mark.slow
@@ -195,8 +214,16 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
 
 def test_step_time_leaves_out_the_compile_step() -> None:
     summary = distributed.run_summary(
-        seed=0, step_times_s=[0.5, 0.01, 0.02, 0.03], batch_size=32, quality=0.9, target=0.8,
-        time_to_target_s=0.6, devices=1, epochs_run=1, wall_s=0.7)  # fmt: skip
+        seed=0,
+        step_times_s=[0.5, 0.01, 0.02, 0.03],
+        batch_size=32,
+        quality=0.9,
+        target=0.8,
+        time_to_target_s=0.6,
+        devices=1,
+        epochs_run=1,
+        wall_s=0.7,
+    )
     run = json.loads(json.dumps(summary))  # as the worker writes it
     assert run["compile_s"] == 0.5 and run["step_time_s"] == pytest.approx(0.02)
     assert run["examples_per_s"] == pytest.approx(32 / 0.02)

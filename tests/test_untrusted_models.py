@@ -307,9 +307,19 @@ def test_records_say_how_each_cell_was_sandboxed(tmp_path):
             assert len(warnings) == 1, done.stderr
     _needs_bubblewrap()
     done = run_cli(
-        "ab", model, model, "--pairs", "50", "--rounds", "2", *common[:2], "--format", "json",
-        "--out", str(tmp_path / "ab"),
-    )  # fmt: skip
+        "ab",
+        model,
+        model,
+        "--pairs",
+        "50",
+        "--rounds",
+        "2",
+        *common[:2],
+        "--format",
+        "json",
+        "--out",
+        str(tmp_path / "ab"),
+    )
     assert done.returncode == 0, done.stderr
     (record,) = [json.loads(line) for line in (tmp_path / "ab" / "records.jsonl").open()]
     assert record["sandbox"] == "bubblewrap" and record["status"] == "ok"

@@ -78,11 +78,26 @@ def _records(out: Path) -> list[dict[str, Any]]:
 
 
 def _optimize(model: Path, data: Path, out: Path, *extra: str) -> int:
-    return main([
-        "optimize", str(model), "--data", str(data), "--optimizations", "fp32,int8",
-        "--scenario", "single-stream", "--preset", "quick", "--threads", "1",
-        "--out", str(out), "--no-progress", *extra,
-    ])  # fmt: skip
+    return main(
+        [
+            "optimize",
+            str(model),
+            "--data",
+            str(data),
+            "--optimizations",
+            "fp32,int8",
+            "--scenario",
+            "single-stream",
+            "--preset",
+            "quick",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def _write_data(kind: str, tmp: Path) -> tuple[Path, tuple[str, ...]]:
@@ -147,10 +162,26 @@ def test_train_reads_image_folder_and_csv(kind: str, user_models, tmp_path: Path
     data, extra = _write_data(kind, tmp_path)
     model = user_models["cnn" if kind == "images" else "mlp"]
     out = tmp_path / "run"
-    code = main([
-        "train", str(model), "--data", str(data), *extra, "--target", "0.01", "--seeds", "1",
-        "--epochs", "1", "--batch-size", "8", "--out", str(out), "--no-progress",
-    ])  # fmt: skip
+    code = main(
+        [
+            "train",
+            str(model),
+            "--data",
+            str(data),
+            *extra,
+            "--target",
+            "0.01",
+            "--seeds",
+            "1",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     trained = [r for r in _records(out) if "framework" in (r.get("settings") or {})]
     assert trained and all(r["status"] == "ok" for r in trained), trained

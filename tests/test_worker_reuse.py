@@ -14,10 +14,18 @@ SCENARIOS = "single-stream,offline,multi-stream"
 
 def _bench(out: Path, fault: str, *extra: str):
     return run_cli(
-        "bench", str(DATA / "mlp_f32.tflite"), "--scenario", SCENARIOS, "--threads", "1",
-        "--out", str(out), "--no-progress", *extra,
+        "bench",
+        str(DATA / "mlp_f32.tflite"),
+        "--scenario",
+        SCENARIOS,
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
         env={"ACCELBENCH_WORKER_FAULT": fault},
-    )  # fmt: skip
+    )
 
 
 def _by_scenario(run_dir: Path) -> dict[str, dict]:
@@ -72,9 +80,16 @@ def test_a_hanging_cell_on_a_shared_worker_times_out_alone(tmp_path: Path) -> No
 def test_cells_of_other_thread_counts_get_workers_of_their_own(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = run_cli(
-        "bench", str(DATA / "mlp_f32.tflite"), "--scenario", "single-stream,offline",
-        "--threads", "1,2", "--out", str(out), "--no-progress",
-    )  # fmt: skip
+        "bench",
+        str(DATA / "mlp_f32.tflite"),
+        "--scenario",
+        "single-stream,offline",
+        "--threads",
+        "1,2",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
     workers: dict[int, set[int]] = {}

@@ -128,15 +128,18 @@ class _Problem:
 
         self.job = job
         self.spec = None
-        self.keras: dict[str, Any] | None = None  # which Keras read a user's file, and any bridge
+        self.keras_notes: dict[str, Any] | None = None  # which Keras read a user's file; bridge
         if not job.model_path:
             from accelbench.models import get_spec
 
             self.spec = get_spec(job.model)
             data = self.spec.load_data(job.data, seed=job.data_seed)
             self.x_train, self.y_train, self.x_test, self.y_test = (
-                data.x_train, data.y_train, data.x_test, data.y_test,
-            )  # fmt: skip
+                data.x_train,
+                data.y_train,
+                data.x_test,
+                data.y_test,
+            )
             self.targets = data.x_train if self.spec.is_autoencoder else data.y_train
             self.target = self.spec.target if job.target is None else job.target
             self.metric = self.spec.metric
@@ -177,12 +180,12 @@ class _Problem:
         saved = load_user_model(self.job.model_path)
         from accelbench.optimizers.keras_bridge import bridged, is_keras3_model, keras_source
 
-        self.keras = {"keras_source": keras_source(saved)}
+        self.keras_notes = {"keras_source": keras_source(saved)}
         if is_keras3_model(saved):
             # Training runs in tf_keras, like every configuration here (mixed precision, the
             # clone below): a Keras 3 file trains as its verified tf_keras rebuild.
             rebuilt = bridged(saved, self.x_train)
-            saved, self.keras = rebuilt.model, rebuilt.notes()
+            saved, self.keras_notes = rebuilt.model, rebuilt.notes()
         if not hasattr(saved, "optimizer") or saved.optimizer is None or not saved.loss:
             raise UsageError(
                 f"{self.job.model_path} was saved without an optimizer and loss; compile the "
@@ -265,8 +268,8 @@ def _train_tf(
     # What the model actually ran with, as TensorFlow reports it, not as asked.
     run["compute_dtype"] = model.layers[-1].compute_dtype
     run["jit_compile"] = bool(model.jit_compile)
-    if problem.keras:
-        run["keras"] = problem.keras
+    if problem.keras_notes:
+        run["keras"] = problem.keras_notes
     return run
 
 
@@ -581,10 +584,15 @@ def _jax_main(payload: dict[str, Any]) -> dict[str, Any]:
         # The JAX trainer scores every epoch: time to target follows from its history, for
         # the model's target or the one asked for.
         to_target = next(
-            (t for q, t in zip(history.get("quality", []), history.get("elapsed_s", []),
-                               strict=False) if q >= target),
+            (
+                t
+                for q, t in zip(
+                    history.get("quality", []), history.get("elapsed_s", []), strict=False
+                )
+                if q >= target
+            ),
             None,
-        )  # fmt: skip
+        )
         run = run_summary(
             seed=seed,
             # JAX compiles ahead of the steps (compile_s); its first step still warms caches.

@@ -160,8 +160,14 @@ def load_examples(model: str, data: str | None, seed: int = 0) -> dict[str, Any]
         dataset = spec.load_data(data, seed=seed)
         source = dataset.source
         x, y = dataset.x_train, dataset.y_train
-        return {"x": x, "y": y, "input_shape": tuple(spec.input_shape), "spec": spec,
-                "source": source, "batch_size": spec.batch_size}  # fmt: skip
+        return {
+            "x": x,
+            "y": y,
+            "input_shape": tuple(spec.input_shape),
+            "spec": spec,
+            "source": source,
+            "batch_size": spec.batch_size,
+        }
     if not data:
         raise UsageError(
             f"{model} is not a reference model; give its data (.npz) or use a reference model"
@@ -491,23 +497,41 @@ def _measure_formats(
     for fmt in options["formats"]:
         reason = skip_reason(fmt, tuple(x.shape[1:]), x)
         if reason:
-            records.append({"key": fmt, "status": "skipped", "error": reason, "metrics": {},
-                            "settings": {"format": fmt, "pipeline": None}})  # fmt: skip
+            records.append(
+                {
+                    "key": fmt,
+                    "status": "skipped",
+                    "error": reason,
+                    "metrics": {},
+                    "settings": {"format": fmt, "pipeline": None},
+                }
+            )
             continue
         try:
             written = write_format(fmt, x, y, folder, shards=options["shards"])
             reader = reader_for(written, input_shape)
         except Exception as exc:  # noqa: BLE001 - one format failing leaves the others measured
-            records.append({"key": fmt, "status": "failed", "error": failure_reason(exc),
-                            "metrics": {},
-                            "settings": {"format": fmt, "pipeline": None}})  # fmt: skip
+            records.append(
+                {
+                    "key": fmt,
+                    "status": "failed",
+                    "error": failure_reason(exc),
+                    "metrics": {},
+                    "settings": {"format": fmt, "pipeline": None},
+                }
+            )
             continue
         mb = written.bytes / 1e6
         measured: dict[str, dict[str, Any]] = {}
         format_records = []
         for pipeline in options["pipelines"]:
-            record = {"key": f"{fmt}.{pipeline}", "status": "ok", "error": None, "metrics": {},
-                      "settings": {"format": fmt, "pipeline": pipeline}}  # fmt: skip
+            record = {
+                "key": f"{fmt}.{pipeline}",
+                "status": "ok",
+                "error": None,
+                "metrics": {},
+                "settings": {"format": fmt, "pipeline": pipeline},
+            }
             try:
                 ds = build_pipeline(reader, pipeline, batch_size, threads)
                 m = measure(ds, min_seconds=options["min_seconds"])
@@ -584,13 +608,21 @@ def _input_bound_record(
 ) -> dict[str, Any]:
     from accelbench.records import metric
 
-    record: dict[str, Any] = {"key": "input_bound", "status": "ok", "error": None,
-                              "metrics": {}, "settings": {"pipeline": "input_bound"}}  # fmt: skip
+    record: dict[str, Any] = {
+        "key": "input_bound",
+        "status": "ok",
+        "error": None,
+        "metrics": {},
+        "settings": {"pipeline": "input_bound"},
+    }
     spec = data["spec"]
     measured = {f: s for f, s in throughput.items() if "naive" in s}
     if spec is None:
-        record.update(status="skipped", error="input-bound detection needs a reference model's "
-                      "training step; this model is not one")  # fmt: skip
+        record.update(
+            status="skipped",
+            error="input-bound detection needs a reference model's "
+            "training step; this model is not one",
+        )
         return record
     if not measured:
         record.update(status="skipped", error="no format was measured with the naive pipeline")
@@ -607,15 +639,18 @@ def _input_bound_record(
     headline = next(f for f in options["formats"] if f in per_format)
     verdict = per_format[headline]
     record["metrics"] = {
-        "train_step_examples_per_s": metric(verdict["train_step_examples_per_s"], "examples/s",
-                                            "higher"),
-        "naive_pipeline_examples_per_s": metric(verdict["naive_pipeline_examples_per_s"],
-                                                "examples/s", "higher"),
-        "best_pipeline_examples_per_s": metric(verdict["best_pipeline_examples_per_s"],
-                                               "examples/s", "higher"),
+        "train_step_examples_per_s": metric(
+            verdict["train_step_examples_per_s"], "examples/s", "higher"
+        ),
+        "naive_pipeline_examples_per_s": metric(
+            verdict["naive_pipeline_examples_per_s"], "examples/s", "higher"
+        ),
+        "best_pipeline_examples_per_s": metric(
+            verdict["best_pipeline_examples_per_s"], "examples/s", "higher"
+        ),
         "input_bound_factor": metric(verdict["input_bound_factor"], "x", "none"),
         "step_time_ms": metric(step["step_ms"], "ms", "lower"),
-    }  # fmt: skip
+    }
     record["settings"].update(
         format=headline,
         input_bound=verdict["input_bound"],

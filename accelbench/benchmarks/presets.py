@@ -113,8 +113,10 @@ def mlperf_comparability(
 
 def comparable_to_mlperf(comparability: dict[str, Any]) -> bool:
     """True only when every part of `mlperf_comparability` is met."""
-    return all(comparability.get(k) is True for k in ("loadgen_settings", "reference_dataset",
-                                                      "accuracy_run"))  # fmt: skip
+    return all(
+        comparability.get(k) is True
+        for k in ("loadgen_settings", "reference_dataset", "accuracy_run")
+    )
 
 
 def record_comparability(settings: dict[str, Any]) -> dict[str, Any] | None:

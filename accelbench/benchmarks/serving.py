@@ -63,8 +63,13 @@ DEFAULTS: dict[str, Any] = {
     "cache_size": 1024,
     "startup_timeout_s": 60.0,
 }
-_POSITIVE_INTS = ("curve_points", "concurrency", "max_batch_size", "max_enqueued_batches",
-                  "cache_size")  # fmt: skip
+_POSITIVE_INTS = (
+    "curve_points",
+    "concurrency",
+    "max_batch_size",
+    "max_enqueued_batches",
+    "cache_size",
+)
 
 
 def check_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -466,10 +471,13 @@ def server_args(cell: dict[str, Any], options: dict[str, Any], mode: str) -> lis
         args += ["--runtime", cell["runtime"]]
     if mode == "batching":
         args += [
-            "--max-batch-size", str(options["max_batch_size"]),
-            "--batch-timeout-us", str(options["batch_timeout_us"]),
-            "--max-enqueued-batches", str(options["max_enqueued_batches"]),
-        ]  # fmt: skip
+            "--max-batch-size",
+            str(options["max_batch_size"]),
+            "--batch-timeout-us",
+            str(options["batch_timeout_us"]),
+            "--max-enqueued-batches",
+            str(options["max_enqueued_batches"]),
+        ]
     elif mode == "cache":
         args += ["--cache-size", str(options["cache_size"])]
     if options["num_batch_threads"] is not None:

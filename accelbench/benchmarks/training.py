@@ -19,6 +19,7 @@ from accelbench.errors import UsageError
 STRATEGIES = ("none", "mirrored", "multiworker")
 PRECISIONS = ("fp32", "mixed_bfloat16", "mixed_float16")
 FRAMEWORKS = ("tensorflow", "jax")
+# fmt: skip below: 9 names packed as a paragraph, not one per line.
 OPTIONS = (
     "seeds", "epochs", "batch_size", "precisions", "xla", "strategies", "devices", "frameworks",
     "target",
@@ -364,7 +365,7 @@ def _summarize(
         "runs_reached_target": metric(agg["runs_reached_target"], "runs", "higher"),
         "final_quality": metric(
             float(np.median(qualities)) if qualities else None, "fraction", "higher"
-        ),  # fmt: skip
+        ),
     }
     keras = next((r["keras"] for r in runs if r.get("keras")), None)
     if keras:  # a user's file: which Keras read it, and the verified tf_keras rebuild if any
@@ -445,10 +446,15 @@ def _scaling_note(part: dict[str, Any], base: dict[str, Any], efficiency: float)
 def _add_precision_notes(parts: list[dict[str, Any]]) -> None:
     """Say how each precision's step time compares with fp32's, as measured here."""
     fp32 = {
-        (p["settings"]["framework"], p["settings"]["strategy"], p["settings"]["xla"],
-         p["settings"]["devices"]): p
-        for p in parts if p["settings"]["precision"] == "fp32" and _examples_per_s(p)
-    }  # fmt: skip
+        (
+            p["settings"]["framework"],
+            p["settings"]["strategy"],
+            p["settings"]["xla"],
+            p["settings"]["devices"],
+        ): p
+        for p in parts
+        if p["settings"]["precision"] == "fp32" and _examples_per_s(p)
+    }
     for part in parts:
         s = part["settings"]
         if s["precision"] == "fp32" or not _examples_per_s(part):

@@ -254,9 +254,15 @@ def _run_ab_endpoints(args: argparse.Namespace) -> int:
     try:
         samples = endpoint_samples(endpoints[0], args.inputs, seed=args.seed)
         cell = endpoint_cell(
-            base, new, inputs=args.inputs, seed=args.seed, pairs=args.pairs, rounds=args.rounds,
-            timeout_s=args.timeout, threads=threads.pop() if len(threads) == 1 else 0,
-        )  # fmt: skip
+            base,
+            new,
+            inputs=args.inputs,
+            seed=args.seed,
+            pairs=args.pairs,
+            rounds=args.rounds,
+            timeout_s=args.timeout,
+            threads=threads.pop() if len(threads) == 1 else 0,
+        )
         run_dir.mkdir(parents=True, exist_ok=True)  # every check is done: now write
         environment = environment_fingerprint()
         record = measure_endpoints(cell, endpoints, samples, run_dir, environment, threshold)
@@ -463,10 +469,16 @@ def compare_rerun(args: argparse.Namespace, fail_on: tuple[str, ...]) -> int | N
     for warning in comparison.warnings:
         print(f"accelbench: warning: {warning}", file=sys.stderr)
     for m in plan.failed():
-        print(f"accelbench: error: re-measurement of {', '.join(m.cells)} failed: "
-              f"{(m.record or {}).get('error')}", file=sys.stderr)  # fmt: skip
-    output = {"table": comparison.to_table, "markdown": comparison.to_markdown,
-              "json": comparison.to_json}[args.format]  # fmt: skip
+        print(
+            f"accelbench: error: re-measurement of {', '.join(m.cells)} failed: "
+            f"{(m.record or {}).get('error')}",
+            file=sys.stderr,
+        )
+    output = {
+        "table": comparison.to_table,
+        "markdown": comparison.to_markdown,
+        "json": comparison.to_json,
+    }[args.format]
     print(output())
     if args.format == "table":
         print(f"paired records: {run_dir / 'records.jsonl'}")
@@ -564,6 +576,7 @@ def _render(rows: list[dict[str, Any]], fmt: str, threshold: float, plan: Any | 
             payload["skipped"] = plan.skipped
             rows = [r for r in rows if r["verdict"] != "skipped"]
         return json.dumps({**payload, "comparisons": rows}, indent=2)
+    # fmt: skip below: 8 names packed as a paragraph, not one per line.
     header = ["profile", "thr", "NEW/BASE", "95% CI", "rounds min-max (n)", "base p50 ms",
               "new p50 ms", "verdict"]  # fmt: skip
     if plan is not None:

@@ -74,8 +74,10 @@ def _save(args: argparse.Namespace) -> int:
         )
     for cell_id, reason in saved.not_stored:
         print(f"accelbench: warning: {cell_id}: artifact not stored: {reason}", file=sys.stderr)
-    print(f"compare with 'accelbench compare baseline:{args.name} RUN_DIR' (add --rerun to time "
-          "both sides' artifacts again, paired)")  # fmt: skip
+    print(
+        f"compare with 'accelbench compare baseline:{args.name} RUN_DIR' (add --rerun to time "
+        "both sides' artifacts again, paired)"
+    )
     return EXIT_OK
 
 
@@ -94,9 +96,14 @@ def _list(args: argparse.Namespace) -> int:
         print(f"no baselines in {store_dir(args.store)}; save one with 'accelbench baseline save'")
         return EXIT_OK
     rows = [
-        [b["name"], str(b.get("run_id", "")), str(b.get("saved_at", "")), str(b.get("cells", "")),
-         b["path"] if "error" not in b else f"damaged: {b['error']}"]
+        [
+            b["name"],
+            str(b.get("run_id", "")),
+            str(b.get("saved_at", "")),
+            str(b.get("cells", "")),
+            b["path"] if "error" not in b else f"damaged: {b['error']}",
+        ]
         for b in found
-    ]  # fmt: skip
+    ]
     print(text_table(["name", "run", "saved", "cells", "file"], rows))
     return EXIT_OK

@@ -79,7 +79,10 @@ class Compare(Command):
         )
         for warning in comparison.warnings:
             print(f"accelbench: warning: {warning}", file=sys.stderr)
-        output = {"table": comparison.to_table, "markdown": comparison.to_markdown,
-                  "json": comparison.to_json}[args.format]  # fmt: skip
+        output = {
+            "table": comparison.to_table,
+            "markdown": comparison.to_markdown,
+            "json": comparison.to_json,
+        }[args.format]
         print(output())
         return exit_code(comparison, fail_on=fail_on)

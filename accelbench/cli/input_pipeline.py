@@ -147,8 +147,10 @@ def format_tables(records: list[dict[str, Any]]) -> str:
                 name = settings.get("pipeline") or "(all)"
                 lines.append(f"  {name:18} {r['status']}: {r.get('error')}")
                 continue
-            value = {k: (metrics.get(k) or {}).get("value") for k in
-                     ("examples_per_s", "mb_per_s", "speedup_vs_naive")}  # fmt: skip
+            value = {
+                k: (metrics.get(k) or {}).get("value")
+                for k in ("examples_per_s", "mb_per_s", "speedup_vs_naive")
+            }
             mark = " *" if settings.get("fastest") else ""
             lines.append(
                 f"  {settings['pipeline']:18} {value['examples_per_s']:>12,.0f} "

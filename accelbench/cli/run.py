@@ -85,11 +85,7 @@ class Run(Command):
 
 def _print_plan(suite: Any, *, cache: bool) -> int:
     """What `run` would do and about how long it would take here; nothing is run or written."""
-    from accelbench.hardware_profiles import environment_fingerprint
-    from accelbench.runner.plan import cached_preparations, make_plan
-    from accelbench.runner.suite import expand, prepare_jobs
+    from accelbench.runner.plan import plan_suite
 
-    cells, jobs = expand(suite), prepare_jobs(suite)
-    cached = cached_preparations(jobs, environment_fingerprint()) if cache else set()
-    print(make_plan(cells, jobs, cached_jobs=cached).describe())
+    print(plan_suite(suite, cache=cache).describe())
     return EXIT_OK

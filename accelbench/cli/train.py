@@ -163,6 +163,7 @@ def _model_entry(
 
 def training_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the training table: one row per configuration record."""
+    # fmt: skip below: 9 names packed as a paragraph, not one per line.
     header = ["configuration", "status", "step ms", "examples/s", "compile s", "to target s",
               "runs at target", "scaling eff", "error"]  # fmt: skip
     rows = []
@@ -174,11 +175,19 @@ def training_rows(records: list[dict[str, Any]]) -> tuple[list[str], list[list[s
         agg = settings.get("aggregation") or {}
         reached = f"{agg['runs_reached_target']}/{agg['runs']}" if agg else "-"
         key = r["cell_id"].removeprefix((r.get("parent_cell_id") or "") + ".")
-        rows.append([
-            key, r["status"], _num(m.get("step_time_ms")), _num(m.get("examples_per_s")),
-            _num(m.get("compile_s")), _num(m.get("time_to_target_s")), reached,
-            _num(m.get("scaling_efficiency")), str(r.get("error") or ""),
-        ])  # fmt: skip
+        rows.append(
+            [
+                key,
+                r["status"],
+                _num(m.get("step_time_ms")),
+                _num(m.get("examples_per_s")),
+                _num(m.get("compile_s")),
+                _num(m.get("time_to_target_s")),
+                reached,
+                _num(m.get("scaling_efficiency")),
+                str(r.get("error") or ""),
+            ]
+        )
     return header, rows
 
 

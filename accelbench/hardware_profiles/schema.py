@@ -218,8 +218,15 @@ _DEVICE_ALIASES = (("v5 lite", "v5e"), ("v5litepod", "v5e"), ("v5lite", "v5e"))
 # of the SXM5's Tensor Core peak and 2.0 of its 3.35 TB/s), so a device is a profile's only when
 # their boards agree. A name that states no board (nvidia-smi's "NVIDIA H100 80GB HBM3") agrees
 # with any.
-_VARIANTS = {"pcie": "PCIe", "sxm": "SXM", "sxm2": "SXM", "sxm3": "SXM", "sxm4": "SXM",
-             "sxm5": "SXM", "nvl": "NVL"}  # fmt: skip
+_VARIANTS = {
+    "pcie": "PCIe",
+    "sxm": "SXM",
+    "sxm2": "SXM",
+    "sxm3": "SXM",
+    "sxm4": "SXM",
+    "sxm5": "SXM",
+    "nvl": "NVL",
+}
 
 
 def execution_mode(profile: HardwareProfile) -> Execution:

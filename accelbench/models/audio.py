@@ -60,8 +60,15 @@ def mfcc(audio: np.ndarray, batch_size: int = 512) -> np.ndarray:
         upper_edge_hertz=4000.0,
     )
     out = []
-    for mel in _mel_batches(clips, mel_matrix, KWS_WINDOW_SAMPLES, KWS_STRIDE_SAMPLES, 512,
-                            power=1, batch_size=batch_size):  # fmt: skip
+    for mel in _mel_batches(
+        clips,
+        mel_matrix,
+        KWS_WINDOW_SAMPLES,
+        KWS_STRIDE_SAMPLES,
+        512,
+        power=1,
+        batch_size=batch_size,
+    ):
         log_mel = tf.math.log(mel + 1e-6)
         coefficients = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)
         out.append(coefficients[..., :KWS_MFCC_COEFFICIENTS].numpy())
@@ -93,8 +100,15 @@ def machine_logmel(audio: np.ndarray, batch_size: int = 512) -> np.ndarray:
         upper_edge_hertz=SAMPLE_RATE_HZ / 2,
     )
     out = []
-    for mel in _mel_batches(clips, mel_matrix, AD_WINDOW_SAMPLES, AD_STRIDE_SAMPLES,
-                            AD_WINDOW_SAMPLES, power=2, batch_size=batch_size):  # fmt: skip
+    for mel in _mel_batches(
+        clips,
+        mel_matrix,
+        AD_WINDOW_SAMPLES,
+        AD_STRIDE_SAMPLES,
+        AD_WINDOW_SAMPLES,
+        power=2,
+        batch_size=batch_size,
+    ):
         # The epsilon keeps silent bands finite: 10 log10(1e-10) = -100 dB.
         db = 10.0 * tf.math.log(mel + 1e-10) / tf.math.log(10.0)
         out.append(tf.reshape(db, (-1, AD_FEATURES)).numpy())

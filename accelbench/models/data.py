@@ -223,11 +223,22 @@ def _user_spec(input_shape: tuple[int, ...], num_classes: int | None) -> ModelSp
 
     image = len(input_shape) == 3 and input_shape[-1] in (1, 3)
     return ModelSpec(
-        name=USER_MODEL, task="classification", description="a user's model", metric="accuracy",
-        target=0.0, input_shape=input_shape, num_classes=num_classes or _ANY_CLASS_COUNT,
-        class_names=(), data_source="user data", epochs=0, batch_size=0, learning_rate=0.0,
-        build=unused, load_data=unused, modality="image" if image else "tabular",
-    )  # fmt: skip
+        name=USER_MODEL,
+        task="classification",
+        description="a user's model",
+        metric="accuracy",
+        target=0.0,
+        input_shape=input_shape,
+        num_classes=num_classes or _ANY_CLASS_COUNT,
+        class_names=(),
+        data_source="user data",
+        epochs=0,
+        batch_size=0,
+        learning_rate=0.0,
+        build=unused,
+        load_data=unused,
+        modality="image" if image else "tabular",
+    )
 
 
 def stratified_split(

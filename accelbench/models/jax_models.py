@@ -521,9 +521,13 @@ def export_tflite(
     concrete = function.get_concrete_function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], function)
     state = OptimizationState(
-        model=None, x_train=x_train, y_train=y_train, out_dir=Path(out_dir),
-        artifact_name=pipeline.name, seed=seed,
-    )  # fmt: skip
+        model=None,
+        x_train=x_train,
+        y_train=y_train,
+        out_dir=Path(out_dir),
+        artifact_name=pipeline.name,
+        seed=seed,
+    )
     notes = converter_step.configure(converter, state, tf)
     notes["source"] = "jax2tf (native serialization, cpu) -> from_concrete_functions"
     path, notes["convert_s"] = convert_to_file(converter, state.out_dir, pipeline.name)

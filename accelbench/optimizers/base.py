@@ -47,6 +47,7 @@ class OptimizationState:
     pruned: str | None = None  # "magnitude" or "2of4"
     clusters: int | None = None
     quantization_aware: bool = False
+    qat_float_layers: tuple[str, ...] = ()  # layers QAT left without fake-quant ranges
     tflite_path: Path | None = None
     notes: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -136,8 +136,7 @@ class Int8(Converter):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-        left_float = state.notes.get("qat", {}).get("layers_left_unwrapped")
-        if state.quantization_aware and not left_float:
+        if state.quantization_aware and not state.qat_float_layers:
             return {"weights": "int8", "inference_io": "int8", "calibration": "QAT ranges"}
         # Layers QAT left float (no fake-quant ranges: Rescaling, Multiply) are calibrated on
         # the training data like a post-training model, so the whole graph is int8.
@@ -147,7 +146,8 @@ class Int8(Converter):
         calibration = "training data"
         if state.quantization_aware:
             calibration = (
-                f"QAT ranges; training data for the {len(left_float)} layers QAT left float"
+                f"QAT ranges; training data for the {len(state.qat_float_layers)} layers QAT "
+                "left float"
             )
         return {
             "weights": "int8",

@@ -44,6 +44,7 @@ _ACTIVATIONS_REFUSED = {
     "hard_swish": "tf_keras has no hard_swish activation",
 }
 # Keys every tf_keras layer takes through ``Layer.__init__(**kwargs)``.
+# fmt: skip below: 12 names packed as a paragraph, not one per line.
 _BASE_LAYER_KEYS = {
     "name", "trainable", "dtype", "dynamic", "input_dim", "input_shape", "batch_input_shape",
     "batch_size", "weights", "activity_regularizer", "autocast", "implementation",

@@ -433,8 +433,8 @@ class QAT(TrainingTransform):
             make = lambda: quantization.quantize_apply(  # noqa: E731
                 quantization.quantize_annotate_model(model), scheme
             )
-        registry = scheme or quantization.default_8bit.Default8BitQuantizeScheme()
-        registry = registry.get_quantize_registry()
+        applied = scheme or quantization.default_8bit.Default8BitQuantizeScheme()
+        registry = applied.get_quantize_registry()
 
         def make_each() -> tuple[Any, list[str]]:
             # Layers with weights are annotated as quantize_annotate_model does (BatchNorm is
@@ -444,9 +444,7 @@ class QAT(TrainingTransform):
                 quantization.quantize_annotate_layer,
                 lambda layer: bool(layer.trainable_weights) or registry.supports(layer),
             )
-            return quantization.quantize_apply(annotated, scheme) if scheme else (
-                quantization.quantize_apply(annotated)
-            ), left
+            return quantization.quantize_apply(annotated, applied), left
 
         wrapped, _, seconds, notes = self._wrap_and_fine_tune(
             state, make, "quantization-aware training", make_each=make_each
@@ -457,6 +455,7 @@ class QAT(TrainingTransform):
             notes,
             model=wrapped,
             quantization_aware=True,
+            qat_float_layers=tuple(notes.get("layers_left_unwrapped", ())),
             fine_tune_s=state.fine_tune_s + seconds,
         )
 

@@ -38,6 +38,7 @@ PREFIX = "baseline:"
 ARTIFACTS_DIR = "artifacts"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # Record fields a comparison or a trend reads; loadgen logs, graphs and projections stay behind.
+# fmt: skip below: 20 names packed as a paragraph, not one per line.
 _KEPT_FIELDS = (
     "cell_id", "run_id", "model", "optimization", "profile", "execution", "threads", "scenario",
     "runtime", "status", "error", "metrics", "raw_latencies_ms", "finished_at", "settings",

@@ -363,10 +363,12 @@ def compare_runs(
     if differs:
         comparison.warnings.append(
             f"{len(differs)} cells ran differently in the two runs and were not compared: "
-            + "; ".join(f"{d['cell_id']} ({d['base_execution']} → {d['new_execution']})"
-                        for d in differs[:5])
+            + "; ".join(
+                f"{d['cell_id']} ({d['base_execution']} → {d['new_execution']})"
+                for d in differs[:5]
+            )
             + ("; …" if len(differs) > 5 else "")
-        )  # fmt: skip
+        )
     hosts = {
         (base[c].host_fingerprint, new[c].host_fingerprint)
         for c in common
@@ -611,9 +613,22 @@ def _compare_cell(
         elif new.status == "ok" and base.status in ("failed", "invalid"):
             verdict = "improved"
         row = MetricComparison(
-            cell, "status", "", "", None, None, None, None, None, None, verdict, sha_changed,
-            f"{base.status} → {new.status}", canary, execution,
-        )  # fmt: skip
+            cell,
+            "status",
+            "",
+            "",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            verdict,
+            sha_changed,
+            f"{base.status} → {new.status}",
+            canary,
+            execution,
+        )
         out.append((row, None))
     base_metrics = base.metrics or {}
     new_metrics = new.metrics or {}
@@ -625,10 +640,21 @@ def _compare_cell(
             continue
         ratio = nv / bv if bv else None
         row = dict(
-            cell_id=cell, metric=name, unit=b.unit, direction=direction, base=bv,
-            new=nv, ratio=ratio, ci_low=None, ci_high=None, p_value=None, verdict=INFO,
-            sha_changed=sha_changed, canary_ratio=canary, execution=execution,
-        )  # fmt: skip
+            cell_id=cell,
+            metric=name,
+            unit=b.unit,
+            direction=direction,
+            base=bv,
+            new=nv,
+            ratio=ratio,
+            ci_low=None,
+            ci_high=None,
+            p_value=None,
+            verdict=INFO,
+            sha_changed=sha_changed,
+            canary_ratio=canary,
+            execution=execution,
+        )
         raw_p = None
         better = (nv < bv) if direction == "lower" else (nv > bv)
         worse = (nv > bv) if direction == "lower" else (nv < bv)
@@ -699,7 +725,10 @@ def _paired_time_rows(
         return out
     measured = "reason" not in paired
     row = MetricComparison(
-        base.cell_id, "rerun_time_ratio", "x", "lower",
+        base.cell_id,
+        "rerun_time_ratio",
+        "x",
+        "lower",
         paired.get("base_p50_ms") if measured else None,
         paired.get("new_p50_ms") if measured else None,
         paired.get("ratio") if measured else None,
@@ -709,9 +738,11 @@ def _paired_time_rows(
         paired["verdict"] if measured else "inconclusive",
         base.artifact_sha256 != new.artifact_sha256,
         f"re-measured paired, {paired.get('pairs')} pairs; base/new: p50 ms"
-        if measured else f"not re-measured: {paired['reason']}",
-        None, base.execution_label,
-    )  # fmt: skip
+        if measured
+        else f"not re-measured: {paired['reason']}",
+        None,
+        base.execution_label,
+    )
     return [*out, (row, None)]
 
 

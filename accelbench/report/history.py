@@ -161,13 +161,15 @@ def detect_change_points(
 
 def history_table(trends: list[Trend]) -> tuple[list[str], list[list[str]]]:
     """Header and rows: cell, execution, metric, runs, last value, change points with shifts."""
+    # fmt: skip below: 6 names packed as a paragraph, not one per line.
     header = ["cell", "execution", "metric", "runs", "last",
               "change points (first run of new level: shift)"]  # fmt: skip
     rows = []
     for t in trends:
         points = "; ".join(_describe(cp, t.unit) for cp in t.change_points) or "none"
-        rows.append([t.cell_id, t.execution, t.metric, str(len(t.values)), _fmt(t.values[-1]),
-                     points])  # fmt: skip
+        rows.append(
+            [t.cell_id, t.execution, t.metric, str(len(t.values)), _fmt(t.values[-1]), points]
+        )
     return header, rows
 
 

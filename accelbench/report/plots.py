@@ -206,9 +206,12 @@ def roofline_png(
             label=f"roof {precision}: {peak:.4g} {unit}, ridge {ridge:.3g} FLOP/B",
         )
         ax.annotate(
-            f"{precision} ridge", (ridge, peak), fontsize=7, xytext=(4, -10),
+            f"{precision} ridge",
+            (ridge, peak),
+            fontsize=7,
+            xytext=(4, -10),
             textcoords="offset points",
-        )  # fmt: skip
+        )
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     optimizations = list(dict.fromkeys(pt.optimization for pt in points))
     models = list(dict.fromkeys(pt.model for pt in points))
@@ -238,9 +241,15 @@ def roofline_png(
     for kind in dict.fromkeys(pt.kind for pt in points):
         filled = KIND_STYLES.get(kind, KIND_STYLES["projected"])["filled"]
         handles.append(
-            Line2D([], [], marker="o", linestyle="", markeredgecolor="#555",
-                   markerfacecolor="#555" if filled else "none")
-        )  # fmt: skip
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                markeredgecolor="#555",
+                markerfacecolor="#555" if filled else "none",
+            )
+        )
         labels.append(KIND_STYLES.get(kind, {"text": kind})["text"])
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -413,6 +413,7 @@ def _cdf_section(doc: _Doc, records: list[Record]) -> None:
         "Percentiles below are computed from the same raw latencies (linear interpolation), so "
         "they can differ slightly from LoadGen's nearest-rank summary."
     )
+    # fmt: skip below: 9 names packed as a paragraph, not one per line.
     header = ["optimization", "where", "status", "queries", "p50 ms", "p90 ms", "p99 ms",
               "p99.9 ms", "max ms"]  # fmt: skip
     for model in _models(timed):
@@ -491,10 +492,18 @@ def _roofline_section(doc: _Doc, records: list[Record], profiles: dict[str, RunP
         peaks = {k: v * 1e3 for k, v in ((data or {}).get("peak_compute") or {}).items()}
         bandwidth = (data or {}).get("memory_bandwidth_gbps")
         if not peaks or not bandwidth:
-            why = profiles[name].origin if data is None else (
-                "it states no peak_compute or no memory_bandwidth_gbps"
-                + (" (run accelbench profiles calibrate before the run)" if name == "host" else "")
-            )  # fmt: skip
+            why = (
+                profiles[name].origin
+                if data is None
+                else (
+                    "it states no peak_compute or no memory_bandwidth_gbps"
+                    + (
+                        " (run accelbench profiles calibrate before the run)"
+                        if name == "host"
+                        else ""
+                    )
+                )
+            )
             missing.append(f"{name}: no roofline, {why}.")
             continue
         plotted.append((name, data, pts, peaks, bandwidth))
@@ -510,27 +519,50 @@ def _roofline_section(doc: _Doc, records: list[Record], profiles: dict[str, RunP
         "(roofline estimate scaled by this host's efficiency), never measured."
     )
     for name, data, pts, peaks, bandwidth in plotted:
-        how = {"local": "measured", "emulated": "emulated here; points projected",
-               "projected": "projected"}.get(str(data.get("execution")), "")  # fmt: skip
+        how = {
+            "local": "measured",
+            "emulated": "emulated here; points projected",
+            "projected": "projected",
+        }.get(str(data.get("execution")), "")
         device = str(data.get("model", ""))
         device = device if len(device) <= 70 else device[:67] + "..."
         title = f"{name}: roofline, {how}\n{device}"
         doc.heading(3, f"{name} roofline")
-        doc.image(f"{name}_roofline", roofline_png(title, peaks, bandwidth, pts),
-                  f"{name} roofline")  # fmt: skip
+        doc.image(
+            f"{name}_roofline", roofline_png(title, peaks, bandwidth, pts), f"{name} roofline"
+        )
         rows = []
         for p in pts:
             roof = peaks.get(p.precision) or peaks.get("fp32") or max(peaks.values())
             attainable = min(roof, p.intensity * bandwidth)
             bound = "memory" if p.intensity * bandwidth < roof else "compute"
-            rows.append([p.model, p.optimization, p.precision, f"{p.intensity:.3g}",
-                         _num(p.gflops), _num(attainable), f"{p.gflops / attainable:.2%}",
-                         bound, p.kind])  # fmt: skip
+            rows.append(
+                [
+                    p.model,
+                    p.optimization,
+                    p.precision,
+                    f"{p.intensity:.3g}",
+                    _num(p.gflops),
+                    _num(attainable),
+                    f"{p.gflops / attainable:.2%}",
+                    bound,
+                    p.kind,
+                ]
+            )
         doc.table(
-            ["model", "optimization", "precision", "FLOP/byte", "achieved GFLOP/s",
-             "attainable GFLOP/s", "of attainable", "bound", "latency"],
+            [
+                "model",
+                "optimization",
+                "precision",
+                "FLOP/byte",
+                "achieved GFLOP/s",
+                "attainable GFLOP/s",
+                "of attainable",
+                "bound",
+                "latency",
+            ],
             rows,
-        )  # fmt: skip
+        )
     doc.bullets(missing)
 
 
@@ -568,6 +600,7 @@ def hardware_rows(
     """Per model and profile (and threads), the best throughput, per watt and per dollar."""
     from accelbench.benchmarks.presets import SCENARIOS as LOADGEN_SCENARIOS
 
+    # fmt: skip below: 11 names packed as a paragraph, not one per line.
     header = ["model", "profile", "thr", "figure", "best optimization", "inferences/s", "basis",
               "TDP W", "inferences/J (per W)", "price $/h", "inferences per $"]  # fmt: skip
     best: dict[tuple[str, str, int], tuple[float, str, str, Record]] = {}
@@ -599,9 +632,21 @@ def hardware_rows(
                 per_dollar = "n/a: price_per_hour_usd is 0 (owned hardware?)"
             else:
                 per_dollar = _num(rate * 3600 / price)
-        rows.append([model, name, str(threads), kind, str(r.optimization), _num(rate), basis,
-                     _num(tdp) if tdp else "n/a", per_watt,
-                     f"{price:g}" if price is not None else "n/a", per_dollar])  # fmt: skip
+        rows.append(
+            [
+                model,
+                name,
+                str(threads),
+                kind,
+                str(r.optimization),
+                _num(rate),
+                basis,
+                _num(tdp) if tdp else "n/a",
+                per_watt,
+                f"{price:g}" if price is not None else "n/a",
+                per_dollar,
+            ]
+        )
     rows.sort(key=lambda row: (row[0], row[1], int(row[2])))
     return header, rows
 
@@ -703,15 +748,29 @@ def _pipeline_section(doc: _Doc, records: list[Record]) -> None:
                 reason = next((r.error for r in rows if r.error), "no result")
                 summary.append([fmt, "-", "-", "-", "-", reason or "-"])
                 continue
-            summary.append([
-                fmt, str(_setting(best, "pipeline")), _num(best.metric("examples_per_s")),
-                _num(naive.metric("examples_per_s")) if naive else "-",
-                _ratio(best.metric("speedup_vs_naive")), "",
-            ])  # fmt: skip
+            summary.append(
+                [
+                    fmt,
+                    str(_setting(best, "pipeline")),
+                    _num(best.metric("examples_per_s")),
+                    _num(naive.metric("examples_per_s")) if naive else "-",
+                    _ratio(best.metric("speedup_vs_naive")),
+                    "",
+                ]
+            )
         if summary:
             doc.para("Best configuration per format:")
-            doc.table(["format", "best pipeline", "examples/s", "naive examples/s",
-                       "speed-up vs naive", "why none"], summary)  # fmt: skip
+            doc.table(
+                [
+                    "format",
+                    "best pipeline",
+                    "examples/s",
+                    "naive examples/s",
+                    "speed-up vs naive",
+                    "why none",
+                ],
+                summary,
+            )
         for r in verdicts:
             first, *per_format = input_bound_sentences(r)
             doc.para(first, css="verdict")
@@ -721,16 +780,32 @@ def _pipeline_section(doc: _Doc, records: list[Record]) -> None:
             best = _best_pipeline(rows)
             table = []
             for r in rows:
-                table.append([
-                    str(_setting(r, "pipeline") or "-"), r.status or "",
-                    _num(r.metric("examples_per_s")), _num(r.metric("mb_per_s")),
-                    _ratio(r.metric("speedup_vs_naive")), "best" if r is best else "",
-                    _stages(_setting(r, "stage_ms_per_example")),
-                    str(r.error or ""),
-                ])  # fmt: skip
+                table.append(
+                    [
+                        str(_setting(r, "pipeline") or "-"),
+                        r.status or "",
+                        _num(r.metric("examples_per_s")),
+                        _num(r.metric("mb_per_s")),
+                        _ratio(r.metric("speedup_vs_naive")),
+                        "best" if r is best else "",
+                        _stages(_setting(r, "stage_ms_per_example")),
+                        str(r.error or ""),
+                    ]
+                )
             doc.heading(4, f"{model}: {fmt}")
-            doc.table(["pipeline", "status", "examples/s", "MB/s", "speed-up vs naive", "best",
-                       "ms per example by stage", "error"], table)  # fmt: skip
+            doc.table(
+                [
+                    "pipeline",
+                    "status",
+                    "examples/s",
+                    "MB/s",
+                    "speed-up vs naive",
+                    "best",
+                    "ms per example by stage",
+                    "error",
+                ],
+                table,
+            )
         for r in others:
             doc.para(f"{r.configuration_key}: {r.status} {r.error or ''}".strip())
 
@@ -800,19 +875,36 @@ def _training_section(doc: _Doc, records: list[Record]) -> None:
         groups.setdefault((str(r.model), r.where), []).append(r)
     for (model, where), group in groups.items():
         doc.heading(3, f"{model} ({where})")
-        present = [(m, h) for m, h in _TRAINING_METRICS
-                   if any(r.metric(m) is not None for r in group)]  # fmt: skip
-        header = ["configuration", "framework", "strategy", "precision", "XLA", "devices",
-                  "status", *(h for _, h in present), "error"]  # fmt: skip
+        present = [
+            (m, h) for m, h in _TRAINING_METRICS if any(r.metric(m) is not None for r in group)
+        ]
+        header = [
+            "configuration",
+            "framework",
+            "strategy",
+            "precision",
+            "XLA",
+            "devices",
+            "status",
+            *(h for _, h in present),
+            "error",
+        ]
         rows = []
         for r in group:
             s = r.settings or {}
-            rows.append([
-                r.configuration_key, str(s.get("framework")), str(s.get("strategy")),
-                str(s.get("precision")), str(s.get("xla")), str(s.get("devices")),
-                r.status or "", *(_num(r.metric(m)) for m, _ in present),
-                str(r.error or ""),
-            ])  # fmt: skip
+            rows.append(
+                [
+                    r.configuration_key,
+                    str(s.get("framework")),
+                    str(s.get("strategy")),
+                    str(s.get("precision")),
+                    str(s.get("xla")),
+                    str(s.get("devices")),
+                    r.status or "",
+                    *(_num(r.metric(m)) for m, _ in present),
+                    str(r.error or ""),
+                ]
+            )
         doc.table(header, rows)
         scaling = []
         for r in group:
@@ -948,11 +1040,10 @@ def _tradeoff_sections(doc: _Doc, records: list[Record], pts: list[Point]) -> No
             (
                 r.training
                 for r in records
-                if r.model == model and r.scenario == "training" and r.status == "ok"
-                and r.training
+                if r.model == model and r.scenario == "training" and r.status == "ok" and r.training
             ),
             None,
-        )  # fmt: skip
+        )
         if training:
             t = training
             doc.para(
@@ -967,11 +1058,18 @@ def _tradeoff_sections(doc: _Doc, records: list[Record], pts: list[Point]) -> No
             group = [p for p in usable if p.label == label and p.threads == threads]
             front = pareto_front(group)
             series = label if "projected" in label else f"{label}, {threads} thr"
-            pareto += [ParetoPoint(series, p.optimization, p.latency_ms or 0.0,
-                                   p.quality or 0.0, p in front) for p in group]  # fmt: skip
+            pareto += [
+                ParetoPoint(
+                    series, p.optimization, p.latency_ms or 0.0, p.quality or 0.0, p in front
+                )
+                for p in group
+            ]
         metric_name = usable[0].quality_metric if usable else None
-        doc.image(f"{model}_pareto", pareto_png(model, metric_name or "quality", pareto),
-                  f"{model} Pareto front")  # fmt: skip
+        doc.image(
+            f"{model}_pareto",
+            pareto_png(model, metric_name or "quality", pareto),
+            f"{model} Pareto front",
+        )
         doc.para("Recommendations:")
         doc.bullets([sentence for _, _, sentence in recommendations(model_pts)])
         note = int8_note(pts, records, model)

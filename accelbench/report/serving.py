@@ -32,8 +32,13 @@ GroupKey = tuple[str, str, str, int, str]
 
 
 def _group_key(r: dict[str, Any]) -> GroupKey:
-    return (r["model"], r.get("optimization") or "", r.get("profile") or "", r.get("threads") or 0,
-            _execution(r))  # fmt: skip
+    return (
+        r["model"],
+        r.get("optimization") or "",
+        r.get("profile") or "",
+        r.get("threads") or 0,
+        _execution(r),
+    )
 
 
 def _execution(r: dict[str, Any]) -> str:
@@ -160,6 +165,7 @@ def _cache_note(members: list[dict[str, Any]]) -> str | None:
 
 
 def _summary_rows(members: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    # fmt: skip below: 10 names packed as a paragraph, not one per line.
     header = ["mode", "execution", "status", "peak QPS", "p99 bound ms", "p50 ms", "p99 ms",
               "capacity/s", "errors", "points"]  # fmt: skip
     rows = []
@@ -173,12 +179,20 @@ def _summary_rows(members: list[dict[str, Any]]) -> tuple[list[str], list[list[s
             return "-" if v is None else str(v)
 
         bound = _bound(r)
-        rows.append([
-            _mode(r), _execution(r), r.get("status", ""), value("server_peak_qps"),
-            f"{bound:g}" if bound else "-", value("latency_p50_ms"), value("latency_p99_ms"),
-            value("offline_capacity_qps"), value("request_errors"),
-            str(len(r["settings"]["curve"])),
-        ])  # fmt: skip
+        rows.append(
+            [
+                _mode(r),
+                _execution(r),
+                r.get("status", ""),
+                value("server_peak_qps"),
+                f"{bound:g}" if bound else "-",
+                value("latency_p50_ms"),
+                value("latency_p99_ms"),
+                value("offline_capacity_qps"),
+                value("request_errors"),
+                str(len(r["settings"]["curve"])),
+            ]
+        )
     return header, rows
 
 
@@ -242,9 +256,10 @@ def serving_html(records: list[dict[str, Any]]) -> str:
             parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
         parts.append("</tbody></table>")
         parts.append(
-            "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in pick_sentences(members))
+            "<ul>"
+            + "".join(f"<li>{html.escape(s)}</li>" for s in pick_sentences(members))
             + "</ul>"
-        )  # fmt: skip
+        )
         note = _cache_note(members)
         if note:
             parts.append(f"<p>{html.escape(note)}</p>")
@@ -275,8 +290,14 @@ def _plot_png(members: list[dict[str, Any]], title: str) -> str:
             ax.plot(x, y, style, marker="o", color=colour, label=label)
     for bound in _search_bounds(members):
         ax.axhline(bound, color="grey", linewidth=0.8, linestyle=":")
-        ax.annotate(f"p99 bound {bound:g} ms", (0, bound), xycoords=("axes fraction", "data"),
-                    fontsize=8, color="grey", va="bottom")  # fmt: skip
+        ax.annotate(
+            f"p99 bound {bound:g} ms",
+            (0, bound),
+            xycoords=("axes fraction", "data"),
+            fontsize=8,
+            color="grey",
+            va="bottom",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("achieved QPS (LoadGen Server)")
     ax.set_ylabel("latency (ms)")

@@ -42,6 +42,7 @@ HEADLINE_METRICS = (
     "server_peak_qps",
 )
 # Settings that tell apart the configurations of one cell (pipeline, training, serving).
+# fmt: skip below: 8 names packed as a paragraph, not one per line.
 SETTING_COLUMNS = (
     "format", "pipeline", "framework", "strategy", "precision", "xla", "devices", "mode",
 )  # fmt: skip

@@ -326,9 +326,15 @@ def recommendation(pts: list[Point], model: str, label: str) -> str:
     faster = [p for p in group if p is not base and claimed_faster(p, base)]
     if not faster:
         text = f"on {label}, {_nothing_faster(group, base)}"
-        smaller = [p for p in group if p.smaller_by and p.smaller_by > 1.2
-                   and p.quality_delta is not None and p.quality_delta > -MAX_LOSS
-        and not p.flagged_classes]  # fmt: skip
+        smaller = [
+            p
+            for p in group
+            if p.smaller_by
+            and p.smaller_by > 1.2
+            and p.quality_delta is not None
+            and p.quality_delta > -MAX_LOSS
+            and not p.flagged_classes
+        ]
         if smaller:
             s = max(smaller, key=lambda p: p.smaller_by or 0)
             text += f"; {s.optimization} is {s.smaller_text()}"
@@ -336,10 +342,7 @@ def recommendation(pts: list[Point], model: str, label: str) -> str:
         return text + "."
     # The pick: the largest speed-up that loses at most a point and no class, else the most
     # accurate. By speed-up, not latency: separately measured latencies may order them otherwise.
-    harmless = [
-        p for p in faster
-        if (p.quality_delta or 0) >= -MAX_LOSS and not p.flagged_classes
-    ]  # fmt: skip
+    harmless = [p for p in faster if (p.quality_delta or 0) >= -MAX_LOSS and not p.flagged_classes]
     if harmless:
         pick = max(harmless, key=lambda p: p.speedup_vs_fp32 or 0.0)
     else:
@@ -353,11 +356,13 @@ def recommendation(pts: list[Point], model: str, label: str) -> str:
     smaller = [
         p
         for p in group
-        if p.smaller_by and pick.smaller_by
+        if p.smaller_by
+        and pick.smaller_by
         and p.smaller_by > pick.smaller_by * 1.2
-        and p.quality_delta is not None and p.quality_delta > -MAX_LOSS
+        and p.quality_delta is not None
+        and p.quality_delta > -MAX_LOSS
         and not p.flagged_classes
-    ]  # fmt: skip
+    ]
     if smaller:
         s = max(smaller, key=lambda p: p.smaller_by or 0)
         sentence += f"; {s.optimization} is also {s.smaller_text()}"

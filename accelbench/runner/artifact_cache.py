@@ -44,6 +44,7 @@ OUT_DIR_MARK = "${OUT_DIR}"
 # The preparation's instructions and result are written afresh by the sweep, not restored.
 _NOT_STORED = frozenset({"job.json", "result.json", "prepared.json"})
 # The packages whose code trains, converts, quantizes or scores, or makes the built-in data.
+# fmt: skip below: 9 names packed as a paragraph, not one per line.
 _PACKAGES = (
     "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert",
     "ai-edge-quantizer", "jax", "jaxlib", "numpy", "scikit-learn",

@@ -93,8 +93,9 @@ class Plan:
     def headline(self) -> str:
         """One line: 'plan: N cells (...), J preparation jobs, about M min on this machine'."""
         kinds = Counter(_kind_word(c) for c in self.cells)
-        parts = ", ".join(f"{kinds[k]} {k}" for k in ("measured", "emulated", "projected", "paired")
-                          if kinds[k])  # fmt: skip
+        parts = ", ".join(
+            f"{kinds[k]} {k}" for k in ("measured", "emulated", "projected", "paired") if kinds[k]
+        )
         jobs = f", {_count(len(self.jobs), 'preparation job')}" if self.jobs else ""
         return (
             f"plan: {_count(len(self.cells), 'cell')} ({parts}){jobs}, "
@@ -115,10 +116,14 @@ class Plan:
             seconds_all = _duration(sum(self.job_s.values()))
             lines.append(f"preparation: {_count(len(self.jobs), 'job')}, {seconds_all}")
             for job in self.jobs:
-                what = "taken from the artifact cache" if job.model in self.cached_jobs else (
-                    ("train, " if job.kind == "reference" else "")
-                    + f"{len(job.optimizations)} optimizations"
-                )  # fmt: skip
+                what = (
+                    "taken from the artifact cache"
+                    if job.model in self.cached_jobs
+                    else (
+                        ("train, " if job.kind == "reference" else "")
+                        + f"{len(job.optimizations)} optimizations"
+                    )
+                )
                 lines.append(f"  {job.model}: {what}, {_duration(self.job_s[job.model])}")
         for title, key in (
             ("model", lambda c: c.model),
@@ -161,6 +166,16 @@ def make_plan(
     return Plan(cells, jobs, cell_s, job_s, cached, history)
 
 
+def plan_suite(suite: Any, *, cache: bool = True) -> Plan:
+    """The plan of a new run of ``suite`` (what `accelbench run --dry-run` prints)."""
+    from accelbench.hardware_profiles import environment_fingerprint
+    from accelbench.runner.suite import expand, prepare_jobs
+
+    cells, jobs = expand(suite), prepare_jobs(suite)
+    cached = cached_preparations(jobs, environment_fingerprint()) if cache else set()
+    return make_plan(cells, jobs, cached_jobs=cached)
+
+
 def preset_seconds(cell: Cell) -> float:
     """What the preset makes LoadGen take for the cell: its minimum duration and the run that
     measures the runtime's speed first; 0 for a cell LoadGen does not run."""
@@ -172,9 +187,10 @@ def preset_seconds(cell: Cell) -> float:
 
     preset = get_preset(cell.preset, cell.scenario)
     duration = (
-        preset.min_duration_ms / 1000 if preset.min_duration_ms is not None
+        preset.min_duration_ms / 1000
+        if preset.min_duration_ms is not None
         else MLPERF_MIN_DURATION_S
-    )  # fmt: skip
+    )
     return duration + preset.calibration_ms / 1000
 
 
@@ -284,11 +300,22 @@ def _record_cell(r: dict[str, Any]) -> Cell | None:
     if not preset:
         return None
     try:
-        return Cell(model=r["model"], model_path="", optimization=r["optimization"],
-                    profile=r["profile"], profile_data={}, execution=r["execution"],
-                    threads=r.get("threads") or 1, scenario=r["scenario"], preset=preset,
-                    runtime=None, xnnpack=True, inputs_path=None, seed=0,
-                    timeout_s=1.0)  # fmt: skip
+        return Cell(
+            model=r["model"],
+            model_path="",
+            optimization=r["optimization"],
+            profile=r["profile"],
+            profile_data={},
+            execution=r["execution"],
+            threads=r.get("threads") or 1,
+            scenario=r["scenario"],
+            preset=preset,
+            runtime=None,
+            xnnpack=True,
+            inputs_path=None,
+            seed=0,
+            timeout_s=1.0,
+        )
     except KeyError:
         return None
 

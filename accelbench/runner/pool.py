@@ -124,8 +124,11 @@ class CellWorkers:
         started = self._started if fresh else time.time()
         worker = {"id": self._id, "earlier_cells": self._served}
         self._served += 1
-        request = {"cell": str(files.cell_file), "result": str(files.result_file),
-                   "log_dir": str(files.work_dir)}  # fmt: skip
+        request = {
+            "cell": str(files.cell_file),
+            "result": str(files.result_file),
+            "log_dir": str(files.work_dir),
+        }
         try:
             with open(files.log_file, "ab" if fresh else "wb") as log:
                 socket.send_fds(self._channel, [json.dumps(request).encode()], [log.fileno()])
@@ -160,8 +163,14 @@ class CellWorkers:
 
     def _start(self, first_log: Path) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        argv = [sys.executable, "-m", WORKER_MODULE, "--serve", str(theirs.fileno()),
-                str(self._label)]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            WORKER_MODULE,
+            "--serve",
+            str(theirs.fileno()),
+            str(self._label),
+        ]
         command, env = self._box.command(argv, read=self._read, write=self._write)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self._started = time.time()

@@ -52,8 +52,11 @@ class _Data:
             self.dataset = self.spec.load_data(job.get("data"), seed=int(job["seed"]))
             d = self.dataset
             self.x_train, self.y_train, self.x_test, self.y_test = (
-                d.x_train, d.y_train, d.x_test, d.y_test
-            )  # fmt: skip
+                d.x_train,
+                d.y_train,
+                d.x_test,
+                d.y_test,
+            )
             self.class_names = list(d.class_names)
             self.metric = self.spec.metric
             # An autoencoder learns to reproduce its input: fine-tuning targets are the inputs.
@@ -131,9 +134,13 @@ def prepare(job: dict[str, Any]) -> dict[str, Any]:
 
         def make(name: str) -> Any:
             return optimize(
-                model, name, (data.x_train, data.fine_tune_targets), out_dir,
-                fine_tune_epochs=int(job["fine_tune_epochs"]), seed=int(job["seed"]),
-            )  # fmt: skip
+                model,
+                name,
+                (data.x_train, data.fine_tune_targets),
+                out_dir,
+                fine_tune_epochs=int(job["fine_tune_epochs"]),
+                seed=int(job["seed"]),
+            )
 
     artifacts = _make_artifacts(job, data, make)
     if jax_export is not None and artifacts.get("fp32", {}).get("status") == "ok":
@@ -164,9 +171,14 @@ def _jax_model(job: dict[str, Any], data: _Data, out_dir: Path) -> tuple[Any, di
 
     def make(name: str) -> Any:
         return jax_models.export_tflite(
-            job["model"], params, name, out_dir,
-            x_train=data.x_train, y_train=data.y_train, seed=int(job["seed"]),
-        )  # fmt: skip
+            job["model"],
+            params,
+            name,
+            out_dir,
+            x_train=data.x_train,
+            y_train=data.y_train,
+            seed=int(job["seed"]),
+        )
 
     return make, training, jax_export
 
@@ -203,9 +215,12 @@ def _make_artifacts(job: dict[str, Any], data: _Data, make: Any) -> dict[str, An
             # Predictions as one-hot scores: one comparison serves classifiers and the
             # autoencoder (whose "classes" are normal / anomalous detections).
             comparison = compare_predictions(
-                data.y_test, np.eye(k)[predictions], np.eye(k)[baseline["predictions"]],
-                data.class_names, threshold_points=FLAG_THRESHOLD_POINTS,
-            )  # fmt: skip
+                data.y_test,
+                np.eye(k)[predictions],
+                np.eye(k)[baseline["predictions"]],
+                data.class_names,
+                threshold_points=FLAG_THRESHOLD_POINTS,
+            )
             entry["quality_delta"] = entry["quality"] - baseline["quality"]
             if len(predictions) == len(data.y_test):
                 # Which test examples this artifact gets right, in order: what a paired test

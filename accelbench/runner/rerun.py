@@ -198,9 +198,13 @@ def measure_endpoints(
     started = time.time()
     try:
         result = run_endpoints(
-            endpoints, samples, pairs=ab["pairs"], rounds=ab["rounds"], seed=cell.seed,
+            endpoints,
+            samples,
+            pairs=ab["pairs"],
+            rounds=ab["rounds"],
+            seed=cell.seed,
             timeout_s=cell.timeout_s,
-        )  # fmt: skip
+        )
     except TimeoutError as err:
         result = {"status": "failed", "error": str(err)}
     except (RuntimeError, OSError) as err:
@@ -318,10 +322,18 @@ def plan_rerun(base: Source, new: Source) -> RerunPlan:
         )
         if key not in measurements:
             measurements[key] = Measurement(
-                str(records["base"].get("model")), str(records["base"].get("optimization")),
-                paths["base"], paths["new"], str(profile), str(records["base"]["execution"]),
-                int(records["base"]["threads"]), runtime, xnnpack, inputs["base"], inputs["new"],
-            )  # fmt: skip
+                str(records["base"].get("model")),
+                str(records["base"].get("optimization")),
+                paths["base"],
+                paths["new"],
+                str(profile),
+                str(records["base"]["execution"]),
+                int(records["base"]["threads"]),
+                runtime,
+                xnnpack,
+                inputs["base"],
+                inputs["new"],
+            )
         measurements[key].cells.append(cell_id)
     if not measurements:
         reasons = "; ".join(f"{s['cell_id']}: {s['reason']}" for s in skipped[:3])

@@ -58,6 +58,7 @@ TMP_SIZE_BYTES = 1 << 30  # the private /tmp lives in memory: capped, so it cann
 # configuration, time zone, user and host names, MIME types, fonts (matplotlib), and the
 # alternatives links that some shared libraries (BLAS) resolve through. Not /etc as a whole: it
 # holds secrets.
+# fmt: skip below: 15 names packed as a paragraph, not one per line.
 _ETC = (
     "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "passwd", "group",
     "nsswitch.conf", "host.conf", "hosts", "gai.conf", "mime.types", "alternatives",

@@ -301,10 +301,11 @@ def _as_written(data: dict[str, Any], source: str) -> dict[str, Any]:
     if isinstance(models, list):
         # A bare string is a reference model's name, or a file's path when it looks like one.
         data["models"] = [
-            ({"path": m} if "/" in m or Path(m).suffix else {"name": m}) if isinstance(m, str)
+            ({"path": m} if "/" in m or Path(m).suffix else {"name": m})
+            if isinstance(m, str)
             else m
             for m in models
-        ]  # fmt: skip
+        ]
         for i, entry in enumerate(data["models"]):
             if isinstance(entry, dict):
                 _known_fields(entry, ModelEntry.model_fields, f"models[{i}]", source)

@@ -359,8 +359,9 @@ def run_cells(
         # The worker's own folder, the one place it may write (its LoadGen logs, its result).
         work_dir = cells_dir / f"{cell.cell_id}-loadgen"
         work_dir.mkdir(exist_ok=True)
-        files = CellFiles(cells_dir / f"{cell.cell_id}.cell.json", work_dir / "result.json",
-                          work_dir, log_file)  # fmt: skip
+        files = CellFiles(
+            cells_dir / f"{cell.cell_id}.cell.json", work_dir / "result.json", work_dir, log_file
+        )
         files.cell_file.write_text(json.dumps(cell.to_dict()), encoding="utf-8")
         files.result_file.unlink(missing_ok=True)
         ready.append((cell, files, quality))
@@ -433,8 +434,11 @@ def _cell_records(
     parts = result.pop("records", None)
     records = []
     for part in parts or [{}]:
-        merged = {**result, **part, "settings": {**(result.get("settings") or {}),
-                                                 **(part.get("settings") or {})}}  # fmt: skip
+        merged = {
+            **result,
+            **part,
+            "settings": {**(result.get("settings") or {}), **(part.get("settings") or {})},
+        }
         merged["metrics"] = {**(result.get("metrics") or {}), **(part.get("metrics") or {})}
         record = make_record(cell, run_id, environment, merged, outcome.wall_s, log_file)
         record.update(box.record_fields())
@@ -566,16 +570,18 @@ def run_prepare(
             file=sys.stderr,
         )
         result, sandbox_fields = entry.result, entry.sandbox
-        records = _prepare_records(job, result, run_id, environment, time.time() - started,
-                                   log_file)  # fmt: skip
+        records = _prepare_records(
+            job, result, run_id, environment, time.time() - started, log_file
+        )
         for record in records:
             # A record's wall_s is this run's time: making the artifact took none of it (the
             # preparation's own times stay in the run it names, prepared_in_run).
             if record["scenario"] == "accuracy":
                 record["wall_s"] = 0.0
     else:
-        job_file.write_text(json.dumps({**job.to_dict(), "out_dir": str(out_dir)}),
-                            encoding="utf-8")  # fmt: skip
+        job_file.write_text(
+            json.dumps({**job.to_dict(), "out_dir": str(out_dir)}), encoding="utf-8"
+        )
         box = choose_sandbox(job.sandbox)
         code, timed_out = _spawn(
             "accelbench.runner.prepare",
@@ -599,8 +605,11 @@ def run_prepare(
             artifact_cache.store(digest, key, out_dir, result, sandbox_fields, run_id)
     for record in records:
         record.update(sandbox_fields)
-        record["settings"] = {**record["settings"], "prepared_from_cache": entry is not None,
-                              "cache_key": digest}  # fmt: skip
+        record["settings"] = {
+            **record["settings"],
+            "prepared_from_cache": entry is not None,
+            "cache_key": digest,
+        }
         if entry is not None:
             record["settings"]["prepared_in_run"] = entry.prepared_in_run
         emit(record)
@@ -644,8 +653,13 @@ def _prepare_records(
         "log": str(log_file),
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    settings = {"seed": job.seed, "epochs": job.epochs, "fine_tune_epochs": job.fine_tune_epochs,
-                "data": job.data or "built-in", **(result.get("data_settings") or {})}  # fmt: skip
+    settings = {
+        "seed": job.seed,
+        "epochs": job.epochs,
+        "fine_tune_epochs": job.fine_tune_epochs,
+        "data": job.data or "built-in",
+        **(result.get("data_settings") or {}),
+    }
     records = []
     training = result.get("training")
     if job.kind == "reference":
@@ -658,21 +672,36 @@ def _prepare_records(
                 "train_wall_s": metric(training["wall_s"], "s", "lower"),
                 "time_to_target_s": metric(training["time_to_target_s"], "s", "lower"),
             }
-        records.append({
-            **base, "cell_id": f"{job.model}.fp32.host.training", "scenario": "training",
-            "optimization": "fp32", "status": "ok" if training else "failed",
-            "error": None if training else result.get("error"), "settings": settings,
-            "metrics": metrics, "training": training, "artifact": None, "wall_s": wall_s,
-        })  # fmt: skip
+        records.append(
+            {
+                **base,
+                "cell_id": f"{job.model}.fp32.host.training",
+                "scenario": "training",
+                "optimization": "fp32",
+                "status": "ok" if training else "failed",
+                "error": None if training else result.get("error"),
+                "settings": settings,
+                "metrics": metrics,
+                "training": training,
+                "artifact": None,
+                "wall_s": wall_s,
+            }
+        )
     for name in job.optimizations:
         made = result["artifacts"].get(name) or {"status": "failed", "error": result.get("error")}
         ok = made.get("status") == "ok"
         record = {
-            **base, "cell_id": f"{job.model}.{name}.host.accuracy", "scenario": "accuracy",
-            "optimization": name, "status": "ok" if ok else "failed",
-            "error": None if ok else made.get("error"), "settings": settings,
-            "metrics": {}, "artifact": None, "wall_s": made.get("optimize_s"),
-        }  # fmt: skip
+            **base,
+            "cell_id": f"{job.model}.{name}.host.accuracy",
+            "scenario": "accuracy",
+            "optimization": name,
+            "status": "ok" if ok else "failed",
+            "error": None if ok else made.get("error"),
+            "settings": settings,
+            "metrics": {},
+            "artifact": None,
+            "wall_s": made.get("optimize_s"),
+        }
         if ok:
             from accelbench.records import artifact_info
 

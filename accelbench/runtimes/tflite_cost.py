@@ -23,6 +23,7 @@ _QUANTIZED_DTYPES = {"int8", "uint8", "int16", "int4"}
 _CONVERT_OPS = {"QUANTIZE", "DEQUANTIZE", "DENSIFY"}
 
 # FLOPs = one per output element.
+# fmt: skip below: 38 names packed as a paragraph, not one per line.
 _ELEMENTWISE_OPS = {
     "ADD", "SUB", "MUL", "DIV", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "POW", "FLOOR_DIV",
     "FLOOR_MOD", "RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "LOGISTIC", "TANH",
@@ -31,12 +32,14 @@ _ELEMENTWISE_OPS = {
     "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR",
 }  # fmt: skip
 # FLOPs = one per input element (reductions, pooling, normalisation).
+# fmt: skip below: 13 names packed as a paragraph, not one per line.
 _REDUCING_OPS = {
     "MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "AVERAGE_POOL_2D", "MAX_POOL_2D",
     "L2_POOL_2D", "L2_NORMALIZATION", "LOCAL_RESPONSE_NORMALIZATION", "ARG_MAX", "ARG_MIN",
     "CUMSUM",
 }  # fmt: skip
 # Data movement, comparisons and conversions: known, and no arithmetic worth counting.
+# fmt: skip below: 48 names packed as a paragraph, not one per line.
 _ZERO_FLOP_OPS = {
     "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "CONCATENATION", "PACK", "UNPACK", "SPLIT",
     "SPLIT_V", "SLICE", "STRIDED_SLICE", "GATHER", "GATHER_ND", "PAD", "PADV2", "MIRROR_PAD",
