@@ -3,8 +3,8 @@
 A child started in a new session (and so a new process group) does not get the terminal's
 Ctrl-C: that reaches this process only, which then stops the child itself. Stopping signals the
 whole group, so whatever the child started (a sandbox's processes, a server's workers) ends with
-it. The worker, the preparation worker, the suite's model server and the distributed training
-workers are all started and stopped here.
+it. The worker, the preparation worker, the suite's model server, `accelbench serve`'s sandboxed
+server and the distributed training workers are all started and stopped here.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -207,6 +206,7 @@ def _check_model(args: argparse.Namespace) -> None:
 def _serve_in_sandbox(args: argparse.Namespace, box: Any) -> int:
     """Run this command's server in the sandbox; its exit status. SIGINT and SIGTERM go on to
     the server (the sandbox's PID 1), which stops as it would unsandboxed."""
+    from accelbench.processes import spawn_group, stop_group
     from accelbench.runner.sandbox import exit_status
 
     argv = [sys.executable, "-m", "accelbench.serving", *server_argv(args)]
@@ -215,7 +215,7 @@ def _serve_in_sandbox(args: argparse.Namespace, box: Any) -> int:
     info_read, info_write = os.pipe()
     # --info-fd names the server's PID, the process to signal (bubblewrap itself would die).
     command[1:1] = ["--info-fd", str(info_write)]
-    proc = subprocess.Popen(command, env=env, pass_fds=(info_write,), start_new_session=True)
+    proc = spawn_group(command, env=env, pass_fds=(info_write,))
     os.close(info_write)
     target = [proc.pid]
 
@@ -239,8 +239,7 @@ def _serve_in_sandbox(args: argparse.Namespace, box: Any) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            code = stop_group(proc)
     code = exit_status(code, box)
     return 0 if code is not None and code < 0 and -code in (signal.SIGINT, signal.SIGTERM) else code
 
