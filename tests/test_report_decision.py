@@ -71,6 +71,13 @@ def test_the_decision_table_names_the_pick_with_its_interval_and_label(decision_
     assert "<td>1.84× (95% CI 1.80–1.88, 5 rounds 1.78–1.90, paired)</td>" in page
 
 
+def test_a_profile_with_one_artifact_says_there_is_nothing_to_compare(tmp_path: Path) -> None:
+    run = _run(tmp_path / "run", [_single_stream("fp32", 1.0, 0.95)])
+    (row,) = _decision_table((run / "report.md").read_text())[2:]
+    assert row.startswith("| host (1 thr) | none: only fp32 ran there (")
+    assert "ms, measured p50), so there is nothing to compare it with | - |" in row
+
+
 def test_one_model_has_no_model_column_and_projections_are_labelled(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", synthetic_records())
     rows = _decision_table((run / "report.md").read_text())

@@ -414,6 +414,9 @@ def _nothing_faster(group: list[Point], base: Point) -> str:
     """Why no optimization is said to be faster than fp32, and the best figure there is."""
     others = [p for p in group if p is not base and p.speedup]
     fp32 = f"fp32 ({base.latency_ms:.3g} ms, {base.latency_kind})" if base.latency_ms else "fp32"
+    if all(p is base for p in group):
+        ran = f"{base.latency_ms:.3g} ms, {base.latency_kind}" if base.latency_ms else "no latency"
+        return f"only {base.optimization} ran there ({ran}), so there is nothing to compare it with"
     paired = [p for p in others if p.speedup and p.speedup.source == "paired"]
     if paired:
         best = max(paired, key=lambda p: p.speedup_vs_fp32 or 0.0)
