@@ -18,7 +18,8 @@ from conftest import run_cli
 from accelbench.cli import main
 from accelbench.errors import UsageError
 from accelbench.records import append_record, metric
-from accelbench.report.report import int8_note, print_recommendations
+from accelbench.report.recommendations import print_recommendations
+from accelbench.report.sections.tradeoffs import int8_note
 from accelbench.report.tables import write_run_outputs
 from accelbench.report.tradeoffs import points, recommendation
 from accelbench.runner.suite import expand, suite_from_mapping

@@ -315,7 +315,7 @@ def _finish(run_dir: Path, go: Callable[[], list[dict[str, Any]]]) -> int:
         return EXIT_INTERRUPTED
     if any(r.get("scenario") == "accuracy" for r in records):
         # Optimized models: the answer is the recommendations; the full table is one command away.
-        from accelbench.report.report import print_recommendations
+        from accelbench.report.recommendations import print_recommendations
 
         print_recommendations(records)
         print(f"full table: accelbench results show {run_dir}")

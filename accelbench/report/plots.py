@@ -127,23 +127,64 @@ class ParetoPoint:
     latency_ms: float
     quality: float
     on_front: bool
+    kind: str = "measured"  # how its latency was obtained: a key of KIND_STYLES
+
+
+# The latency axis of each kind's Pareto plot.
+_PARETO_AXES = {
+    "measured": "single-stream p50 latency, ms (measured)",
+    "emulated": "single-stream p50 latency, ms (this host under the device's limits)",
+    "projected": "projected single-stream latency, ms (roofline estimate, not measured)",
+}
+
+
+def pareto_pngs(model: str, quality_metric: str, points: list[ParetoPoint]) -> dict[str, bytes]:
+    """One Pareto plot per way the latencies were obtained (measured, emulated, projected; those
+    present), so that a measurement and an estimate never share an axis: a projected accelerator
+    at 1 ms beside host measurements at 0.02 ms would squeeze the measured points into a corner.
+    """
+    kinds = dict.fromkeys([*KIND_STYLES, *(p.kind for p in points)])
+    out = {}
+    for kind in kinds:
+        group = [p for p in points if p.kind == kind]
+        png = pareto_png(model, quality_metric, group) if group else None
+        if png:
+            out[kind] = png
+    return out
 
 
 def pareto_png(model: str, quality_metric: str, points: list[ParetoPoint]) -> bytes | None:
-    """Quality against latency, one series per profile, each series' Pareto front dashed."""
+    """Quality against latency for points obtained one way, one series per profile, each series'
+    Pareto front dashed; points of several kinds are refused (split them with pareto_pngs)."""
     if not points:
         return None
+    kinds = list(dict.fromkeys(p.kind for p in points))
+    if len(kinds) > 1:
+        raise ValueError(
+            f"a Pareto plot shows latencies obtained one way, not {' and '.join(kinds)}: "
+            "draw them with pareto_pngs, one plot per kind"
+        )
+    kind = kinds[0]
+    filled = KIND_STYLES.get(kind, KIND_STYLES["projected"])["filled"]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
-    for name in dict.fromkeys(p.series for p in points):
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, name in enumerate(dict.fromkeys(p.series for p in points)):
+        colour = colours[i % len(colours)]
         group = [p for p in points if p.series == name]
-        dots = ax.scatter([p.latency_ms for p in group], [p.quality for p in group], label=name)
+        ax.scatter(
+            [p.latency_ms for p in group],
+            [p.quality for p in group],
+            label=name,
+            facecolors=colour if filled else "none",
+            edgecolors=colour,
+        )
         front = sorted((p for p in group if p.on_front), key=lambda p: p.latency_ms)
         ax.plot(
             [p.latency_ms for p in front],
             [p.quality for p in front],
             "--",
-            color=dots.get_facecolor()[0],
+            color=colour,
             linewidth=1,
         )
         for p in front:
@@ -155,9 +196,9 @@ def pareto_png(model: str, quality_metric: str, points: list[ParetoPoint]) -> by
                 textcoords="offset points",
             )
     ax.set_xscale("log")
-    ax.set_xlabel("single-stream latency, ms (p50 measured or emulated; projected where marked)")
+    ax.set_xlabel(_PARETO_AXES.get(kind, f"single-stream latency, ms ({kind})"))
     ax.set_ylabel(quality_metric)
-    ax.set_title(f"{model}: quality vs latency (dashed: Pareto front per profile)")
+    ax.set_title(f"{model}, {kind}: quality vs latency (dashed: Pareto front per profile)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     return _png(fig)

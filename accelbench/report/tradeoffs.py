@@ -146,6 +146,12 @@ class Point:
         return self.profile if self.execution == "local" else f"{self.profile} ({self.execution})"
 
     @property
+    def kind(self) -> str:
+        """How its latency was obtained: measured (here or on a remote device), emulated (this
+        host under the device's limits) or projected (a roofline estimate)."""
+        return self.execution if self.execution in ("emulated", "projected") else "measured"
+
+    @property
     def smaller_by(self) -> float | None:
         """How many times smaller than fp32 it is, as judged: gzipped where both sizes are
         known, because what pruning and clustering buy is compressibility, not raw bytes."""
@@ -307,39 +313,78 @@ def _points_delta(p: Point) -> str:
     return f"{p.quality_delta * 100:+.1f} points"
 
 
-def recommendation(pts: list[Point], model: str, label: str) -> str:
-    """One plain sentence for one model on one profile (and thread count)."""
+@dataclass
+class Choice:
+    """What the recommendation picks for one model on one profile (and thread count), and why.
+
+    ``pick``: the artifact the data shows faster than fp32 (the largest speed-up that loses at
+    most a point and no class, else the most accurate), or, where fp32 has no latency, the
+    fastest there is. ``smaller``: a harmless artifact worth naming for its size. ``why_none``:
+    without a pick, why nothing is recommended, with the best figure there is.
+    """
+
+    model: str
+    label: str
+    pick: Point | None = None
+    base: Point | None = None
+    smaller: Point | None = None
+    why_none: str = ""
+
+    def sentence(self) -> str:
+        """One plain sentence: 'on host, int8 is 1.84× (…, paired) faster than fp32 for …'."""
+        label, pick = self.label, self.pick
+        if pick is None:
+            return f"on {label}, {self.reason()}."
+        if self.base is None:
+            return (
+                f"on {label}, {pick.optimization} is the fastest at "
+                f"{pick.latency_ms:.3g} ms ({pick.latency_kind}); fp32 was refused or "
+                "failed there."
+            )
+        speed = pick.speedup.text() if pick.speedup else ""  # claimed_faster needs a speed-up
+        sentence = f"on {label}, {pick.optimization} is {speed} faster than fp32"
+        delta = _points_delta(pick)
+        sentence += f" for {delta}" if delta else ""
+        if pick.flagged_classes:
+            sentence += f", but classes {', '.join(pick.flagged_classes)} lose more than 2 points"
+        if self.smaller is not None:
+            sentence += f"; {self.smaller.optimization} is also {self.smaller.smaller_text()}"
+        return sentence + "."
+
+    def reason(self) -> str:
+        """Without a pick: why nothing is recommended, and a harmlessly smaller artifact if any."""
+        text, s = self.why_none, self.smaller
+        if s is not None:
+            text += f"; {s.optimization} is {s.smaller_text()}"
+            text += f" for {_points_delta(s)}" if _points_delta(s) else ""
+        return text
+
+
+def _harmless(p: Point) -> bool:
+    return p.quality_delta is not None and p.quality_delta > -MAX_LOSS and not p.flagged_classes
+
+
+def choose(pts: list[Point], model: str, label: str) -> Choice:
+    """The recommendation for one model on one profile (and thread count)."""
     group = [p for p in pts if p.model == model and p.label == label]
     base = next((p for p in group if p.optimization in ("fp32", "none")), None)
+    choice = Choice(model, label, base=base)
     if not group:
-        return f"on {label}, no single-stream result for {model}."
+        choice.why_none = f"no single-stream result for {model}"
+        return choice
     if base is None:
         fastest = min((p for p in group if p.latency_ms), key=lambda p: p.latency_ms, default=None)
         if fastest is None:
-            return f"on {label}, no latency was obtained for {model}."
-        return (
-            f"on {label}, {fastest.optimization} is the fastest at "
-            f"{fastest.latency_ms:.3g} ms ({fastest.latency_kind}); fp32 was refused or "
-            "failed there."
-        )
+            choice.why_none = f"no latency was obtained for {model}"
+        choice.pick = fastest
+        return choice
     # Dominated points count too: one that hurts no class can be worth a little speed.
     faster = [p for p in group if p is not base and claimed_faster(p, base)]
     if not faster:
-        text = f"on {label}, {_nothing_faster(group, base)}"
-        smaller = [
-            p
-            for p in group
-            if p.smaller_by
-            and p.smaller_by > 1.2
-            and p.quality_delta is not None
-            and p.quality_delta > -MAX_LOSS
-            and not p.flagged_classes
-        ]
-        if smaller:
-            s = max(smaller, key=lambda p: p.smaller_by or 0)
-            text += f"; {s.optimization} is {s.smaller_text()}"
-            text += f" for {_points_delta(s)}" if _points_delta(s) else ""
-        return text + "."
+        choice.why_none = _nothing_faster(group, base)
+        smaller = [p for p in group if p.smaller_by and p.smaller_by > 1.2 and _harmless(p)]
+        choice.smaller = max(smaller, key=lambda p: p.smaller_by or 0, default=None)
+        return choice
     # The pick: the largest speed-up that loses at most a point and no class, else the most
     # accurate. By speed-up, not latency: separately measured latencies may order them otherwise.
     harmless = [p for p in faster if (p.quality_delta or 0) >= -MAX_LOSS and not p.flagged_classes]
@@ -347,32 +392,31 @@ def recommendation(pts: list[Point], model: str, label: str) -> str:
         pick = max(harmless, key=lambda p: p.speedup_vs_fp32 or 0.0)
     else:
         pick = max(faster, key=lambda p: (p.quality or 0, p.speedup_vs_fp32 or 0.0))
-    speed = pick.speedup.text() if pick.speedup else ""  # claimed_faster needs a speed-up
-    sentence = f"on {label}, {pick.optimization} is {speed} faster than fp32"
-    delta = _points_delta(pick)
-    sentence += f" for {delta}" if delta else ""
-    if pick.flagged_classes:
-        sentence += f", but classes {', '.join(pick.flagged_classes)} lose more than 2 points"
+    choice.pick = pick
     smaller = [
         p
         for p in group
         if p.smaller_by
         and pick.smaller_by
         and p.smaller_by > pick.smaller_by * 1.2
-        and p.quality_delta is not None
-        and p.quality_delta > -MAX_LOSS
-        and not p.flagged_classes
+        and _harmless(p)
     ]
-    if smaller:
-        s = max(smaller, key=lambda p: p.smaller_by or 0)
-        sentence += f"; {s.optimization} is also {s.smaller_text()}"
-    return sentence + "."
+    choice.smaller = max(smaller, key=lambda p: p.smaller_by or 0, default=None)
+    return choice
+
+
+def recommendation(pts: list[Point], model: str, label: str) -> str:
+    """One plain sentence for one model on one profile (and thread count)."""
+    return choose(pts, model, label).sentence()
 
 
 def _nothing_faster(group: list[Point], base: Point) -> str:
     """Why no optimization is said to be faster than fp32, and the best figure there is."""
     others = [p for p in group if p is not base and p.speedup]
     fp32 = f"fp32 ({base.latency_ms:.3g} ms, {base.latency_kind})" if base.latency_ms else "fp32"
+    if all(p is base for p in group):
+        ran = f"{base.latency_ms:.3g} ms, {base.latency_kind}" if base.latency_ms else "no latency"
+        return f"only {base.optimization} ran there ({ran}), so there is nothing to compare it with"
     paired = [p for p in others if p.speedup and p.speedup.source == "paired"]
     if paired:
         best = max(paired, key=lambda p: p.speedup_vs_fp32 or 0.0)
