@@ -25,6 +25,7 @@ from accelbench.benchmarks.scenarios import (
     unregister_scenario,
 )
 from accelbench.errors import UsageError
+from accelbench.plugins import import_path
 from accelbench.runner.pool import worker_key
 from accelbench.runner.suite import Suite, expand, suite_from_mapping
 
@@ -84,6 +85,21 @@ def test_the_builtin_scenarios_are_the_table(capsys):
     assert f"--scenario SCENARIO comma-separated, of {', '.join(BUILTIN[:-1])} or serving" in (
         bench_help
     )
+
+
+def test_every_builtin_scenario_names_what_imports():
+    from accelbench.benchmarks.presets import BATCHED_SCENARIOS
+    from accelbench.benchmarks.presets import SCENARIOS as LOADGEN_PRESET_SCENARIOS
+
+    for scenario in SCENARIOS.values():
+        runner = scenario.runner
+        assert isinstance(runner, str)
+        assert callable(import_path(runner, "runner"))
+        if scenario.report_section is not None:
+            assert callable(scenario.section())
+    loadgen = {name for name, s in SCENARIOS.items() if s.kind == "loadgen"}
+    assert loadgen == set(LOADGEN_PRESET_SCENARIOS)  # LoadGen's presets cover its scenarios
+    assert {name for name, s in SCENARIOS.items() if s.batched} == set(BATCHED_SCENARIOS)
 
 
 def test_the_suite_option_fields_are_the_module_scenarios_options():
@@ -159,6 +175,9 @@ def test_registration_refuses_a_taken_name_or_a_bad_path(toy):
     for name in ("single-stream", "paired", "artifact-read"):
         with pytest.raises(ValueError, match=f"scenario name '{name}' is taken"):
             register_scenario(Scenario(name, "module", "m:run_cell"))
+    renamed = Scenario("artifact_read", "module", "m:run_cell", options="m:Options")
+    with pytest.raises(ValueError, match="from the suite field 'artifact_read', as scenario 'ar"):
+        register_scenario(renamed)
     with pytest.raises(ValueError, match="write it as 'module:attribute'"):
         Scenario("other", "module", "no_colon")
     with pytest.raises(ValueError, match="use 'loadgen' or 'module'"):

@@ -143,6 +143,18 @@ class Scenario:
         return import_path(self.report_section, f"scenario {self.name!r}'s report section")
 
 
+def _check_options_key(scenario: Scenario, table: Mapping[str, Scenario]) -> None:
+    """ValueError when the scenario's options would share a suite field with another's."""
+    if scenario.options is None:
+        return
+    for other in table.values():
+        if other.options is not None and other.options_key == scenario.options_key:
+            raise ValueError(
+                f"scenario {scenario.name!r} would read its options from the suite field "
+                f"{scenario.options_key!r}, as scenario {other.name!r} does; choose another name"
+            )
+
+
 _LOADGEN_RUNNER = "accelbench.runner.worker:run_loadgen_cell"
 _LOADGEN_SECTION = "accelbench.report.report:_cdf_section"
 
@@ -207,6 +219,7 @@ _REGISTRY: Registry[Scenario] = Registry(
             selectable=False,
         ),
     ),
+    check=_check_options_key,
 )
 SCENARIOS: Mapping[str, Scenario] = _REGISTRY
 
