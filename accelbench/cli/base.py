@@ -194,6 +194,18 @@ def trust_settings(args: argparse.Namespace) -> dict[str, bool]:
     return {"trust_model": args.trust_model, "sandbox": not args.no_sandbox}
 
 
+def add_scenario_argument(p: argparse.ArgumentParser) -> None:
+    """--scenario: the scenarios to run, any the scenario table lets a suite name."""
+    from accelbench.benchmarks.scenarios import names_text
+
+    p.add_argument(
+        "--scenario",
+        type=comma_list("scenario"),
+        default=["single-stream"],
+        help=f"comma-separated, of {names_text()} (default: single-stream)",
+    )
+
+
 def add_no_cache_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-cache",

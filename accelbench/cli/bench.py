@@ -9,6 +9,7 @@ from typing import Any
 from accelbench.cli.base import (
     Command,
     add_model_trust_arguments,
+    add_scenario_argument,
     comma_list,
     execute_suite,
     resume_run,
@@ -38,12 +39,7 @@ class Bench(Command):
             default=None,
             help="comma-separated thread counts (default: all cores / the device's cores)",
         )
-        parser.add_argument(
-            "--scenario",
-            type=comma_list("scenario"),
-            default=["single-stream"],
-            help="single-stream, multi-stream, offline, server (default: single-stream)",
-        )
+        add_scenario_argument(parser)
         parser.add_argument("--preset", default="quick", help="quick (default), standard or mlperf")
         parser.add_argument(
             "--batch-size",

@@ -10,6 +10,7 @@ from accelbench.cli.base import (
     add_data_arguments,
     add_model_trust_arguments,
     add_no_cache_argument,
+    add_scenario_argument,
     comma_list,
     execute_suite,
     trust_settings,
@@ -33,7 +34,7 @@ class Optimize(Command):
         )
         parser.add_argument("--profile", type=comma_list("profile"), default=["host"])
         parser.add_argument("--threads", type=comma_list("threads", int), default=None)
-        parser.add_argument("--scenario", type=comma_list("scenario"), default=["single-stream"])
+        add_scenario_argument(parser)
         parser.add_argument("--preset", default="quick")
         parser.add_argument("--fine-tune-epochs", type=int, default=2)
         parser.add_argument(

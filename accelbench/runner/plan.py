@@ -19,12 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from accelbench.runner.suite import (
-    MODULE_SCENARIOS,
-    PAIRED_SCENARIO,
-    Cell,
-    PrepareJob,
-)
+from accelbench.benchmarks.scenarios import scenario_info
+from accelbench.runner.suite import PAIRED_SCENARIO, Cell, PrepareJob
 
 COSTS_FILE = "run_costs.json"
 # LoadGen's own minimum duration, which the mlperf preset keeps (LoadGen 6.0's rules).
@@ -179,9 +175,7 @@ def plan_suite(suite: Any, *, cache: bool = True) -> Plan:
 def preset_seconds(cell: Cell) -> float:
     """What the preset makes LoadGen take for the cell: its minimum duration and the run that
     measures the runtime's speed first; 0 for a cell LoadGen does not run."""
-    if cell.execution == "projected" or cell.scenario in MODULE_SCENARIOS:
-        return 0.0
-    if cell.scenario == PAIRED_SCENARIO:
+    if cell.execution == "projected" or scenario_info(cell.scenario).kind != "loadgen":
         return 0.0
     from accelbench.benchmarks.presets import get_preset
 

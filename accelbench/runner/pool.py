@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from accelbench.benchmarks.scenarios import scenario_info
 from accelbench.processes import spawn_group, stop_group
 from accelbench.runner.sandbox import Sandbox, exit_status
-from accelbench.runner.suite import MODULE_SCENARIOS, Cell
+from accelbench.runner.suite import Cell
 
 WORKER_MODULE = "accelbench.runner.worker"
 _MESSAGE_BYTES = 1 << 16
@@ -41,9 +42,9 @@ _worker_ids = itertools.count(1)
 
 def worker_key(cell: Cell) -> tuple[Any, ...] | None:
     """What a cell's worker is set up with; cells with equal keys can share a worker. None for
-    a cell that gets a worker of its own: a scenario module (training, input pipeline,
-    serving, ...) changes its process's global state (Keras, servers, data caches)."""
-    if cell.scenario in MODULE_SCENARIOS:
+    a cell that gets a worker of its own: most module scenarios (training, input pipeline,
+    serving, ...) change their process's global state (Keras, servers, data caches)."""
+    if scenario_info(cell.scenario).own_worker:
         return None
     return (
         cell.model,

@@ -269,9 +269,9 @@ def plan_rerun(base: Source, new: Source) -> RerunPlan:
     timed on this kind of machine (projected, remote), or its artifact is gone or no longer has
     the recorded sha256. Nothing measurable at all is a UsageError.
     """
+    from accelbench.benchmarks.scenarios import SCENARIOS
     from accelbench.report.baselines import find_artifact
     from accelbench.report.compare import match_cells
-    from accelbench.runner.suite import LOADGEN_SCENARIOS
 
     if "pytest-benchmark" in (base.kind, new.kind):
         raise UsageError(
@@ -281,7 +281,8 @@ def plan_rerun(base: Source, new: Source) -> RerunPlan:
     match = match_cells(base, new)
     measurements: dict[tuple[Any, ...], Measurement] = {}
     skipped: list[dict[str, str]] = []
-    timed = [c for c in match.common if base.cells[c].get("scenario") in LOADGEN_SCENARIOS]
+    latency = {name for name, scenario in SCENARIOS.items() if scenario.latency}
+    timed = [c for c in match.common if base.cells[c].get("scenario") in latency]
     if not timed:
         raise UsageError(
             f"{base.path} and {new.path} have no LoadGen cells in common, so there is no time "

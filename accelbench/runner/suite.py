@@ -12,23 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from accelbench.benchmarks.presets import BATCHED_SCENARIOS
+from accelbench.benchmarks.scenarios import SCENARIOS, selectable
 from accelbench.errors import UsageError
 from accelbench.runtimes.registry import RUNTIMES
 
-LOADGEN_SCENARIOS = ("single-stream", "multi-stream", "offline", "server")
-# Scenarios measured by a module of their own (``run_cell(cell, log_dir) -> result``), each with
-# an options mapping in the suite under the same name with '_' for '-'.
-MODULE_SCENARIOS = {
-    "input-pipeline": "accelbench.benchmarks.input_pipeline",
-    "training": "accelbench.benchmarks.training",
-    "serving": "accelbench.benchmarks.serving",
-}
-# Scenarios about a model's data or training: one cell per model, not per optimization.
-MODEL_SCENARIOS = ("input-pipeline", "training")
-SCENARIOS = (*LOADGEN_SCENARIOS, *MODULE_SCENARIOS)
 # A model's optimizations timed against its fp32 artifact in one worker, pair by pair: added
 # per model, profile and thread count wherever single-stream runs there (see _paired_cells).
 PAIRED_SCENARIO = "paired"
@@ -94,9 +90,15 @@ class ProfileEntry(BaseModel):
 
 
 class Suite(BaseModel):
-    """A suite file: the matrix of models x profiles x threads x scenarios, and how to measure."""
+    """A suite file: the matrix of models x profiles x threads x scenarios, and how to measure.
 
-    model_config = ConfigDict(extra="forbid")
+    A scenario with options (benchmarks/scenarios.py) reads them from the field named by its
+    ``options_key``: the built-in ones are fields below, a registered one's is an extra field.
+    """
+
+    # Extra fields are the option mappings of registered scenarios, and nothing else (below).
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, dict[str, Any]]
     name: str = "suite"
     models: list[ModelEntry]
     profiles: list[str | ProfileEntry] = ["host"]
@@ -116,6 +118,7 @@ class Suite(BaseModel):
     epochs: int | None = None
     fine_tune_epochs: int = 2
     prepare_timeout_s: float = 1800.0
+    # The built-in module scenarios' options (a test holds them to the scenario table).
     input_pipeline: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
     serving: dict[str, Any] = Field(default_factory=dict)
@@ -181,11 +184,22 @@ class Suite(BaseModel):
     @field_validator("scenarios")
     @classmethod
     def _known_scenarios(cls, v: list[str]) -> list[str]:
-        bad = [s for s in v if s not in SCENARIOS]
+        names = selectable()
+        bad = [s for s in v if s not in names]
         if bad or not v:
             name = bad[0] if bad else "(none)"
-            raise ValueError(_unknown("scenario", name, SCENARIOS, f"use {_one_of(SCENARIOS)}"))
+            raise ValueError(_unknown("scenario", name, names, f"use {_one_of(names)}"))
         return v
+
+    @model_validator(mode="after")
+    def _extra_fields_are_scenario_options(self) -> Suite:
+        fields = suite_fields()
+        for key in self.model_extra or {}:
+            if key not in fields:
+                raise ValueError(
+                    _unknown("field", key, fields, f"the fields are {', '.join(fields)}")
+                )
+        return self
 
     @field_validator("preset")
     @classmethod
@@ -233,14 +247,31 @@ def _unknown(what: str, word: object, choices: Any, valid: str) -> str:
     return f"unknown {what} {str(word)!r}{nearest}{' ' if nearest else '; '}{valid}"
 
 
-# The option names of each mapping a suite passes to a scenario module; read from the module
-# that checks them, so that a new option needs no second list here.
-_OPTION_NAMES: dict[str, Callable[[], Any]] = {
-    "input_pipeline": lambda: scenario_module("input-pipeline").DEFAULTS,
-    "training": lambda: scenario_module("training").OPTIONS,
-    "serving": lambda: scenario_module("serving").DEFAULTS,
-    "paired": lambda: ("pairs", "rounds"),
-}
+def suite_fields() -> tuple[str, ...]:
+    """A suite's field names: the Suite model's, then the option fields of registered
+    scenarios that are not among them."""
+    keys = [s.options_key for s in SCENARIOS.values() if s.options is not None]
+    return tuple(dict.fromkeys([*Suite.model_fields, *keys]))
+
+
+def _option_names() -> dict[str, Callable[[], Any]]:
+    """The option names of each option mapping of a suite, by its field; read from the options
+    model that checks them, so that a new option needs no second list here."""
+    names: dict[str, Callable[[], Any]] = {
+        s.options_key: s.option_names for s in SCENARIOS.values() if s.options is not None
+    }
+    names["paired"] = lambda: ("pairs", "rounds")
+    return names
+
+
+def scenario_options(suite: Suite, scenario: str) -> dict[str, Any]:
+    """The suite's option mapping of a scenario ({} for a scenario without options)."""
+    info = SCENARIOS[scenario]
+    if info.options is None:
+        return {}
+    return dict(getattr(suite, info.options_key, None) or {})
+
+
 # What a suite's author may call an optimization that has another name here.
 OPTIMIZATION_ALIASES = {"none": "fp32"}
 # What pydantic's type error codes ask for, in accelbench's words.
@@ -276,16 +307,19 @@ def suite_from_mapping(data: Any, source: str) -> Suite:
                 f"{source}: field 'models[{i}]' has neither 'path' nor 'name'; give a model "
                 "file's path or a reference model's name (see accelbench models list)"
             )
-    if suite.batch_size is not None and not set(suite.scenarios) & set(BATCHED_SCENARIOS):
+    batched = [name for name, scenario in SCENARIOS.items() if scenario.batched]
+    if suite.batch_size is not None and not set(suite.scenarios) & set(batched):
         raise UsageError(
-            f"{source}: field 'batch_size': applies to the offline and server scenarios only, "
-            f"and the suite has {', '.join(suite.scenarios)}; add one of them or drop batch_size"
+            f"{source}: field 'batch_size': applies to the {' and '.join(batched)} scenarios "
+            f"only, and the suite has {', '.join(suite.scenarios)}; add one of them or drop "
+            "batch_size"
         )
-    for scenario in suite.scenarios:
-        if scenario in MODULE_SCENARIOS:
-            key = options_key(scenario)
+    for name in suite.scenarios:
+        scenario = SCENARIOS[name]
+        if scenario.options is not None:
+            key = scenario.options_key
             try:
-                checked = scenario_module(scenario).check_options(getattr(suite, key))
+                checked = scenario.check_options(getattr(suite, key, None))
             except UsageError as exc:
                 raise UsageError(f"{source}: field '{key}': {exc}") from None
             setattr(suite, key, checked)
@@ -296,7 +330,7 @@ def _as_written(data: dict[str, Any], source: str) -> dict[str, Any]:
     """The suite mapping with its newcomer forms made canonical, and every unknown field refused
     (with the nearest valid name) before pydantic sees it."""
     data = dict(data)
-    _known_fields(data, Suite.model_fields, "", source)
+    _known_fields(data, suite_fields(), "", source)
     models = data.get("models")
     if isinstance(models, list):
         # A bare string is a reference model's name, or a file's path when it looks like one.
@@ -314,7 +348,7 @@ def _as_written(data: dict[str, Any], source: str) -> dict[str, Any]:
         for i, entry in enumerate(profiles):
             if isinstance(entry, dict):
                 _known_fields(entry, ProfileEntry.model_fields, f"profiles[{i}]", source)
-    for key, names in _OPTION_NAMES.items():
+    for key, names in _option_names().items():
         if isinstance(data.get(key), dict):
             _known_fields(data[key], names(), key, source, word="option")
     optimizations = data.get("optimizations")
@@ -400,18 +434,6 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def scenario_module(scenario: str) -> Any:
-    """The module that measures a module scenario (its check_options and run_cell)."""
-    import importlib
-
-    return importlib.import_module(MODULE_SCENARIOS[scenario])
-
-
-def options_key(scenario: str) -> str:
-    """The suite field holding a module scenario's options: 'input-pipeline' -> 'input_pipeline'."""
-    return scenario.replace("-", "_")
-
-
 def load_suite(path: str | Path) -> Suite:
     """Read and validate a suite YAML file; model paths are resolved against the file's folder."""
     p = Path(path)
@@ -482,8 +504,9 @@ class Cell:
             "runtime": self.runtime or "auto",
             "xnnpack": self.xnnpack,
         }
-        if self.scenario in MODULE_SCENARIOS:
-            key["options"] = self.settings.get(options_key(self.scenario))
+        scenario = SCENARIOS.get(self.scenario)
+        if scenario is not None and scenario.options is not None:
+            key["options"] = self.settings.get(scenario.options_key)
         if "paired_options" in self.settings:
             key["options"] = self.settings["paired_options"]
         if self.batch_size is not None:
@@ -535,7 +558,7 @@ class PrepareJob:
 
 def prepare_jobs(suite: Suite) -> list[PrepareJob]:
     # Scenarios about a model's data or its training need no optimized artifacts.
-    if all(s in MODEL_SCENARIOS for s in suite.scenarios):
+    if all(SCENARIOS[s].per_model for s in suite.scenarios):
         return []
     jobs = []
     for entry in suite.models:
@@ -618,7 +641,7 @@ def expand(suite: Suite) -> list[Cell]:
                 # An attached GPU/TPU runs the JAX path (the model's .jaxexport), never a .tflite.
                 accelerated = on_accelerator(profile.kind, execution)
                 threads_list = _threads_for(profile, wanted_threads)
-                scenarios = [s for s in suite.scenarios if s not in MODEL_SCENARIOS]
+                scenarios = [s for s in suite.scenarios if not SCENARIOS[s].per_model]
                 if execution == "projected":
                     # A roofline projection estimates one inference: it has no thread count of
                     # this host and no traffic pattern, so one single-stream cell stands for all.
@@ -678,18 +701,18 @@ def _cell(
         timeout_s=suite.timeout_s,
         settings=_scenario_settings(suite, scenario, entry),
         prepared_by=prepared_by,
-        batch_size=suite.batch_size if scenario in BATCHED_SCENARIOS else None,
+        batch_size=suite.batch_size if SCENARIOS[scenario].batched else None,
         sandbox=suite.sandbox,
         trust_model=suite.trust_model,
     )
 
 
 def _scenario_settings(suite: Suite, scenario: str, entry: ModelEntry) -> dict[str, Any]:
-    if scenario not in MODULE_SCENARIOS:
+    info = SCENARIOS[scenario]
+    if info.options is None:
         return {}
-    key = options_key(scenario)
     label = {"data_label": entry.label} if entry.label else {}
-    return {key: dict(getattr(suite, key)), "data": entry.data, **label}
+    return {info.options_key: scenario_options(suite, scenario), "data": entry.data, **label}
 
 
 def _model_cells(suite: Suite, entry: ModelEntry, profiles: list[tuple[Any, Any]]) -> list[Cell]:
@@ -699,7 +722,7 @@ def _model_cells(suite: Suite, entry: ModelEntry, profiles: list[tuple[Any, Any]
     """
     from accelbench.hardware_profiles import execution_mode
 
-    wanted = [s for s in suite.scenarios if s in MODEL_SCENARIOS]
+    wanted = [s for s in suite.scenarios if SCENARIOS[s].per_model]
     if not wanted or (entry.kind == "artifact" and not entry.data):
         return []
     cells = []
@@ -718,7 +741,7 @@ def _model_cells(suite: Suite, entry: ModelEntry, profiles: list[tuple[Any, Any]
                         threads,
                         scenario,
                         model_path=entry.path or "",
-                        optimization="fp32" if scenario == "training" else "none",
+                        optimization=SCENARIOS[scenario].model_optimization,
                         runtime=suite.runtime,
                     )
                 )

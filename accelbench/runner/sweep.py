@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from accelbench.benchmarks.scenarios import scenario_info
 from accelbench.errors import UsageError
 from accelbench.processes import spawn_group, stop_group
 from accelbench.records import (
@@ -34,7 +35,6 @@ from accelbench.runner.pool import CellFiles, CellWorkers, Outcome, group_by_wor
 from accelbench.runner.sandbox import Sandbox, exit_status, named_paths, read_untrusted
 from accelbench.runner.sandbox import choose as choose_sandbox
 from accelbench.runner.suite import (
-    MODEL_SCENARIOS,
     PAIRED_SCENARIO,
     Cell,
     PrepareJob,
@@ -773,7 +773,7 @@ def _inputs_source(cell: Cell) -> str:
     built-in data); otherwise inputs made from the model's signature ("synthetic")."""
     if cell.inputs_path:
         return cell.inputs_path
-    if cell.scenario in MODEL_SCENARIOS:
+    if scenario_info(cell.scenario).per_model:
         return cell.settings.get("data") or "built-in"
     return "synthetic"
 

@@ -144,34 +144,48 @@ def named_model_paths(cell: dict[str, Any]) -> list[str]:
 
 
 def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
+    """Apply the cell's worker environment, then measure it with its scenario's runner."""
+    from accelbench.benchmarks.scenarios import scenario_info
+    from accelbench.runner.suite import on_accelerator
+
+    profile = _profile(cell)
+    accelerated = on_accelerator(profile.kind, cell["execution"])
+    applied = _worker_environment(cell, profile, accelerated)
+    _injected_fault(cell)
+    measured = scenario_info(cell["scenario"]).run(cell, log_dir)
+    measured.setdefault("emulation", applied)
+    return measured
+
+
+def _profile(cell: dict[str, Any]) -> Any:
     from accelbench.hardware_profiles import HardwareProfile
+
+    return HardwareProfile.model_validate(cell["profile_data"])
+
+
+def run_paired_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
+    """The paired scenario's runner: artifacts timed together in this one worker (accelbench
+    ab's two, or a suite model's optimizations against its fp32 artifact)."""
+    from accelbench.benchmarks import paired
+
+    if "paired_sides" in cell["settings"]:
+        _leave_out_refused(cell, _profile(cell))
+    return paired.run_cell(cell, log_dir)
+
+
+def run_loadgen_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
+    """The LoadGen scenarios' runner: the cell's artifact opened in its runtime and measured
+    by LoadGen (or projected from its graph on a projected device)."""
     from accelbench.hardware_profiles.emulation import check_artifact_supported
     from accelbench.records import metric
-    from accelbench.runner.suite import MODULE_SCENARIOS, on_accelerator, scenario_module
+    from accelbench.runner.suite import on_accelerator
 
-    profile = HardwareProfile.model_validate(cell["profile_data"])
+    profile = _profile(cell)
     execution = cell["execution"]
     threads = int(cell["threads"])
     accelerated = on_accelerator(profile.kind, execution)
-    applied = _worker_environment(cell, profile, accelerated)
-    _injected_fault(cell)
-
-    if cell["scenario"] == "paired":
-        # Artifacts timed together in this one worker: accelbench ab's two, or a suite model's
-        # optimizations against its fp32 artifact.
-        from accelbench.benchmarks import paired
-
-        if "paired_sides" in cell["settings"]:
-            _leave_out_refused(cell, profile)
-        measured = paired.run_cell(cell, log_dir)
-        measured.setdefault("emulation", applied)
-        return measured
-    if cell["scenario"] in MODULE_SCENARIOS:
-        measured = scenario_module(cell["scenario"]).run_cell(cell, log_dir)
-        measured.setdefault("emulation", applied)
-        return measured
     model_path = Path(cell["model_path"])
-    result: dict[str, Any] = {"status": "ok", "error": None, "emulation": applied, "metrics": {}}
+    result: dict[str, Any] = {"status": "ok", "error": None, "metrics": {}}
     result["artifact"] = artifact_info(model_path)
     result["metrics"]["model_bytes"] = metric(result["artifact"]["bytes"], "bytes", "lower")
 

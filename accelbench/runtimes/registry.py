@@ -14,14 +14,13 @@ reads the variable again whenever it changes.
 
 from __future__ import annotations
 
-import importlib
-import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from accelbench.errors import UsageError
+from accelbench.plugins import Registry, import_path
 
 if TYPE_CHECKING:
     from accelbench.runtimes.base import Runtime
@@ -129,84 +128,13 @@ class RuntimeInfo:
         """Call the factory (importing it first when it is named as "module:callable")."""
         factory = self.factory
         if isinstance(factory, str):
-            factory = _import(factory, f"runtime {self.name!r}'s factory")
+            factory = import_path(factory, f"runtime {self.name!r}'s factory")
         return factory(artifact, runtime=runtime, kind=kind, threads=threads, xnnpack=xnnpack)
 
 
-def _import(path: str, what: str) -> Callable:
-    """The object a "module:attribute" path names; UsageError when it does not import."""
-    module_name, _, attribute = path.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as err:
-        raise UsageError(
-            f"{what} {path!r} does not import ({err}); name a 'module:attribute' that Python "
-            "can import here (is its folder on PYTHONPATH?)"
-        ) from err
-
-
-class _Registry(Mapping[str, RuntimeInfo]):
-    """The runtimes by name, in registration order: the built-ins, then those of
-    ``$ACCELBENCH_RUNTIMES`` (read again whenever it changes), then those of register_runtime."""
-
-    def __init__(self, builtins: tuple[RuntimeInfo, ...]) -> None:
-        self._builtin = {info.name: info for info in builtins}
-        self._from_env: dict[str, RuntimeInfo] = {}
-        self._env_value = ""
-        self._registered: dict[str, RuntimeInfo] = {}
-
-    def _table(self) -> dict[str, RuntimeInfo]:
-        value = os.environ.get(RUNTIMES_ENV, "")
-        if value != self._env_value:
-            self._from_env = self._load_env(value)
-            self._env_value = value
-        return {**self._builtin, **self._from_env, **self._registered}
-
-    def _load_env(self, value: str) -> dict[str, RuntimeInfo]:
-        loaded: dict[str, RuntimeInfo] = {}
-        for path in filter(None, (p.strip() for p in value.split(","))):
-            info = _import(path, f"${RUNTIMES_ENV} entry")
-            if not isinstance(info, RuntimeInfo):
-                raise UsageError(
-                    f"${RUNTIMES_ENV} entry {path!r} is a {type(info).__name__}, not a "
-                    "RuntimeInfo; name the RuntimeInfo object of the runtime's module"
-                )
-            _check_new(info, {**self._builtin, **loaded, **self._registered})
-            loaded[info.name] = info
-        return loaded
-
-    def __getitem__(self, name: str) -> RuntimeInfo:
-        return self._table()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table())
-
-    def __len__(self) -> int:
-        return len(self._table())
-
-    def register(self, info: RuntimeInfo) -> None:
-        _check_new(info, self._table())
-        self._registered[info.name] = info
-
-    def unregister(self, name: str) -> None:
-        if name not in self._registered:
-            raise ValueError(
-                f"runtime {name!r} was not added by register_runtime, so it cannot be removed; "
-                f"those added are: {', '.join(self._registered) or 'none'}"
-            )
-        del self._registered[name]
-
-
-def _check_new(info: RuntimeInfo, table: Mapping[str, RuntimeInfo]) -> None:
-    """ValueError when ``info`` would clash with the table: a taken or reserved name, or an
-    artifact kind of a known name that another runtime recognises differently."""
-    if table.get(info.name) == info:
-        return  # the same runtime again (registered here and named in $ACCELBENCH_RUNTIMES)
-    if info.name in table or info.name in RESERVED_NAMES:
-        raise ValueError(
-            f"runtime name {info.name!r} is taken; choose another, or unregister_runtime "
-            f"{info.name!r} first"
-        )
+def _check_artifact_kinds(info: RuntimeInfo, table: Mapping[str, RuntimeInfo]) -> None:
+    """ValueError when ``info`` has an artifact kind of a known name that another runtime
+    recognises differently."""
     known = {kind.name: kind for other in table.values() for kind in other.artifact_kinds}
     for kind in info.artifact_kinds:
         if kind.name in known and known[kind.name] != kind:
@@ -275,7 +203,10 @@ _TFLITE_FACTORY = "accelbench.runtimes.tflite:open_tflite"
 # The first runtime of a kind is its default. "tensorflow" on a .tflite means TensorFlow's own
 # tf.lite interpreter; a .tflite opened with no runtime named tries LiteRT, tflite-runtime, then
 # tf.lite (edge.INTERPRETERS), whichever is installed.
-_REGISTRY = _Registry(
+_REGISTRY: Registry[RuntimeInfo] = Registry(
+    "runtime",
+    RuntimeInfo,
+    RUNTIMES_ENV,
     (
         RuntimeInfo(
             "litert",
@@ -305,6 +236,8 @@ _REGISTRY = _Registry(
             packages=("jax", "jaxlib"),
             factory="accelbench.runtimes.jax_runtime:open_jax",
         ),
-    )
+    ),
+    reserved=RESERVED_NAMES,
+    check=_check_artifact_kinds,
 )
 RUNTIMES: Mapping[str, RuntimeInfo] = _REGISTRY
