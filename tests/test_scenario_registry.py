@@ -96,7 +96,8 @@ def test_every_builtin_scenario_names_what_imports():
         assert isinstance(runner, str)
         assert callable(import_path(runner, "runner"))
         if scenario.report_section is not None:
-            assert callable(scenario.section())
+            section = scenario.section()
+            assert isinstance(section.title, str) and callable(section.render)
     loadgen = {name for name, s in SCENARIOS.items() if s.kind == "loadgen"}
     assert loadgen == set(LOADGEN_PRESET_SCENARIOS)  # LoadGen's presets cover its scenarios
     assert {name for name, s in SCENARIOS.items() if s.batched} == set(BATCHED_SCENARIOS)
@@ -195,6 +196,11 @@ def test_run_measures_a_scenario_named_in_the_environment(toy_in_environment, tm
     assert record["settings"]["reads"] == 2  # measured in the worker, with the suite's option
     assert record["metrics"]["read_mb_per_s"]["value"] > 0
     assert record["metrics"]["reads"]["value"] == 2
+    # Its own report section, named in its table entry, is in the run's report.
+    report = (out / "report.md").read_text()
+    assert "## Artifact read rate" in report
+    assert f"mlp_f32: {record['metrics']['read_mb_per_s']['value']:.1f} MB/s read" in report
+    assert report.index("## Artifact read rate") < report.index("## Environment")
 
 
 def test_a_suite_naming_an_unknown_scenario_is_one_usage_line(tmp_path):

@@ -45,10 +45,25 @@ def run_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
     }
 
 
+class Section:
+    """Its section of the report: one line per cell of the scenario."""
+
+    title = "Artifact read rate"
+
+    @staticmethod
+    def render(doc: Any, ctx: Any) -> None:
+        rows = [r for r in ctx.records if r.scenario == "artifact-read" and r.status == "ok"]
+        if not rows:
+            return
+        doc.heading(2, Section.title)
+        doc.bullets([f"{r.model}: {r.metrics['read_mb_per_s'].value:.1f} MB/s read" for r in rows])
+
+
 TOY = Scenario(
     "artifact-read",
     "module",
     "toy_scenario:run_cell",
     help="the artifact's read rate",
     options="toy_scenario:Options",
+    report_section="toy_scenario:Section",
 )

@@ -54,7 +54,8 @@ class Scenario:
     ``options`` is a pydantic model of the scenario's option mapping in a suite (under
     ``options_key``: the name with '_' for '-'), or "module:Model"; its validated dump is the
     cell's ``settings[options_key]``. ``report_section`` names the report's renderer of the
-    scenario's records, "module:callable".
+    scenario's records: a section of the report (an object with ``title`` and ``render(doc, ctx)``,
+    as each module of accelbench.report.sections has), "module:attribute".
     """
 
     name: str
@@ -136,8 +137,9 @@ class Scenario:
         model = self.options_model()
         return tuple(model.model_fields) if model is not None else ()
 
-    def section(self) -> Callable[..., Any] | None:
-        """The report's renderer of this scenario's records (imported); None without one."""
+    def section(self) -> Any:
+        """The report's section of this scenario's records (imported; an object with ``title``
+        and ``render(doc, ctx)``); None without one."""
         if self.report_section is None:
             return None
         return import_path(self.report_section, f"scenario {self.name!r}'s report section")
@@ -156,7 +158,7 @@ def _check_options_key(scenario: Scenario, table: Mapping[str, Scenario]) -> Non
 
 
 _LOADGEN_RUNNER = "accelbench.runner.worker:run_loadgen_cell"
-_LOADGEN_SECTION = "accelbench.report.report:_cdf_section"
+_LOADGEN_SECTION = "accelbench.report.sections:latency"
 
 
 def _loadgen(name: str, help: str, *, batched: bool = False) -> Scenario:
@@ -187,7 +189,7 @@ _REGISTRY: Registry[Scenario] = Registry(
             "accelbench.benchmarks.input_pipeline:run_cell",
             help="tf.data throughput by file format and pipeline",
             options="accelbench.benchmarks.scenario_options:InputPipelineOptions",
-            report_section="accelbench.report.report:_pipeline_section",
+            report_section="accelbench.report.sections:input_pipeline",
             per_model=True,
         ),
         Scenario(
@@ -196,7 +198,7 @@ _REGISTRY: Registry[Scenario] = Registry(
             "accelbench.benchmarks.training:run_cell",
             help="time to train to a target quality",
             options="accelbench.benchmarks.scenario_options:TrainingOptions",
-            report_section="accelbench.report.report:_training_section",
+            report_section="accelbench.report.sections:training",
             per_model=True,
             model_optimization="fp32",
         ),
@@ -206,7 +208,7 @@ _REGISTRY: Registry[Scenario] = Registry(
             "accelbench.benchmarks.serving:run_cell",
             help="accelbench's model server under load; peak QPS",
             options="accelbench.benchmarks.scenario_options:ServingOptions",
-            report_section="accelbench.report.report:_serving_section",
+            report_section="accelbench.report.sections:serving",
         ),
         # A model's optimizations timed against its fp32 artifact in one worker, pair by pair:
         # the suite adds it wherever single-stream runs (its options are the suite's `paired:`).

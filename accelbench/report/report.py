@@ -1,6 +1,6 @@
 """The run report: report.md and a self-contained report.html with the same content.
 
-The sections (accelbench.report.sections) render in SECTIONS' order into one document: the
+The sections (accelbench.report.sections) render in sections()' order into one document: the
 answer first (the summary line and the recommended artifact per profile), then the evidence.
 Every figure says whether it was measured here, emulated here, or projected.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from accelbench.records import Record, as_records, write_atomic
 from accelbench.report.document import Document
-from accelbench.report.sections import SECTIONS, Context
+from accelbench.report.sections import Context, sections
 
 
 def write_report(run_dir: Path, records: Iterable[Record | dict[str, Any]]) -> list[Path]:
@@ -23,7 +23,7 @@ def write_report(run_dir: Path, records: Iterable[Record | dict[str, Any]]) -> l
         return []
     doc = Document(run_dir / "report_files")
     ctx = Context(run_dir, records)
-    for section in SECTIONS:
+    for section in sections():
         section.render(doc, ctx)
     title = f"accelbench report — run {run_dir.name}"
     # Through a temporary file each, so a reader never sees half a report.
