@@ -6,8 +6,10 @@ Builds (or reads from the cache) each validation row's per-op cost table, fits e
 profile's free parameters with scipy.optimize.least_squares on log(projected / published), with a
 weak pull towards each parameter's starting value so that a parameter no row constrains stays
 where its source puts it. Writes the `projection:` block at the end of each built-in profile YAML
-(every parameter with its source: the published figure, or the rows it was fitted to), and the
-rows' cost tables to accelbench/hardware_profiles/validation_costs.json for the error bands.
+(every parameter with its source: the published figure, or the rows it was fitted to), the
+rows' cost tables to accelbench/hardware_profiles/validation_costs.json, and each row's ratio
+when its profile is fitted without it (leave-one-out) to validation_heldout.json: the error
+bands rest on both.
 ``--check`` fits nothing and prints the table with the parameters in the YAML files.
 """
 
@@ -26,6 +28,7 @@ from scipy.optimize import least_squares
 
 from accelbench.hardware_profiles import load_profile
 from accelbench.hardware_profiles.projection import (
+    HELDOUT_FILE,
     VALIDATION_COSTS_FILE,
     OpTable,
     projected_figure,
@@ -52,7 +55,7 @@ PLAN: dict[str, dict[str, Any]] = {
                 "published: about 8 MB of on-chip SRAM caches parameters, Edge TPU Compiler "
                 "documentation, https://coral.ai/docs/edgetpu/compiler/",
             ),
-            "link_latency_us": (0.0, "published: none; folded into per_inference_overhead_us"),
+            "link_latency_us": (0.0, "not published; folded into per_inference_overhead_us"),
             "stream_overlaps_compute": (
                 True,
                 "fitted to: the Coral rows, as the one of serial and overlapped streaming that "
@@ -228,15 +231,19 @@ def main() -> int:
             json.dumps(dict(sorted(tables.items())), separators=(",", ":")) + "\n",
             encoding="utf-8",
         )
+        heldout: dict[str, float] = {}
         for name, plan in PLAN.items():
-            fit_profile(name, plan, [r for r in rows if r.profile in plan["fit"]], tables)
+            fit_profile(name, plan, [r for r in rows if r.profile in plan["fit"]], tables, heldout)
         for name, plan in CARRIED.items():
             carry_profile(name, plan)
+        HELDOUT_FILE.write_text(json.dumps(heldout, indent=1) + "\n", encoding="utf-8")
     report(rows, tables)
     return 0
 
 
-def fit_profile(name: str, plan: dict[str, Any], rows: list[Any], tables: dict) -> None:
+def fit_profile(
+    name: str, plan: dict[str, Any], rows: list[Any], tables: dict, heldout: dict[str, float]
+) -> None:
     free = plan["free"]
     names = list(free)
     start = np.log([free[n][0] for n in names])
@@ -260,13 +267,21 @@ def fit_profile(name: str, plan: dict[str, Any], rows: list[Any], tables: dict) 
             values[n] = value
         return values
 
-    def residuals(x: np.ndarray) -> np.ndarray:
-        fitted = with_block(profile, nest(values_of(x), plan["runtime"]))
-        errors = [math.log(figure(row, tables, fitted) / row.published) for row in rows]
-        return np.array([*errors, *(PRIOR_WEIGHT * (x - start))])
+    def solve(subset: list[Any]) -> dict[str, float]:
+        def residuals(x: np.ndarray) -> np.ndarray:
+            fitted = with_block(profile, nest(values_of(x), plan["runtime"]))
+            errors = [math.log(figure(row, tables, fitted) / row.published) for row in subset]
+            return np.array([*errors, *(PRIOR_WEIGHT * (x - start))])
 
-    solution = least_squares(residuals, np.clip(start, lower, upper), bounds=(lower, upper))
-    values = values_of(solution.x)
+        x0 = np.clip(start, lower, upper)
+        return values_of(least_squares(residuals, x0, bounds=(lower, upper)).x)
+
+    values = solve(rows)
+    # Each row projected by a fit without it: the error to expect on a model not fitted on.
+    for row in rows:
+        others = [other for other in rows if other is not row]
+        fitted = with_block(profile, nest(solve(others), plan["runtime"]))
+        heldout[row.row_id] = round(figure(row, tables, fitted) / row.published, 4)
     fitted_on = "; ".join(f"{r.label()} {r.scenario} on {r.profile}" for r in rows)
     sources: dict[str, str] = {}
     for n in values:

@@ -294,6 +294,11 @@ def test_every_published_row_is_within_2x_and_bands_rest_on_them():
     coral = band(10.0, load_profile("coral-edgetpu"))
     assert coral["rests_on"].startswith("checked on 5 published rows for edge-tpu")
     assert coral["low_ms"] < 10.0 < coral["high_ms"]
+    # The band is at least as wide as the worst row, fitted or left out of the fit.
+    assert "left out of the fit" in coral["rests_on"]
+    fitted_worst = max(ratio_error(r) for _, r in class_residuals("edge-tpu"))
+    assert coral["high_ms"] / 10.0 == pytest.approx(coral["worst_error"])
+    assert coral["worst_error"] >= fitted_worst
     assert band(10.0, load_profile("tpu-v5e"))["rests_on"].startswith("unchecked")
 
 

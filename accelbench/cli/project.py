@@ -166,7 +166,7 @@ def _figure(row: dict[str, Any]) -> str:
 
 def _validate(args: argparse.Namespace) -> int:
     from accelbench.hardware_profiles import load_profile
-    from accelbench.hardware_profiles.projection import OpTable, projected_figure
+    from accelbench.hardware_profiles.projection import OpTable, heldout_ratios, projected_figure
     from accelbench.hardware_profiles.validation import (
         VALIDATION_FILE,
         cached_cost_table,
@@ -181,11 +181,13 @@ def _validate(args: argparse.Namespace) -> int:
     rows = load_rows(path)
     lines = []
     errors: dict[str, list[float]] = {}
+    held: dict[str, list[float]] = {}
+    left_out = heldout_ratios() if path == VALIDATION_FILE else {}
     for row in rows:
         profile = load_profile(row.profile)
         table = cached_cost_table(row, build=not args.no_build)
         if table is None:
-            lines.append((row.profile, row.label(), row.scenario, "not built", "", "", row.url))
+            lines.append((row.profile, row.label(), row.scenario, "not built", "", "", "", row.url))
             continue
         figure = projected_figure(row, OpTable.from_dict(table), profile)
         ratio = figure / row.published
@@ -195,27 +197,35 @@ def _validate(args: argparse.Namespace) -> int:
                 row.profile,
                 row.label(),
                 row.scenario,
-                f"{figure:.4g} {row.unit}",
-                f"{row.published:g} {row.unit}",
+                _amount(figure, row.unit),
+                _amount(row.published, row.unit),
                 f"{ratio:.2f}",
+                f"{left_out[row.row_id]:.2f}" if row.row_id in left_out else "-",
                 row.url,
             )
         )
-    _print_table(
-        ("profile", "model", "scenario", "projected", "published", "ratio", "source"), lines
-    )
+        if row.row_id in left_out:
+            held.setdefault(row.profile, []).append(ratio_error(left_out[row.row_id]))
+    header = ("profile", "model", "scenario", "projected", "published", "ratio", "left out")
+    _print_table((*header, "source"), lines)
     print()
-    summary = [
-        (
-            name,
-            str(len(errs)),
-            f"{summarise(errs)['worst']:.2f}×",
-            f"{summarise(errs)['median']:.2f}×",
+    summary = []
+    for name, errs in errors.items():
+        worst_held = f"{max(held[name]):.2f}×" if held.get(name) else "-"
+        stats = summarise(errs)
+        summary.append(
+            (name, str(len(errs)), f"{stats['worst']:.2f}×", f"{stats['median']:.2f}×", worst_held)
         )
-        for name, errs in errors.items()
-    ]
-    _print_table(("profile", "rows", "worst error", "median error"), summary)
+    _print_table(("profile", "rows", "worst error", "median error", "worst left out"), summary)
+    print(
+        "\nratio: projected / published; left out: the ratio with the profile's parameters "
+        "fitted without that row (scripts/fit_projection.py)"
+    )
     return EXIT_OK
+
+
+def _amount(value: float, unit: str) -> str:
+    return f"{value:,.0f} {unit}" if unit == "samples/s" else f"{value:.4g} {unit}"
 
 
 def _print_table(header: tuple[str, ...], lines: list[tuple[str, ...]]) -> None:

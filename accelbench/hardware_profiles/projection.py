@@ -20,10 +20,10 @@ parameter is read from the profile's ``projection:`` block, which names the runt
 and each parameter's source: no figure of the host running accelbench enters a projection.
 
 The band on a projected figure is the worst error of the validation rows of the same device
-class (``validation.yaml``, checked by ``accelbench project --validate``), projected with the
-same parameters; a class with no row is "unchecked". The per-op cost tables of those rows ship
-in ``validation_costs.json``, so the band is computed without TensorFlow and always matches the
-parameters in use.
+class (``validation.yaml``, checked by ``accelbench project --validate``), each projected with the
+parameters in use and with parameters fitted without it (``validation_heldout.json``, written by
+``scripts/fit_projection.py``); a class with no row is "unchecked". The per-op cost tables of
+those rows ship in ``validation_costs.json``, so the band is computed without TensorFlow.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from accelbench.errors import UsageError
 from accelbench.hardware_profiles.schema import HardwareProfile, ProjectionParameters
 
 VALIDATION_COSTS_FILE = Path(__file__).parent / "validation_costs.json"
+HELDOUT_FILE = Path(__file__).parent / "validation_heldout.json"
 
 # Op kinds with an efficiency of their own; an op of no listed kind is "other".
 OP_KINDS: dict[str, str] = {
@@ -339,20 +340,37 @@ def class_residuals(kind: str) -> list[tuple[Any, float]]:
     return residuals
 
 
+@lru_cache(maxsize=1)
+def heldout_ratios() -> dict[str, float]:
+    """Each validation row's projected/published ratio with its profile fitted without it."""
+    if not HELDOUT_FILE.is_file():
+        return {}
+    return json.loads(HELDOUT_FILE.read_text(encoding="utf-8"))
+
+
 @lru_cache(maxsize=32)
-def _class_worst(kind: str) -> tuple[int, float, str]:
+def _class_worst(kind: str) -> tuple[int, float, float, str]:
+    """Rows of the class, worst error as fitted, worst error held out of the fit, profiles."""
     from accelbench.hardware_profiles.validation import ratio_error
 
     residuals = class_residuals(kind)
     if not residuals:
-        return 0, math.nan, ""
+        return 0, math.nan, math.nan, ""
     names = sorted({row.profile for row, _ in residuals})
-    return len(residuals), max(ratio_error(r) for _, r in residuals), ", ".join(names)
+    fitted = max(ratio_error(r) for _, r in residuals)
+    left_out = heldout_ratios()
+    heldout = [ratio_error(left_out[row.row_id]) for row, _ in residuals if row.row_id in left_out]
+    return len(residuals), fitted, max([fitted, *heldout]), ", ".join(names)
 
 
 def band(latency_ms: float, profile: HardwareProfile) -> dict[str, Any]:
-    """The projected figure's error band: low and high ms, and what it rests on."""
-    count, worst, names = _class_worst(profile.kind)
+    """The projected figure's error band: low and high ms, and what it rests on.
+
+    The band's factor is the worst error over the class's rows, each projected both with the
+    fitted parameters and with parameters fitted without that row (leave-one-out): a row the
+    parameters were fitted to says little about a model they were not.
+    """
+    count, fitted, worst, names = _class_worst(profile.kind)
     if not count or profile.projection is None:
         why = "no projection parameters" if profile.projection is None else "no published row"
         return {
@@ -366,8 +384,8 @@ def band(latency_ms: float, profile: HardwareProfile) -> dict[str, Any]:
         "worst_error": worst,
         "rows": count,
         "rests_on": (
-            f"checked on {count} published rows for {profile.kind} ({names}; the rows its "
-            f"parameters were fitted to): worst {worst:.2f}×"
+            f"checked on {count} published rows for {profile.kind} ({names}): worst "
+            f"{fitted:.2f}× as fitted, {worst:.2f}× with each row left out of the fit"
         ),
     }
 

@@ -47,6 +47,11 @@ class ValidationRow:
         return f"{self.architecture}-{self.input_size}-{self.precision}"
 
     @property
+    def row_id(self) -> str:
+        """Names the row among the table's: profile, graph and scenario."""
+        return f"{self.profile}:{self.key}:{self.scenario}"
+
+    @property
     def unit(self) -> str:
         return "samples/s" if self.scenario == "offline" else "ms"
 
