@@ -254,6 +254,7 @@ def test_projected_and_refused_profiles(tmp_path: Path) -> None:
             expected["projected_latency_ms"]
         )
         assert r["projection"]["band"]["low_ms"] < expected["projected_latency_ms"]
+        assert "host_measured_ms" not in r["settings"]
     float_run = run_cli(
         "bench",
         str(DATA / "cnn_f32.tflite"),
