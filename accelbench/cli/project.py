@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,7 @@ def _validate(args: argparse.Namespace) -> int:
     from accelbench.hardware_profiles.validation import (
         VALIDATION_FILE,
         cached_cost_table,
+        cost_table_path,
         load_rows,
         ratio_error,
         summarise,
@@ -185,6 +187,8 @@ def _validate(args: argparse.Namespace) -> int:
     left_out = heldout_ratios() if path == VALIDATION_FILE else {}
     for row in rows:
         profile = load_profile(row.profile)
+        if not args.no_build and not cost_table_path(row.key).is_file():
+            print(f"building {row.key} (first use; cached after)", file=sys.stderr, flush=True)
         table = cached_cost_table(row, build=not args.no_build)
         if table is None:
             lines.append((row.profile, row.label(), row.scenario, "not built", "", "", "", row.url))

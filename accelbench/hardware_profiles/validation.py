@@ -102,8 +102,14 @@ def build_tflite(architecture: str, input_size: int, precision: str) -> Path:
 
     from accelbench.keras_compat import legacy_keras
 
-    keras = legacy_keras()
-    import tensorflow as tf
+    try:
+        keras = legacy_keras()
+        import tensorflow as tf
+    except ImportError as exc:
+        raise UsageError(
+            f"building the validation model {architecture} needs TensorFlow and tf_keras "
+            f"({exc.name} is missing); install them, or pass --no-build to use cached models only"
+        ) from None
 
     keras.utils.set_random_seed(0)
     if architecture == "digits_cnn":
