@@ -300,6 +300,13 @@ def test_every_published_row_is_within_2x_and_bands_rest_on_them():
     assert coral["high_ms"] / 10.0 == pytest.approx(coral["worst_error"])
     assert coral["worst_error"] >= fitted_worst
     assert band(10.0, load_profile("tpu-v5e"))["rests_on"].startswith("unchecked")
+    # A profile of one's own, even of a checked class, rests on no published row.
+    own = load_profile("rpi4").model_copy(update={"name": "my-pi"})
+    assert band(10.0, own) == {
+        "low_ms": None,
+        "high_ms": None,
+        "rests_on": "unchecked (a profile of its own, whose parameters no published row checks)",
+    }
 
 
 def test_the_projection_is_the_same_whichever_host_runs_it(tmp_path, monkeypatch):

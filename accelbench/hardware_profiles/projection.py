@@ -41,7 +41,8 @@ from accelbench.hardware_profiles.schema import HardwareProfile, ProjectionParam
 VALIDATION_COSTS_FILE = Path(__file__).parent / "validation_costs.json"
 HELDOUT_FILE = Path(__file__).parent / "validation_heldout.json"
 
-# Op kinds with an efficiency of their own; an op of no listed kind is "other".
+# Op kinds with an efficiency of their own; an op of no listed kind is "other", and a profile
+# with no efficiency for a kind uses its "other" one.
 OP_KINDS: dict[str, str] = {
     "CONV_2D": "conv",
     "CONV_3D": "conv",
@@ -49,6 +50,10 @@ OP_KINDS: dict[str, str] = {
     "DEPTHWISE_CONV_2D": "depthwise",
     "FULLY_CONNECTED": "matmul",
     "BATCH_MATMUL": "matmul",
+    "MAX_POOL_2D": "pool",
+    "AVERAGE_POOL_2D": "pool",
+    "L2_POOL_2D": "pool",
+    "MEAN": "pool",
 }
 # Ops a fusing runtime (TensorRT, XLA) folds into the kernel before them: no pass of their own.
 # fmt: skip below: 16 names packed as a paragraph, not one per line.
@@ -370,14 +375,19 @@ def band(latency_ms: float, profile: HardwareProfile) -> dict[str, Any]:
     fitted parameters and with parameters fitted without that row (leave-one-out): a row the
     parameters were fitted to says little about a model they were not.
     """
+    from accelbench.hardware_profiles import builtin_names
+
     count, fitted, worst, names = _class_worst(profile.kind)
-    if not count or profile.projection is None:
-        why = "no projection parameters" if profile.projection is None else "no published row"
-        return {
-            "low_ms": None,
-            "high_ms": None,
-            "rests_on": f"unchecked ({why} for {profile.kind})",
-        }
+    if profile.projection is None:
+        why = "no projection parameters"
+    elif profile.name not in builtin_names():
+        why = "a profile of its own, whose parameters no published row checks"
+    elif not count:
+        why = f"no published row for {profile.kind}"
+    else:
+        why = ""
+    if why:
+        return {"low_ms": None, "high_ms": None, "rests_on": f"unchecked ({why})"}
     return {
         "low_ms": latency_ms / worst,
         "high_ms": latency_ms * worst,

@@ -63,7 +63,7 @@ class Emulation(_Strict):
     memory_mb: int | None = Field(default=None, gt=0)
 
 
-OpKind = Literal["conv", "depthwise", "matmul", "other"]
+OpKind = Literal["conv", "depthwise", "matmul", "pool", "other"]
 OpPrecision = Literal["int8", "fp32", "fp16"]
 
 
@@ -178,7 +178,7 @@ _ACCEPTS: dict[str, str] = {
     "url_or_citation": "a URL or a citation of the datasheet",
     "notes": "a string",
     "projection": "a mapping of per-op model parameters (docs/profiles.md, Projection)",
-    "efficiency": "a mapping from op kind (conv, depthwise, matmul, other) to a mapping from "
+    "efficiency": "a mapping from op kind (conv, depthwise, matmul, pool, other) to a mapping from "
     "precision (int8, fp32, fp16) to a positive fraction of the peak",
     "per_op_overhead_us": "a number of microseconds, 0 or more",
     "per_inference_overhead_us": "a number of microseconds, 0 or more",
