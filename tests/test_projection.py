@@ -417,3 +417,54 @@ def test_validate_prints_projected_published_ratio_and_errors(tmp_path):
     summary = lines[lines.index("") + 2]
     worst = max(projected / 0.5, 0.5 / projected, projected, 1 / projected)
     assert summary.split()[:3] == ["coral-edgetpu", "2", f"{worst:.2f}×"]
+
+
+# ---- accelbench profiles fit ------------------------------------------------------------------
+
+
+def test_the_fit_recovers_a_known_device_from_its_kernel_times():
+    """Kernel times made by a known projection block are fitted back to within 5%."""
+    from accelbench.hardware_profiles.fit import fit_projection
+    from accelbench.hardware_profiles.schema import ProjectionParameters
+
+    host = _bare("rpi5")
+    truth = host.model_copy(
+        update={
+            "projection": ProjectionParameters(
+                efficiency={"conv": {"int8": 0.2, "fp32": 0.5}, "matmul": {"fp32": 0.4}},
+                per_op_overhead_us=30,
+                per_inference_overhead_us=10,
+            )
+        }
+    )
+    tables = [OpTable.from_tflite(DATA / name) for name in ("cnn_int8.tflite", "cnn_f32.tflite")]
+    tables += [OpTable.from_tflite(DATA / f"conv{n}_f32.tflite") for n in (2, 6, 24)]
+    measured = [(table, project(table, truth).latency_ms) for table in tables]
+    block, rows = fit_projection(measured, host, threads=4)
+    assert len(rows) == len(tables)
+    for _, measured_ms, projected_ms in rows:
+        assert projected_ms == pytest.approx(measured_ms, rel=0.05)
+    assert block["runtime"] == "LiteRT + XNNPACK, 4 threads"
+    assert block["sources"]["efficiency"].startswith("fitted to: 5 micro-kernels")
+
+
+def test_profiles_fit_writes_a_profile_that_project_finds(monkeypatch):
+    from accelbench.hardware_profiles import fit, fitted_profile_path
+
+    monkeypatch.setattr(fit, "KERNELS", fit.KERNELS[:1])  # one conv, fp32 and int8
+    monkeypatch.setattr(fit, "TIMED_RUNS", 3)
+    path, rows = fit.fit_host_profile("my-host", threads=1)
+    assert path == fitted_profile_path("my-host") and path.is_file()
+    assert [model for model, _, _ in rows] == [
+        "conv1x1-28-64-fp32.tflite",
+        "conv1x1-28-64-int8.tflite",
+    ]
+    assert all(measured > 0 and projected > 0 for _, measured, projected in rows)
+    mine = load_profile("my-host")
+    assert mine.execution == "projected" and mine.projection is not None
+    assert mine.projection.sources["per_op_overhead_us"].startswith("fitted to: 2 micro-kernels")
+    shown = run_cli("project", str(DATA / "cnn_int8.tflite"), "--profile", "my-host")
+    assert shown.returncode == 0, shown.stderr
+    assert "unchecked (a profile of its own" in shown.stdout
+    bad = run_cli("profiles", "fit", "Bad Name")
+    assert bad.returncode == 2 and "profile name 'Bad Name' is not usable" in bad.stderr
