@@ -40,7 +40,7 @@ PRECISIONS = ("fp32", "int8")
 TIMED_RUNS = 30
 
 
-def kernel_models(threads: int) -> list[tuple[str, Path]]:
+def kernel_models() -> list[tuple[str, Path]]:
     """Every micro-kernel's .tflite, built on first use and cached."""
     folder = _cache() / CACHE_FOLDER
     wanted = [
@@ -216,8 +216,7 @@ def fit_host_profile(name: str, threads: int) -> tuple[Path, list[tuple[str, flo
         calibrate()
     host = detect_host()
     measured = [
-        (OpTable.from_tflite(path), time_kernel(path, threads))
-        for _, path in kernel_models(threads)
+        (OpTable.from_tflite(path), time_kernel(path, threads)) for _, path in kernel_models()
     ]
     block, rows = fit_projection(measured, host, threads)
     data = host.model_dump(mode="json", exclude_none=True)
