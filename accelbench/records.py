@@ -264,7 +264,7 @@ class Record(_Part):
     execution: Execution | None = Field(
         None,
         description="how the figures were obtained: `local`, `emulated` (on this host under the "
-        "device's limits), `projected` (roofline, never measured) or `remote`",
+        "device's limits), `projected` (per-op model, never measured) or `remote`",
     )
     scenario: str | None = Field(
         None,
@@ -309,7 +309,11 @@ class Record(_Part):
         None, description="the limits applied (threads, affinity, memory cap)"
     )
     projection: dict[str, Any] | None = Field(
-        None, description="the roofline projection: its figures, peak used, efficiency and method"
+        None,
+        description="the per-op projection (hardware_profiles/projection.py): "
+        '`projected_latency_ms`, its `band` (`low_ms`, `high_ms` and `rests_on`: "checked on N '
+        'published rows for <device class>: worst R×" or "unchecked"), `bound` (compute, '
+        "memory, overhead or link), `top_ops`, the runtime it models and its method",
     )
     graph: Graph | None = Field(
         None, description="FLOPs, bytes, precision, float and integer ops of a .tflite graph"

@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import DATA, run_cli
 
+from accelbench.hardware_profiles import load_profile
+from accelbench.hardware_profiles.projection import projection_record
+from accelbench.runtimes.tflite_cost import analyze_tflite
+
 
 def _one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
     assert proc.returncode == 2, proc.stderr + proc.stdout
@@ -95,9 +99,14 @@ def test_bench_writes_records_table_and_summary(bench_run: Path) -> None:
     assert rpi["execution"] == "emulated"
     assert rpi["emulation"]["cpu_affinity"] == [rpi["emulation"]["cpu_affinity"][0]]
     assert rpi["metrics"]["projected_latency_ms"]["value"] > 0
-    # The projection was calibrated against this host, and says so.
-    assert rpi["projection"]["efficiency"] is not None, rpi["projection"]["method"]
-    assert rpi["projection"]["host_measured_ms"] == rpi["metrics"]["latency_p50_ms"]["value"]
+    # The device's figure is the per-op projection from the rpi4 profile alone: no figure of
+    # this host (its measured p50 included) enters it, and it carries its band.
+    expected = projection_record(analyze_tflite(DATA / "mlp_f32.tflite"), load_profile("rpi4"))
+    assert rpi["projection"]["projected_latency_ms"] == pytest.approx(
+        expected["projected_latency_ms"]
+    )
+    assert rpi["projection"]["band"]["rests_on"].startswith("checked on 2 published rows")
+    assert "no figure of this host" in rpi["projection"]["method"]
 
 
 def test_derived_files_and_results_show(bench_run: Path) -> None:
@@ -237,8 +246,15 @@ def test_projected_and_refused_profiles(tmp_path: Path) -> None:
         assert r["status"] == "ok"
         assert r["metrics"]["projected_latency_ms"]["value"] > 0
         assert not any(name.startswith("latency_") or name == "qps" for name in r["metrics"])
-        # Calibrated against this host's own single-stream p50 of the same model.
-        assert r["projection"]["host_measured_ms"] is not None
+        # The per-op projection of the profile alone, whatever this host measured, with its band.
+        expected = projection_record(
+            analyze_tflite(DATA / "cnn_int8.tflite"), load_profile(r["profile"])
+        )
+        assert r["projection"]["projected_latency_ms"] == pytest.approx(
+            expected["projected_latency_ms"]
+        )
+        assert r["projection"]["band"]["low_ms"] < expected["projected_latency_ms"]
+        assert "host_measured_ms" not in r["settings"]
     float_run = run_cli(
         "bench",
         str(DATA / "cnn_f32.tflite"),

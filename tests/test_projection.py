@@ -1,16 +1,24 @@
-"""Graph cost of .tflite files, what a device refuses, and the roofline projection."""
+"""Graph cost of .tflite files, what a device refuses, and the per-op projection."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from accelbench.errors import UsageError
 from accelbench.hardware_profiles import load_profile
 from accelbench.hardware_profiles.calibrate import Calibration, int8_fully_connected_model
 from accelbench.hardware_profiles.emulation import check_artifact_supported
-from accelbench.hardware_profiles.roofline import project_latency
+from accelbench.hardware_profiles.projection import (
+    OpEntry,
+    OpTable,
+    band,
+    project,
+    projection_record,
+)
 from accelbench.runtimes.tflite_cost import analyze_tflite
 
 DATA = Path(__file__).parent / "data"
@@ -146,51 +154,317 @@ def test_a_profile_without_the_models_precision_refuses_it(tmp_path):
     )
 
 
-def test_high_intensity_is_compute_bound_and_low_intensity_memory_bound(tmp_path):
-    t4 = load_profile("nvidia-t4")  # ridge: 130 TOP/s / 320 GB/s = 406 ops/byte
-    big = tmp_path / "fc1024.tflite"
-    big.write_bytes(int8_fully_connected_model(1024, 1024, 1024))
-    matmul = analyze_tflite(big)
-    assert matmul.flops == 2 * 1024**3
-    compute = project_latency(matmul, t4, None)
-    assert compute["bound"] == "compute"
-    assert compute["arithmetic_intensity"] > compute["ridge_point"]
-    assert compute["precision"] == "int8"
-    assert compute["projected_latency_ms"] == pytest.approx(2 * 1024**3 / 130e12 * 1e3)
-    assert compute["execution"] == "projected"
-    assert "pure roofline" in compute["method"]
+# ---- the per-op device model ------------------------------------------------------------------
 
-    mlp = analyze_tflite(DATA / "mlp_f32.tflite")  # about half a FLOP per byte
-    memory = project_latency(mlp, t4, None)
-    assert memory["bound"] == "memory"
-    assert memory["precision"] == "fp32"
-    assert memory["projected_latency_ms"] == pytest.approx(
-        (mlp.weight_bytes + mlp.activation_bytes) / 320e9 * 1e3
+
+def _bare(name: str):
+    """A built-in profile without its projection block: a bare per-op roofline."""
+    return load_profile(name).model_copy(update={"projection": None})
+
+
+def _device(tmp_path: Path, projection: str) -> object:
+    """A 1 TOP/s int8, 10 GB/s device with the given projection block."""
+    path = tmp_path / "toy.yaml"
+    path.write_text(
+        "name: toy\nkind: npu\nvendor: x\nmodel: y\ncores: 1\nmemory_gb: 1\n"
+        "peak_compute: {int8: 1}\nmemory_bandwidth_gbps: 10\nsupported_precisions: [int8]\n"
+        "execution: projected\n"
+        "sources:\n"
+        "  - {figure: peak_compute.int8, value: 1, url_or_citation: test}\n"
+        "  - {figure: memory_bandwidth_gbps, value: 10, url_or_citation: test}\n"
+        "  - {figure: memory_gb, value: 1, url_or_citation: test}\n" + projection
+    )
+    return load_profile(str(path))
+
+
+# One conv (2 GFLOP, 1 MB of weights, 0.1 MB in and out) and one ADD; 0.1 MB in, 1 kB out.
+TINY = OpTable(
+    model="tiny",
+    ops=[
+        OpEntry("CONV_2D", "int8", 2_000_000_000, 1_000_000, 100_000, 100_000, 100_000),
+        OpEntry("ADD", "int8", 100_000, 0, 200_000, 100_000, 100_000),
+    ],
+    input_bytes=100_000,
+    output_bytes=1_000,
+    precision="int8",
+)
+TOY_BLOCK = (
+    "projection:\n"
+    "  runtime: toy runtime\n"
+    "  efficiency: {conv: {int8: 0.5}, other: {int8: 0.25}}\n"
+    "  per_op_overhead_us: 10\n"
+    "  per_inference_overhead_us: 100\n"
+    "  link_bandwidth_gbps: 1\n"
+    "  link_latency_us: 50\n"
+    "  on_chip_parameter_mb: 0.5\n"
+    "  runtime_call_overhead_us: {jax: 300}\n"
+    "  sources: {efficiency: a, per_op_overhead_us: b, per_inference_overhead_us: c,\n"
+    "            link_bandwidth_gbps: d, link_latency_us: e, on_chip_parameter_mb: f,\n"
+    "            runtime_call_overhead_us: g, fill_output_elements: h}\n"
+)
+
+
+def test_the_per_op_model_adds_up_by_hand(tmp_path):
+    toy = _device(tmp_path, TOY_BLOCK)
+    result = project(TINY, toy)
+    # conv: compute 2e9 / (1e12 * 0.5) = 4 ms beats memory 1.2e6 / 10e9 = 0.12 ms; + 10 us.
+    conv_ms = 4.0 + 0.010
+    # ADD: compute 1e5 / (1e12 * 0.25) = 0.0004 ms, memory 3e5 / 10e9 = 0.03 ms; + 10 us.
+    add_ms = 0.03 + 0.010
+    # link: 101 kB / 1 GB/s + 50 us; 0.5 MB of the 1 MB of weights streamed: 0.5 ms.
+    link_ms = 0.101 + 0.050 + 0.5
+    assert result.latency_ms == pytest.approx(conv_ms + add_ms + 0.1 + link_ms)
+    assert result.link_ms == pytest.approx(link_ms)
+    assert result.bound == "compute"
+    assert result.top_ops(1) == [("CONV_2D#0", pytest.approx(conv_ms))]
+    assert "0.5 MB of parameters beyond the 0.5 MB on chip" in result.notes[0]
+    # A runtime with its own per-call cost adds it, and says so; offline overlaps the link.
+    assert project(TINY, toy, runtime="jax").latency_ms == pytest.approx(result.latency_ms + 0.3)
+    assert "300 µs per call of the jax runtime" in project(TINY, toy, runtime="jax").notes[-1]
+    offline = project(TINY, toy, scenario="offline")
+    assert offline.batch == 256
+    assert offline.latency_ms == pytest.approx(
+        max(offline.compute_ms + offline.memory_ms + offline.overhead_ms, offline.link_ms)
     )
 
 
-def test_host_efficiency_carries_over_and_is_clamped():
-    cost = analyze_tflite(DATA / "mlp_f32.tflite")
-    t4 = load_profile("nvidia-t4")
-    host = _calibration(fp32_gflops=100.0, int8_gops=400.0, bandwidth_gbps=10.0)
-    bare = project_latency(cost, t4, None)["projected_latency_ms"]
-    host_roofline_ms = max(cost.flops / 100e9, (cost.weight_bytes + cost.activation_bytes) / 10e9)
-    host_roofline_ms *= 1e3
+def test_a_batch_one_layer_fills_only_part_of_a_wide_device(tmp_path):
+    narrow = project(TINY, _device(tmp_path, TOY_BLOCK))
+    wide = project(TINY, _device(tmp_path, TOY_BLOCK + "  fill_output_elements: 1000000\n"))
+    # 1e5 of the 1e6 output elements that fill it: a tenth of its peak, 40 ms for the conv.
+    assert wide.latency_ms - narrow.latency_ms == pytest.approx(40.0 - 4.0, rel=1e-3)
 
-    half = project_latency(cost, t4, host, host_measured_ms=2 * host_roofline_ms)
-    assert half["efficiency"] == pytest.approx(0.5)
-    assert half["projected_latency_ms"] == pytest.approx(2 * bare)
-    assert "efficiency 0.5" in half["method"]
-    assert half["metrics"]["projected_latency_ms"]["unit"] == "ms"
 
-    faster_than_roofline = project_latency(cost, t4, host, host_measured_ms=host_roofline_ms / 4)
-    assert faster_than_roofline["efficiency_clamped"]
-    assert faster_than_roofline["efficiency"] == 1.0
-    assert faster_than_roofline["projected_latency_ms"] == pytest.approx(bare)
+def test_without_a_projection_block_it_is_a_bare_roofline_per_op(tmp_path):
+    t4 = _bare("nvidia-t4")  # 130 TOP/s int8, 320 GB/s
+    big = tmp_path / "fc1024.tflite"
+    big.write_bytes(int8_fully_connected_model(1024, 1024, 1024))
+    matmul = OpTable.from_tflite(big)
+    assert matmul.flops == 2 * 1024**3
+    compute = project(matmul, t4)
+    assert compute.bound == "compute"
+    assert compute.latency_ms == pytest.approx(2 * 1024**3 / 130e12 * 1e3, rel=0.01)
+
+    mlp = OpTable.from_tflite(DATA / "mlp_f32.tflite")  # about half a FLOP per byte
+    memory = project(mlp, t4)
+    assert memory.bound == "memory"
+    by_hand = sum(
+        max(op.flops / 8.1e12, (op.weight_bytes + op.input_bytes + op.output_bytes) / 320e9)
+        for op in mlp.ops
+    )
+    assert memory.latency_ms == pytest.approx(by_hand * 1e3)
+    assert band(memory.latency_ms, t4)["rests_on"].startswith("unchecked")
 
 
 def test_projection_onto_a_device_without_a_usable_peak_is_a_usage_error():
-    with pytest.raises(UsageError, match=r"coral-edgetpu has no peak_compute figure for a fp32"):
-        project_latency(
-            analyze_tflite(DATA / "cnn_f32.tflite"), load_profile("coral-edgetpu"), None
-        )
+    with pytest.raises(UsageError, match=r"coral-edgetpu has no peak_compute figure for fp32"):
+        project(OpTable.from_tflite(DATA / "cnn_f32.tflite"), load_profile("coral-edgetpu"))
+
+
+def test_every_projected_profile_has_sourced_parameters_and_names_its_runtime():
+    from accelbench.hardware_profiles import builtin_names
+
+    for name in builtin_names():
+        profile = load_profile(name)
+        assert profile.projection is not None, name
+        assert profile.projection.runtime, name
+        assert profile.projection.set_parameters(), name
+        assert not profile.projection.unsourced(), name
+    coral = load_profile("coral-edgetpu").projection
+    assert coral.on_chip_parameter_mb == 8
+    assert "coral.ai" in coral.sources["on_chip_parameter_mb"]
+    assert coral.sources["efficiency"].startswith("fitted to: ")
+
+
+def test_a_projection_parameter_without_a_source_is_one_line(tmp_path):
+    with pytest.raises(UsageError, match=r"projection parameter\(s\) per_op_overhead_us have no"):
+        _device(tmp_path, "projection:\n  per_op_overhead_us: 5\n")
+
+
+def test_every_published_row_is_within_2x_and_bands_rest_on_them():
+    """The shipped parameters and cost tables reproduce the validation table's claim."""
+    from accelbench.hardware_profiles.projection import class_residuals
+    from accelbench.hardware_profiles.validation import load_rows, ratio_error
+
+    rows = load_rows()
+    checked = [pair for kind in ("edge-tpu", "edge-cpu", "gpu") for pair in class_residuals(kind)]
+    assert len(checked) == len(rows) == 12
+    for row, ratio in checked:
+        assert ratio_error(ratio) < 2.0, (row, ratio)
+    coral = band(10.0, load_profile("coral-edgetpu"))
+    assert coral["rests_on"].startswith("checked on 5 published rows for edge-tpu")
+    assert coral["low_ms"] < 10.0 < coral["high_ms"]
+    # The band is at least as wide as the worst row, fitted or left out of the fit.
+    assert "left out of the fit" in coral["rests_on"]
+    fitted_worst = max(ratio_error(r) for _, r in class_residuals("edge-tpu"))
+    assert coral["high_ms"] / 10.0 == pytest.approx(coral["worst_error"])
+    assert coral["worst_error"] >= fitted_worst
+    assert band(10.0, load_profile("tpu-v5e"))["rests_on"].startswith("unchecked")
+    # A profile of one's own, even of a checked class, rests on no published row.
+    own = load_profile("rpi4").model_copy(update={"name": "my-pi"})
+    assert band(10.0, own) == {
+        "low_ms": None,
+        "high_ms": None,
+        "rests_on": "unchecked (a profile of its own, whose parameters no published row checks)",
+    }
+
+
+def test_the_projection_is_the_same_whichever_host_runs_it(tmp_path, monkeypatch):
+    from accelbench.hardware_profiles import host
+    from accelbench.hardware_profiles.calibrate import save_calibration
+
+    cost = analyze_tflite(DATA / "cnn_int8.tflite")
+    seen = []
+    for name, gflops in (("xeon", 50.0), ("epyc", 400.0)):
+        monkeypatch.setenv("ACCELBENCH_CACHE_DIR", str(tmp_path / name))
+        save_calibration(_calibration(gflops, gflops * 4, gflops / 5))
+        monkeypatch.setattr(host, "detect_host", lambda n=name: pytest.fail(f"read host {n}"))
+        seen.append(projection_record(cost, load_profile("rpi4")))
+    assert seen[0] == seen[1]
+    assert "no figure of this host" in seen[0]["method"]
+    assert seen[0]["band"]["low_ms"] < seen[0]["projected_latency_ms"] < seen[0]["band"]["high_ms"]
+
+
+# ---- accelbench project -----------------------------------------------------------------------
+
+
+def test_project_prints_a_table_and_json():
+    model = str(DATA / "cnn_int8.tflite")
+    table = run_cli("project", model, "--profile", "coral-edgetpu,tpu-v5e")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["model", "profile", "projected", "bound", "top", "ops", "band"]
+    coral = next(line for line in lines if "coral-edgetpu" in line)
+    assert "ms" in coral and "checked on 5 published rows for edge-tpu" in coral
+    assert "unchecked" in next(line for line in lines if "tpu-v5e" in line)
+
+    as_json = run_cli(
+        "project",
+        model,
+        str(DATA / "cnn_f32.tflite"),
+        "--profile",
+        "coral-edgetpu,nvidia-t4",
+        "--format",
+        "json",
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    rows = json.loads(as_json.stdout)
+    assert [(r["model"], r["profile"]) for r in rows] == [
+        ("cnn_int8.tflite", "coral-edgetpu"),
+        ("cnn_int8.tflite", "nvidia-t4"),
+        ("cnn_f32.tflite", "coral-edgetpu"),
+        ("cnn_f32.tflite", "nvidia-t4"),
+    ]
+    cost = analyze_tflite(DATA / "cnn_int8.tflite")
+    expected = projection_record(cost, load_profile("nvidia-t4"))["projected_latency_ms"]
+    assert rows[1]["projected_latency_ms"] == pytest.approx(expected)
+    assert rows[1]["band"]["low_ms"] < expected < rows[1]["band"]["high_ms"]
+    assert rows[1]["bound"] in ("compute", "memory", "overhead", "link")
+    assert rows[2]["projected_latency_ms"] is None and "full-integer" in rows[2]["refused"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.tflite"], "model file 'missing.tflite' does not exist"),
+        (["{cnn}", "--profile", "nope"], "unknown hardware profile 'nope'"),
+        ([], "give at least one MODEL"),
+    ],
+)
+def test_project_bad_input_is_one_line_and_exit_2(args, message):
+    args = [a.replace("{cnn}", str(DATA / "cnn_int8.tflite")) for a in args]
+    proc = run_cli("project", *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_validate_prints_projected_published_ratio_and_errors(tmp_path):
+    cache = tmp_path / "cache"
+    (cache / "projection").mkdir(parents=True)
+    table = OpTable.from_tflite(DATA / "cnn_int8.tflite").to_dict()
+    (cache / "projection" / "tiny-16-int8.json").write_text(json.dumps(table))
+    rows = tmp_path / "rows.yaml"
+    row = (
+        "- {architecture: tiny, input_size: 16, precision: int8, profile: coral-edgetpu,\n"
+        "   scenario: single-stream, statistic: p50, published: %s, source: s, url: u, date: d}\n"
+    )
+    rows.write_text(row % 0.5 + row % 1.0 + row.replace("tiny", "absent") % 1.0)
+    proc = run_cli(
+        "project",
+        "--validate",
+        "--table",
+        str(rows),
+        "--no-build",
+        env={"ACCELBENCH_CACHE_DIR": str(cache)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:6] == [
+        "profile",
+        "model",
+        "scenario",
+        "projected",
+        "published",
+        "ratio",
+    ]
+    projected = projection_record(
+        analyze_tflite(DATA / "cnn_int8.tflite"), load_profile("coral-edgetpu")
+    )["projected_latency_ms"]
+    first, second, absent = lines[1:4]
+    assert f"{projected / 0.5:.2f}" in first.split() and f"{projected:.2f}" in second.split()
+    assert "not built" in absent
+    summary = lines[lines.index("") + 2]
+    worst = max(projected / 0.5, 0.5 / projected, projected, 1 / projected)
+    assert summary.split()[:3] == ["coral-edgetpu", "2", f"{worst:.2f}×"]
+
+
+# ---- accelbench profiles fit ------------------------------------------------------------------
+
+
+def test_the_fit_recovers_a_known_device_from_its_kernel_times():
+    """Kernel times made by a known projection block are fitted back to within 5%."""
+    from accelbench.hardware_profiles.fit import fit_projection
+    from accelbench.hardware_profiles.schema import ProjectionParameters
+
+    host = _bare("rpi5")
+    truth = host.model_copy(
+        update={
+            "projection": ProjectionParameters(
+                efficiency={"conv": {"int8": 0.2, "fp32": 0.5}, "matmul": {"fp32": 0.4}},
+                per_op_overhead_us=30,
+                per_inference_overhead_us=10,
+            )
+        }
+    )
+    tables = [OpTable.from_tflite(DATA / name) for name in ("cnn_int8.tflite", "cnn_f32.tflite")]
+    tables += [OpTable.from_tflite(DATA / f"conv{n}_f32.tflite") for n in (2, 6, 24)]
+    measured = [(table, project(table, truth).latency_ms) for table in tables]
+    block, rows = fit_projection(measured, host, threads=4)
+    assert len(rows) == len(tables)
+    for _, measured_ms, projected_ms in rows:
+        assert projected_ms == pytest.approx(measured_ms, rel=0.05)
+    assert block["runtime"] == "LiteRT + XNNPACK, 4 threads"
+    assert block["sources"]["efficiency"].startswith("fitted to: 5 micro-kernels")
+
+
+def test_profiles_fit_writes_a_profile_that_project_finds(monkeypatch):
+    from accelbench.hardware_profiles import fit, fitted_profile_path
+
+    monkeypatch.setattr(fit, "KERNELS", fit.KERNELS[:1])  # one conv, fp32 and int8
+    monkeypatch.setattr(fit, "TIMED_RUNS", 3)
+    path, rows = fit.fit_host_profile("my-host", threads=1)
+    assert path == fitted_profile_path("my-host") and path.is_file()
+    assert [model for model, _, _ in rows] == [
+        "conv1x1-28-64-fp32.tflite",
+        "conv1x1-28-64-int8.tflite",
+    ]
+    assert all(measured > 0 and projected > 0 for _, measured, projected in rows)
+    mine = load_profile("my-host")
+    assert mine.execution == "projected" and mine.projection is not None
+    assert mine.projection.sources["per_op_overhead_us"].startswith("fitted to: 2 micro-kernels")
+    shown = run_cli("project", str(DATA / "cnn_int8.tflite"), "--profile", "my-host")
+    assert shown.returncode == 0, shown.stderr
+    assert "unchecked (a profile of its own" in shown.stdout
+    bad = run_cli("profiles", "fit", "Bad Name")
+    assert bad.returncode == 2 and "profile name 'Bad Name' is not usable" in bad.stderr

@@ -24,6 +24,7 @@ from accelbench.cli.load import Load
 from accelbench.cli.models import Models
 from accelbench.cli.optimize import Optimize
 from accelbench.cli.profiles import Profiles
+from accelbench.cli.project import Project
 from accelbench.cli.recommend import Recommend
 from accelbench.cli.results import Results
 from accelbench.cli.run import Run
@@ -40,6 +41,7 @@ COMMANDS: tuple[type[Command], ...] = (
     Compare,
     Models,
     Profiles,
+    Project,
     Results,
     InputPipeline,
     Train,

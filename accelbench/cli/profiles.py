@@ -1,4 +1,4 @@
-"""`accelbench profiles`: list, show, validate, detect and calibrate hardware profiles."""
+"""`accelbench profiles`: list, show, validate, detect, calibrate and fit hardware profiles."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from accelbench.errors import UsageError
 
 class Profiles(Command):
     name = "profiles"
-    help = "list, show, validate, detect and calibrate profiles"
+    help = "list, show, validate, detect, calibrate and fit profiles"
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -29,6 +29,12 @@ class Profiles(Command):
         calibrate.add_argument(
             "--seconds", type=float, default=3.0, help="time budget (default 3 s)"
         )
+        fit = actions.add_parser(
+            "fit",
+            help="time micro-kernels on this host, fit the projection model, write profile NAME",
+        )
+        fit.add_argument("name", help="the new profile's name (then --profile NAME)")
+        fit.add_argument("--threads", type=int, default=1, help="threads, as a cell's (default 1)")
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
@@ -59,4 +65,17 @@ class Profiles(Command):
             data = cal.model_dump(mode="json") if hasattr(cal, "model_dump") else vars(cal)
             print(yaml.safe_dump(data, sort_keys=False))
             return EXIT_OK
-        raise UsageError("say 'accelbench profiles list|show|validate|detect|calibrate'")
+        if action == "fit":
+            from accelbench.hardware_profiles.fit import fit_host_profile
+
+            if args.threads < 1:
+                raise UsageError(f"--threads must be 1 or more, got {args.threads}; give e.g. 2")
+            path, rows = fit_host_profile(args.name, args.threads)
+            for model, measured_ms, projected_ms in rows:
+                print(
+                    f"{model:32} measured {measured_ms:8.4g} ms  projected {projected_ms:8.4g} ms"
+                    f"  ratio {projected_ms / measured_ms:.2f}"
+                )
+            print(f"wrote {path}; use it as --profile {args.name}")
+            return EXIT_OK
+        raise UsageError("say 'accelbench profiles list|show|validate|detect|calibrate|fit'")

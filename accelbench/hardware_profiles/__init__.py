@@ -36,6 +36,7 @@ __all__ = [
     "detect_host",
     "environment_fingerprint",
     "execution_mode",
+    "fitted_profile_path",
     "host_fingerprint_id",
     "list_profiles",
     "load_profile",
@@ -58,6 +59,9 @@ def load_profile(name_or_path: str) -> HardwareProfile:
         return detect_host()
     if name_or_path in builtin_names():
         return validate_profile_file(_builtin_dir() / f"{name_or_path}.yaml")
+    fitted = fitted_profile_path(name_or_path)
+    if fitted.is_file():
+        return validate_profile_file(fitted)
     looks_like_path = (
         os.sep in name_or_path
         or name_or_path.endswith((".yaml", ".yml"))
@@ -70,6 +74,13 @@ def load_profile(name_or_path: str) -> HardwareProfile:
         f"unknown hardware profile '{name_or_path}'; use one of {known}, "
         "or a path to a profile YAML file"
     )
+
+
+def fitted_profile_path(name: str) -> Path:
+    """Where `accelbench profiles fit NAME` writes profile NAME (in accelbench's cache folder)."""
+    configured = os.environ.get("ACCELBENCH_CACHE_DIR")
+    cache = Path(configured) if configured else Path.home() / ".cache" / "accelbench"
+    return cache / "profiles" / f"{name}.yaml"
 
 
 def validate_profile_file(path: str | os.PathLike[str]) -> HardwareProfile:

@@ -63,6 +63,52 @@ class Emulation(_Strict):
     memory_mb: int | None = Field(default=None, gt=0)
 
 
+OpKind = Literal["conv", "depthwise", "matmul", "pool", "other"]
+OpPrecision = Literal["int8", "fp32", "fp16"]
+
+
+class ProjectionParameters(_Strict):
+    """The per-op device model's parameters (hardware_profiles/projection.py), each sourced."""
+
+    runtime: str = ""
+    # Fraction of the peak each op kind reaches at each precision, relative to the peak used.
+    efficiency: dict[OpKind, dict[OpPrecision, PositiveFloat]] = Field(default_factory=dict)
+    per_op_overhead_us: float = Field(default=0.0, ge=0)
+    per_inference_overhead_us: float = Field(default=0.0, ge=0)
+    device_bandwidth_gbps: float | None = Field(default=None, gt=0)
+    link_bandwidth_gbps: float | None = Field(default=None, gt=0)
+    link_latency_us: float = Field(default=0.0, ge=0)
+    on_chip_parameter_mb: float | None = Field(default=None, ge=0)
+    fill_output_elements: float | None = Field(default=None, gt=0)
+    fuse_elementwise: bool = False
+    stream_overlaps_compute: bool = False
+    runtime_call_overhead_us: dict[str, float] = Field(default_factory=dict)
+    sources: dict[str, str] = Field(default_factory=dict)
+
+    def efficiency_for(self, kind: str, precision: str) -> float:
+        """The efficiency of ``kind`` ops at ``precision``: its own, else "other"'s, else 1."""
+        for name in (kind, "other"):
+            by_precision = self.efficiency.get(name)  # type: ignore[call-overload]
+            if by_precision:
+                if precision in by_precision:
+                    return by_precision[precision]
+                return next(iter(by_precision.values()))
+        return 1.0
+
+    def set_parameters(self) -> list[str]:
+        """The parameters this block sets, each of which ``sources`` must name."""
+        fields = type(self).model_fields
+        return [
+            name
+            for name, info in fields.items()
+            if name not in ("runtime", "sources")
+            and getattr(self, name) != info.get_default(call_default_factory=True)
+        ]
+
+    def unsourced(self) -> list[str]:
+        return [name for name in self.set_parameters() if not self.sources.get(name)]
+
+
 class HardwareProfile(_Strict):
     """One device: its published peak figures, what it runs, and how accelbench reaches it."""
 
@@ -83,6 +129,7 @@ class HardwareProfile(_Strict):
     execution: Execution
     emulation: Emulation | None = None
     sources: list[Source] = Field(default_factory=list)
+    projection: ProjectionParameters | None = None
     notes: str = ""
 
     def peak_ops_per_s(self, precision: str) -> float | None:
@@ -130,9 +177,26 @@ _ACCEPTS: dict[str, str] = {
     "value": "the figure as published, a number or a string",
     "url_or_citation": "a URL or a citation of the datasheet",
     "notes": "a string",
+    "projection": "a mapping of per-op model parameters (docs/profiles.md, Projection)",
+    "efficiency": "a mapping from op kind (conv, depthwise, matmul, pool, other) to a mapping from "
+    "precision (int8, fp32, fp16) to a positive fraction of the peak",
+    "per_op_overhead_us": "a number of microseconds, 0 or more",
+    "per_inference_overhead_us": "a number of microseconds, 0 or more",
+    "device_bandwidth_gbps": "a positive number of GB/s",
+    "link_bandwidth_gbps": "a positive number of GB/s",
+    "link_latency_us": "a number of microseconds, 0 or more",
+    "on_chip_parameter_mb": "a number of megabytes, 0 or more",
+    "fill_output_elements": "a positive number of output elements",
+    "fuse_elementwise": "true or false",
+    "stream_overlaps_compute": "true or false",
+    "runtime_call_overhead_us": "a mapping from runtime name to microseconds per call",
 }
 
-_MODELS_BY_FIELD: dict[str, type[BaseModel]] = {"emulation": Emulation, "sources": Source}
+_MODELS_BY_FIELD: dict[str, type[BaseModel]] = {
+    "emulation": Emulation,
+    "sources": Source,
+    "projection": ProjectionParameters,
+}
 
 
 def profile_from_mapping(data: Any, origin: str) -> HardwareProfile:
@@ -150,6 +214,12 @@ def profile_from_mapping(data: Any, origin: str) -> HardwareProfile:
         raise UsageError(
             f"profile {origin}: field 'name' is 'host', which is reserved for the detected "
             "machine; use another name"
+        )
+    if profile.projection is not None and profile.projection.unsourced():
+        missing = ", ".join(profile.projection.unsourced())
+        raise UsageError(
+            f"profile {origin}: projection parameter(s) {missing} have no source; add "
+            "projection.sources.<name>: a published figure with its URL, or 'fitted to: <rows>'"
         )
     return profile
 

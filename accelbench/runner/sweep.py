@@ -233,8 +233,6 @@ def _sweep(
             bar.advance_job(job.model)
         # Cells that share a worker run one after another (runner/pool.py).
         for group in group_by_worker(todo):
-            for cell in group:
-                _attach_host_measurement(cell, records)
             for record in run_cells(group, run_dir, run_id, environment, bar.start):
                 emit(record)
     finally:
@@ -277,25 +275,6 @@ def write_derived(run_dir: Path) -> None:
 
     if (run_dir / "records.jsonl").exists():
         write_run_outputs(run_dir)
-
-
-def _attach_host_measurement(cell: Cell, records: list[dict[str, Any]]) -> None:
-    """A projection is calibrated by this host's own latency for the same model, when measured."""
-    if cell.execution != "projected":
-        return
-    best = None
-    for r in records:
-        if r["model"] == cell.model and r["profile"] == "host" and r["status"] == "ok":
-            p50 = r["metrics"].get("latency_p50_ms", {}).get("value")
-            if (
-                p50
-                and r["scenario"] == "single-stream"
-                and (best is None or r["threads"] > best[0])
-            ):
-                best = (r["threads"], p50)
-    if best:
-        cell.settings["host_measured_ms"] = best[1]
-        cell.settings["host_measured_threads"] = best[0]
 
 
 def _spawn(

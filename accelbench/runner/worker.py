@@ -264,7 +264,7 @@ def run_loadgen_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
         rate = samples_per_second(cell["scenario"], scenario.metrics)
         result["metrics"].update(utilization_metrics(result["runtime"], rate, profile))
     if execution == "emulated" and cost is not None and p50:
-        result["projection"] = _project(cost, profile, p50, threads)
+        result["projection"] = _project(cost, profile, cell.get("runtime"))
         result["metrics"]["projected_latency_ms"] = metric(
             result["projection"]["projected_latency_ms"], "ms", "lower"
         )
@@ -386,21 +386,10 @@ def _injected_fault(cell: dict[str, Any]) -> None:
         raise RuntimeError("injected fault")
 
 
-def _project(
-    cost: Any, profile: Any, host_measured_ms: float | None, host_threads: int | None
-) -> dict[str, Any]:
-    from accelbench.hardware_profiles.calibrate import load_calibration
-    from accelbench.hardware_profiles.roofline import project_latency
+def _project(cost: Any, profile: Any, runtime: str | None) -> dict[str, Any]:
+    from accelbench.hardware_profiles.projection import projection_record
 
-    projection = project_latency(
-        cost,
-        profile,
-        load_calibration(),
-        host_measured_ms=host_measured_ms,
-        host_threads=host_threads if host_measured_ms else None,
-    )
-    projection.pop("metrics", None)
-    return projection
+    return projection_record(cost, profile, runtime=runtime)
 
 
 def _projected(
@@ -414,10 +403,7 @@ def _projected(
             f"{profile.name} is not attached, and projection needs a .tflite graph to count its "
             "FLOPs and bytes; convert the model to .tflite to project it"
         )
-    settings = cell["settings"]
-    result["projection"] = _project(
-        cost, profile, settings.get("host_measured_ms"), settings.get("host_measured_threads")
-    )
+    result["projection"] = _project(cost, profile, cell.get("runtime"))
     result["metrics"]["projected_latency_ms"] = metric(
         result["projection"]["projected_latency_ms"], "ms", "lower"
     )

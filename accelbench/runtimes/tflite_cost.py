@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,11 @@ class OpCost:
     # float | int | hybrid (float activations, int8 weights) | convert | index (int32/bool only)
     compute: str
     counted: bool
+    # What the op reads and writes once per inference, for a per-op device model.
+    weight_bytes: int = 0
+    input_bytes: int = 0
+    output_bytes: int = 0
+    output_elements: int = 0
 
 
 class CostTotals:
@@ -94,6 +99,9 @@ class GraphCost(CostTotals):
     op_counts: dict[str, int]
     uncounted_ops: list[str]
     ops: list[OpCost] = field(repr=False)
+    # Bytes fed in and read out per inference: what crosses a host-device link.
+    input_bytes: int = 0
+    output_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -134,6 +142,8 @@ def analyze_tflite(path: str | Path) -> GraphCost:
         outputs = [tensors.get(int(i)) for i in op["outputs"] if i >= 0]
         input_ids = [int(i) for i in op["inputs"]]
         flops = _flops(name, inputs, outputs, input_ids)
+        live = [i for i in input_ids if i >= 0 and i in tensors]
+        stored = constants | dequantized  # weights, in the precision the op reads them
         costs.append(
             OpCost(
                 index=int(op["index"]),
@@ -141,9 +151,18 @@ def analyze_tflite(path: str | Path) -> GraphCost:
                 flops=int(flops or 0),
                 compute=_compute_kind(name, op, tensors, constants),
                 counted=flops is not None,
+                weight_bytes=sum(_nbytes(tensors[i]) for i in live if i in stored),
+                input_bytes=sum(_nbytes(tensors[i]) for i in live if i not in stored),
+                output_bytes=sum(_nbytes(t) for t in outputs if t is not None),
+                output_elements=_elements(outputs[0]) if outputs else 0,
             )
         )
-    return _summarise(str(path), costs, tensors, constants, weight_bytes, activation_bytes)
+    cost = _summarise(str(path), costs, tensors, constants, weight_bytes, activation_bytes)
+    io = {
+        "input_bytes": sum(_nbytes(d) for d in interpreter.get_input_details()),
+        "output_bytes": sum(_nbytes(d) for d in interpreter.get_output_details()),
+    }
+    return replace(cost, **io)
 
 
 def _open(path: Path) -> Any:

@@ -1,0 +1,242 @@
+"""`accelbench project`: what a model would do on a device, without measuring it on this host."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from accelbench.cli.base import EXIT_OK, Command, comma_list
+from accelbench.errors import UsageError
+
+
+class Project(Command):
+    name = "project"
+    help = "project a .tflite's latency onto device profiles, or check projections (--validate)"
+    description = (
+        "Project each MODEL (.tflite) onto each --profile with the per-op device model of the "
+        "profile's projection block: latency, its error band, what bounds it (compute, memory, "
+        "overhead, link) and the ops that take longest. Nothing is run on this host. "
+        "--validate instead projects the published rows of the validation table (building and "
+        "caching their Keras Applications models on first use) and prints projected against "
+        "published, the ratio per row, and the worst and median error per device."
+    )
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("models", nargs="*", metavar="MODEL", help=".tflite model files")
+        parser.add_argument(
+            "--profile",
+            type=comma_list("profile"),
+            default=None,
+            help="profiles to project onto, comma-separated (default: every built-in profile "
+            "with a projection block)",
+        )
+        parser.add_argument(
+            "--scenario",
+            choices=("single-stream", "offline"),
+            default="single-stream",
+            help="single-stream: one inference's latency (default); offline: a batched call's "
+            "throughput",
+        )
+        parser.add_argument(
+            "--runtime", default=None, help="the runtime calling the model, e.g. jax"
+        )
+        parser.add_argument("--format", choices=("table", "json"), default="table")
+        parser.add_argument(
+            "--validate",
+            action="store_true",
+            help="check the projection against the published rows of the validation table",
+        )
+        parser.add_argument(
+            "--table",
+            default=None,
+            help="with --validate: a validation table YAML (default: the one shipped)",
+        )
+        parser.add_argument(
+            "--no-build",
+            action="store_true",
+            help="with --validate: use only cached models; a row whose model is not cached is "
+            "reported as not built",
+        )
+
+    @classmethod
+    def run(cls, args: argparse.Namespace) -> int:
+        if args.validate:
+            if args.models:
+                raise UsageError("--validate takes no MODEL; drop the model files or --validate")
+            return _validate(args)
+        if not args.models:
+            raise UsageError("give at least one MODEL (.tflite file), or --validate")
+        return _project(args)
+
+
+def _profiles(names: list[str] | None) -> list[Any]:
+    from accelbench.hardware_profiles import builtin_names, load_profile
+
+    if names:
+        return [load_profile(name) for name in names]
+    loaded = (load_profile(name) for name in builtin_names())
+    return [profile for profile in loaded if profile.projection is not None]
+
+
+def _project(args: argparse.Namespace) -> int:
+    from accelbench.hardware_profiles.emulation import check_artifact_supported
+    from accelbench.hardware_profiles.projection import (
+        OpTable,
+        band,
+        band_text,
+        project,
+        runtime_text,
+    )
+    from accelbench.runtimes.tflite_cost import analyze_tflite
+
+    tables = []
+    for model in args.models:
+        path = Path(model)
+        if not path.is_file():
+            raise UsageError(f"model file '{path}' does not exist; pass a .tflite file")
+        if path.suffix.lower() != ".tflite":
+            raise UsageError(
+                f"model '{path}' is not a .tflite; projection reads a .tflite graph, so convert "
+                "it first (accelbench optimize)"
+            )
+        cost = analyze_tflite(path)
+        tables.append((OpTable.from_graph_cost(cost), cost))
+    profiles = _profiles(args.profile)
+    rows = []
+    for table, cost in tables:
+        for profile in profiles:
+            refusal = check_artifact_supported(profile, cost)
+            if refusal:
+                rows.append(
+                    {
+                        "model": table.model,
+                        "profile": profile.name,
+                        "scenario": args.scenario,
+                        "projected_latency_ms": None,
+                        "band": None,
+                        "refused": refusal,
+                    }
+                )
+                continue
+            result = project(table, profile, scenario=args.scenario, runtime=args.runtime)
+            rows.append(
+                {
+                    "model": table.model,
+                    "profile": profile.name,
+                    "scenario": args.scenario,
+                    "projected_latency_ms": result.latency_ms,
+                    "samples_per_s": result.samples_per_s,
+                    "batch": result.batch,
+                    "band": band(result.latency_ms, profile),
+                    "bound": result.bound,
+                    "top_ops": [{"op": op, "ms": ms} for op, ms in result.top_ops()],
+                    "runtime_modelled": runtime_text(profile, args.runtime),
+                    "notes": result.notes,
+                }
+            )
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    header = ("model", "profile", "projected", "bound", "top ops", "band")
+    lines = [
+        (
+            row["model"],
+            row["profile"],
+            _figure(row),
+            row["bound"],
+            ", ".join(f"{op['op']} {op['ms']:.3g}" for op in row["top_ops"]),
+            band_text(row["band"]),
+        )
+        if row["band"]
+        else (row["model"], row["profile"], "refused", "", "", row["refused"])
+        for row in rows
+    ]
+    _print_table(header, lines)
+    return EXIT_OK
+
+
+def _figure(row: dict[str, Any]) -> str:
+    if row["scenario"] == "offline":
+        return f"{row['samples_per_s']:,.0f}/s"
+    return f"{row['projected_latency_ms']:.4g} ms"
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from accelbench.hardware_profiles import load_profile
+    from accelbench.hardware_profiles.projection import OpTable, heldout_ratios, projected_figure
+    from accelbench.hardware_profiles.validation import (
+        VALIDATION_FILE,
+        cached_cost_table,
+        cost_table_path,
+        load_rows,
+        ratio_error,
+        summarise,
+    )
+
+    path = Path(args.table) if args.table else VALIDATION_FILE
+    if not path.is_file():
+        raise UsageError(f"validation table '{path}' does not exist; check the path")
+    rows = load_rows(path)
+    lines = []
+    errors: dict[str, list[float]] = {}
+    held: dict[str, list[float]] = {}
+    left_out = heldout_ratios() if path == VALIDATION_FILE else {}
+    for row in rows:
+        profile = load_profile(row.profile)
+        if not args.no_build and not cost_table_path(row.key).is_file():
+            print(f"building {row.key} (first use; cached after)", file=sys.stderr, flush=True)
+        table = cached_cost_table(row, build=not args.no_build)
+        if table is None:
+            lines.append((row.profile, row.label(), row.scenario, "not built", "", "", "", row.url))
+            continue
+        figure = projected_figure(row, OpTable.from_dict(table), profile)
+        ratio = figure / row.published
+        errors.setdefault(row.profile, []).append(ratio_error(ratio))
+        lines.append(
+            (
+                row.profile,
+                row.label(),
+                row.scenario,
+                _amount(figure, row.unit),
+                _amount(row.published, row.unit),
+                f"{ratio:.2f}",
+                f"{left_out[row.row_id]:.2f}" if row.row_id in left_out else "-",
+                row.url,
+            )
+        )
+        if row.row_id in left_out:
+            held.setdefault(row.profile, []).append(ratio_error(left_out[row.row_id]))
+    header = ("profile", "model", "scenario", "projected", "published", "ratio", "left out")
+    _print_table((*header, "source"), lines)
+    print()
+    summary = []
+    for name, errs in errors.items():
+        worst_held = f"{max(held[name]):.2f}×" if held.get(name) else "-"
+        stats = summarise(errs)
+        summary.append(
+            (name, str(len(errs)), f"{stats['worst']:.2f}×", f"{stats['median']:.2f}×", worst_held)
+        )
+    _print_table(("profile", "rows", "worst error", "median error", "worst left out"), summary)
+    print(
+        "\nratio: projected / published; left out: the ratio with the profile's parameters "
+        "fitted without that row (scripts/fit_projection.py)"
+    )
+    return EXIT_OK
+
+
+def _amount(value: float, unit: str) -> str:
+    return f"{value:,.0f} {unit}" if unit == "samples/s" else f"{value:.4g} {unit}"
+
+
+def _print_table(header: tuple[str, ...], lines: list[tuple[str, ...]]) -> None:
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *lines, strict=True)]
+    for line in (header, *lines):
+        print(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)
+            ).rstrip()
+        )
