@@ -255,6 +255,9 @@ def test_projected_and_refused_profiles(tmp_path: Path) -> None:
         )
         assert r["projection"]["band"]["low_ms"] < expected["projected_latency_ms"]
         assert "host_measured_ms" not in r["settings"]
+        # The printed table gives the band beside the projected figure.
+        band = r["projection"]["band"]
+        assert f"[{band['low_ms']:.3g}–{band['high_ms']:.3g}]" in proc.stdout, proc.stdout
     float_run = run_cli(
         "bench",
         str(DATA / "cnn_f32.tflite"),

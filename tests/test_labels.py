@@ -226,7 +226,7 @@ def test_recommend_judges_an_emulated_profile_on_the_devices_projected_figure(tm
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].startswith("1 of 2 results meet the budget")
-    assert "m int16 on rpi4 (emulated)" in lines[1] and "3 ms (projected)" in lines[1]
+    assert "m int16 on rpi4 (emulated)" in lines[1] and "3 ms (projected; unchecked)" in lines[1]
     assert "m fp32" not in lines[1]  # 1 ms on this host, 20 ms projected on the device
     refused = out[out.index("refused") :]
     assert "m int8 on rpi4 (emulated)" in refused
@@ -252,7 +252,7 @@ def test_report_and_recommend_read_the_same_device_figure(tmp_path, capsys):
     # 1 / 3 ms projected = 333.3 inferences/s for the best rpi4 figure; never 1 / 1 ms host p50.
     assert "333.3" in hardware and "1000" not in hardware.split("\n\n")[2]
     assert main(["recommend", str(run), "--max-latency-ms", "3"]) == 0
-    assert "3 ms (projected)" in capsys.readouterr().out
+    assert "3 ms (projected; unchecked)" in capsys.readouterr().out
 
 
 # --- MLPerf comparability -------------------------------------------------------------------

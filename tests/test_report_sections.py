@@ -408,7 +408,7 @@ def test_hardware_table_per_watt_and_per_dollar_with_na_reasons(report, mutated)
     assert "n/a: profile host states no tdp_watts" in host
     # nvidia-t4: best is int8 at 0.02 ms projected = 50,000/s; TDP 70 W -> 714.3/J; no price.
     t4 = _row(md, "tiny_cnn", "nvidia-t4", "1", "projected")
-    assert "| 50,000 |" in t4 and "| 70 |" in t4 and "| 714.3 |" in t4
+    assert "| 50,000 [unchecked] |" in t4 and "| 70 |" in t4 and "| 714.3 |" in t4
     assert "n/a: profile nvidia-t4 states no price_per_hour_usd" in t4
     assert "n/a: profile tpu-v5e states no tdp_watts" in _row(
         md, "tiny_cnn", "tpu-v5e", "1", "projected"

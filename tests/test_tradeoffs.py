@@ -138,3 +138,45 @@ def test_budget_answers_and_names_the_closest_miss() -> None:
     assert "latency" in lines[1]
     with pytest.raises(UsageError, match="rpi4"):
         answer_budget(pts, Budget(max_latency_ms=1), profile="rpi4")
+
+
+def _projected(opt: str, ms: float, band: tuple[float, float] | None) -> dict:
+    rests_on = "checked on 5 published rows for edge-tpu: worst 1.7×" if band else "unchecked"
+    return {
+        **_record(opt, ms, 0.95),
+        "profile": "coral-edgetpu",
+        "execution": "projected",
+        "metrics": {
+            "projected_latency_ms": metric(ms, "ms", "lower"),
+            "model_bytes": metric(1000, "bytes", "lower"),
+        },
+        "raw_latencies_ms": None,
+        "projection": {
+            "projected_latency_ms": ms,
+            "band": {
+                "low_ms": band[0] if band else None,
+                "high_ms": band[1] if band else None,
+                "rests_on": rests_on,
+            },
+        },
+    }
+
+
+def test_a_projected_figure_carries_its_band_and_a_straddled_budget_is_said() -> None:
+    (inside,) = points([_projected("int8", 2.0, (1.2, 3.4))])
+    assert inside.device_band == (1.2, 3.4) and "edge-tpu" in inside.device_band_rests_on
+    # Inside the budget, but the band reaches over it: the answer says so.
+    lines = answer_budget([inside], Budget(max_latency_ms=3))
+    assert lines[0].startswith("1 of 1 results meet the budget")
+    assert "2 ms (projected; band 1.2–3.4 ms)" in lines[1]
+    assert "straddles the 3 ms budget, so it may miss it on the device" in lines[1]
+    # A band wholly inside the budget needs no warning.
+    assert "straddles" not in answer_budget([inside], Budget(max_latency_ms=5))[1]
+    # Outside the budget, but the band reaches under it.
+    lines = answer_budget([inside], Budget(max_latency_ms=1.5))
+    assert lines[0].startswith("nothing in this run meets the budget")
+    assert "straddles the 1.5 ms budget, so it may meet it on the device" in lines[1]
+    # A projection nothing checks says so instead of a band.
+    (unchecked,) = points([_projected("int8", 2.0, None)])
+    assert unchecked.device_band is None
+    assert "2 ms (projected; unchecked)" in answer_budget([unchecked], Budget(max_latency_ms=3))[1]

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # How each way of obtaining a figure is drawn: filled markers for measurements, hollow for
-# roofline estimates, so a projected point never passes for a measured one.
+# device-model estimates, so a projected point never passes for a measured one.
 KIND_STYLES = {
     "measured": {"filled": True, "text": "measured on this host"},
     "emulated": {"filled": True, "text": "emulated (this host under the device's limits)"},
-    "projected": {"filled": False, "text": "projected (roofline estimate, not measured)"},
+    "projected": {"filled": False, "text": "projected (device model estimate, not measured)"},
 }
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
 # Points of a CDF drawn per series: enough for a smooth curve, few enough for a small PNG.
@@ -134,7 +134,7 @@ class ParetoPoint:
 _PARETO_AXES = {
     "measured": "single-stream p50 latency, ms (measured)",
     "emulated": "single-stream p50 latency, ms (this host under the device's limits)",
-    "projected": "projected single-stream latency, ms (roofline estimate, not measured)",
+    "projected": "projected single-stream latency, ms (device model estimate, not measured)",
 }
 
 

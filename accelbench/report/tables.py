@@ -109,8 +109,21 @@ SHORT_NAMES = {
 }
 LEGEND = (
     "(emulated) = measured on this host under the device's threads, affinity and memory cap, "
-    "not on the device; projected ms = roofline estimate for the real device, never measured."
+    "not on the device; projected ms = the per-op device model's estimate for the real device, "
+    "never measured, with its error band in brackets (from the published figures it was "
+    "checked on; unchecked where none)."
 )
+
+
+def _band_cell(record: Record, metric: str) -> str:
+    """' [1.1–4.8]' after a projected latency (its error band, ms), ' [unchecked]' where no
+    published figure checks the device's projection; nothing after any other figure."""
+    if metric != "projected_latency_ms" or record.metric(metric) is None:
+        return ""
+    band = (record.projection or {}).get("band") or {}
+    if band.get("low_ms") is None or band.get("high_ms") is None:
+        return " [unchecked]"
+    return f" [{band['low_ms']:.3g}–{band['high_ms']:.3g}]"
 
 
 def display_rows(
@@ -136,7 +149,7 @@ def display_rows(
         ]
         if configured:
             cells.append(_configuration(r))
-        cells += [_fmt(r.metric(m), m) for m in present]
+        cells += [_fmt(r.metric(m), m) + _band_cell(r, m) for m in present]
         cells.append(str(r.error or ""))
         rows.append(cells)
     return header, rows

@@ -132,6 +132,9 @@ class Point:
     device_latency_ms: float | None = None
     device_latency_kind: str = ""
     device_refusal: str | None = None
+    # A projected device latency's error band (low, high ms), from the record's projection.
+    device_band: tuple[float, float] | None = None
+    device_band_rests_on: str = ""
 
     @property
     def speedup_vs_fp32(self) -> float | None:
@@ -148,7 +151,7 @@ class Point:
     @property
     def kind(self) -> str:
         """How its latency was obtained: measured (here or on a remote device), emulated (this
-        host under the device's limits) or projected (a roofline estimate)."""
+        host under the device's limits) or projected (the device model's estimate)."""
         return self.execution if self.execution in ("emulated", "projected") else "measured"
 
     @property
@@ -209,6 +212,16 @@ def device_latency(record: Record) -> tuple[float | None, str, str | None]:
     return None, "", "no single-stream p50 in the record"
 
 
+def projected_band(record: Record) -> tuple[tuple[float, float] | None, str]:
+    """A projected figure's error band, (low, high) ms, and what it rests on; (None, "unchecked
+    (why)") where no published row checks the device's projection."""
+    band = (record.projection or {}).get("band") or {}
+    rests_on = str(band.get("rests_on") or "unchecked (the record carries no band)")
+    if band.get("low_ms") is None or band.get("high_ms") is None:
+        return None, rests_on
+    return (float(band["low_ms"]), float(band["high_ms"])), rests_on
+
+
 def clearly_faster(fast: Point, slow: Point) -> bool:
     """Faster by at least MIN_SPEEDUP, with non-overlapping median CIs where both are measured."""
     if not (fast.latency_ms and slow.latency_ms):
@@ -266,6 +279,8 @@ def points(
         out[-1].latency_ci, out[-1].spread = _latency_stats(r)
         device = device_latency(r)
         out[-1].device_latency_ms, out[-1].device_latency_kind, out[-1].device_refusal = device
+        if device[1] == "projected":
+            out[-1].device_band, out[-1].device_band_rests_on = projected_band(r)
     _relative_to_fp32(out, paired_records(records), threshold)
     return out
 
@@ -487,7 +502,7 @@ def answer_budget(pts: list[Point], budget: Budget, profile: str | None = None) 
         meeting.sort(key=lambda p: (p.device_latency_ms or math.inf, -(p.quality or 0)))
         lines = [f"{len(meeting)} of {len(pts)} results meet the budget; fastest first:"]
         for p in meeting[:10]:
-            lines.append("  " + describe(p))
+            lines.append("  " + describe(p) + _straddles(p, budget))
         return lines + refusals
     closest = min(pts, key=lambda p: sum(budget.violations(p).values()))
     v = budget.violations(closest)
@@ -495,7 +510,7 @@ def answer_budget(pts: list[Point], budget: Budget, profile: str | None = None) 
     if v.get("latency"):
         missed.append(
             f"latency {closest.device_latency_ms:.3g} ms ({closest.device_latency_kind}) > "
-            f"{budget.max_latency_ms:g} ms"
+            f"{budget.max_latency_ms:g} ms{_straddles(closest, budget)}"
         )
     if v.get("quality"):
         have = f"{closest.quality:.4f}" if closest.quality is not None else "unknown"
@@ -515,13 +530,39 @@ def answer_budget(pts: list[Point], budget: Budget, profile: str | None = None) 
     return lines + refusals
 
 
+def _straddles(p: Point, budget: Budget) -> str:
+    """Where a projected latency's band straddles the latency budget, a clause saying so: the
+    projection alone cannot tell whether the device meets the budget."""
+    limit = budget.max_latency_ms
+    if limit is None or p.device_band is None:
+        return ""
+    low, high = p.device_band
+    if not low <= limit <= high:
+        return ""
+    inside = p.device_latency_ms is not None and p.device_latency_ms <= limit
+    return (
+        f" — but its band {low:.3g}–{high:.3g} ms straddles the {limit:g} ms budget, so it may "
+        + ("miss it on the device" if inside else "meet it on the device")
+        + "; measure it there to be sure"
+    )
+
+
+def _band(p: Point) -> str:
+    """'; band 1.1–4.8 ms' after a projected figure, '; unchecked' where nothing checks it."""
+    if p.device_latency_kind != "projected":
+        return ""
+    if p.device_band is None:
+        return "; unchecked"
+    return f"; band {p.device_band[0]:.3g}–{p.device_band[1]:.3g} ms"
+
+
 def describe(p: Point) -> str:
     """One result in a budget answer: its device latency, labelled, then quality and size."""
     parts = [f"{p.model} {p.optimization} on {p.label}"]
     if p.threads:
         parts.append(f"{p.threads} thr")
     if p.device_latency_ms is not None:
-        parts.append(f"{p.device_latency_ms:.3g} ms ({p.device_latency_kind})")
+        parts.append(f"{p.device_latency_ms:.3g} ms ({p.device_latency_kind}{_band(p)})")
     if p.quality is not None:
         parts.append(f"{p.quality_metric} {p.quality:.4f}")
     if p.model_bytes:

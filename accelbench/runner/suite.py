@@ -643,7 +643,7 @@ def expand(suite: Suite) -> list[Cell]:
                 threads_list = _threads_for(profile, wanted_threads)
                 scenarios = [s for s in suite.scenarios if not SCENARIOS[s].per_model]
                 if execution == "projected":
-                    # A roofline projection estimates one inference: it has no thread count of
+                    # A projection estimates one inference on the device: it has no thread count of
                     # this host and no traffic pattern, so one single-stream cell stands for all.
                     threads_list, scenarios = [1], ["single-stream"]
                 if accelerated:

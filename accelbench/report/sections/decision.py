@@ -45,7 +45,7 @@ def render(doc: Document, ctx: Context) -> None:
         f"the largest speed-up that loses at most {MAX_LOSS * 100:g} point of accuracy and no "
         "class), with its speed-up and interval (paired: both timed in one worker), its size "
         "and accuracy against fp32, and how its figures were obtained: measured, emulated (this "
-        "host under the device's limits) or projected (a roofline estimate). The evidence "
+        "host under the device's limits) or projected (the device model's estimate). The evidence "
         "follows."
     )
     header = ["profile", "recommended", "speed-up vs fp32", "size", "accuracy vs fp32", "obtained"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from accelbench.records import Record
 from accelbench.report.document import Document
 from accelbench.report.sections.context import Context, RunProfile, num
-from accelbench.report.tradeoffs import device_latency
+from accelbench.report.tradeoffs import device_latency, projected_band
 
 title = "Hardware comparison"
 
@@ -31,6 +31,14 @@ def _throughput(record: Record) -> tuple[float, str, str] | None:
     if scenario == "single-stream" and p50:
         return 1e3 / p50, "1 / single-stream p50 (batch 1)", "measured"
     return None
+
+
+def _rate_band(record: Record) -> str:
+    """' [210–620]': the inferences/s a projected latency's band gives; ' [unchecked]'."""
+    band, _ = projected_band(record)
+    if band is None:
+        return " [unchecked]"
+    return f" [{num(1e3 / band[1])}–{num(1e3 / band[0])}]"
 
 
 def hardware_rows(
@@ -78,7 +86,7 @@ def hardware_rows(
                 str(threads),
                 kind,
                 str(r.optimization),
-                num(rate),
+                num(rate) + (_rate_band(r) if kind == "projected" else ""),
                 basis,
                 num(tdp) if tdp else "n/a",
                 per_watt,

@@ -83,7 +83,7 @@ def render(doc: Document, ctx: Context) -> None:
         "calibrate). Each artifact sits at its graph's FLOPs per byte of weights and "
         "activations, at the FLOP rate its single-stream latency implies (graph FLOPs / "
         "latency). Filled markers: measured p50 on this host; hollow: projected latency "
-        "(roofline estimate scaled by this host's efficiency), never measured."
+        "(the per-op device model's estimate, its band in the tables), never measured."
     )
     for name, data, pts, peaks, bandwidth in plotted:
         how = {
