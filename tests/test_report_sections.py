@@ -415,7 +415,7 @@ def test_hardware_table_per_watt_and_per_dollar_with_na_reasons(report, mutated)
     )
     # The user's profile has both: 0.4 ms -> 2,500/s, / 40 W = 62.5/J, x 3600 / $0.5 = 18 M/$.
     priced = _row(md, "tiny_cnn", "priced-box", "1", "projected")
-    assert "| 2,500 |" in priced and "| 62.5 |" in priced and "| 18,000,000 |" in priced
+    assert "| 2,500 [unchecked] |" in priced and "| 62.5 |" in priced and "| 18,000,000 |" in priced
     # rpi4 ran emulated: its per-watt figure is from the projection (int8 0.2 ms x 20 = 4 ms).
     rpi4 = _row(md, "tiny_cnn", "rpi4", "4", "projected")
     assert "| 250 |" in rpi4 and "| 16.67 |" in rpi4
