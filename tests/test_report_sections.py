@@ -418,9 +418,9 @@ def test_hardware_table_per_watt_and_per_dollar_with_na_reasons(report, mutated)
     assert "| 2,500 [unchecked] |" in priced and "| 62.5 |" in priced and "| 18,000,000 |" in priced
     # rpi4 ran emulated: its per-watt figure is from the projection (int8 0.2 ms x 20 = 4 ms).
     rpi4 = _row(md, "tiny_cnn", "rpi4", "4", "projected")
-    assert "| 250 |" in rpi4 and "| 16.67 |" in rpi4
+    assert "| 250 [unchecked] |" in rpi4 and "| 16.67 |" in rpi4
     # A changed record changes the table.
-    assert "| 2,000 |" in _row(mutated, "tiny_cnn", "nvidia-t4", "1", "projected")
+    assert "| 2,000 [unchecked] |" in _row(mutated, "tiny_cnn", "nvidia-t4", "1", "projected")
 
 
 def test_input_pipeline_section(report, mutated) -> None:
