@@ -3,9 +3,10 @@
 validate_tflite imports numpy and, in a child process, the interpreter only: never TensorFlow.
 The flatbuffer's offsets are bounds-checked here, and the interpreter's load runs in a child
 process, because an interpreter that does not verify the buffer could crash the caller on a
-corrupt file. check_batch_size and check_inputs open a .tflite or .jaxexport in this process (no
-device is touched), after check_artifact has validated it; other artifacts are checked in their
-cells, which fail with the same reason.
+corrupt file. check_inputs and opened_here (which benchmarks.loadgen's check_batch_size reads
+a batch dimension through) open a .tflite or .jaxexport in this process (no device is touched),
+after check_artifact has validated it; other artifacts are checked in their cells, which fail
+with the same reason.
 """
 
 from __future__ import annotations
@@ -94,29 +95,19 @@ def check_artifact(path: Path, *, trust: bool = False, load: bool = True) -> Non
         validate_tflite(path, load=load)
 
 
-def check_batch_size(model: Path, batch_size: int) -> None:
-    """Refuse, before any folder is written, a batch size that the model's fixed batch
-    dimension rules out. A .tflite or .jaxexport is opened here to read it."""
-    from accelbench.benchmarks.loadgen import sut_batching
-
-    with _opened_here(model) as runtime:
-        if runtime is not None:
-            sut_batching(runtime, "offline", batch_size)
-
-
 def check_inputs(model: Path, inputs: Path) -> None:
     """The inputs file exists and, for a .tflite or .jaxexport (cheap to open), fits the model."""
     from accelbench.runtimes.inputs import load_inputs
 
     if not inputs.is_file():
         raise UsageError(f"inputs file {inputs} does not exist; pass a .npy or .npz file")
-    with _opened_here(model) as runtime:
+    with opened_here(model) as runtime:
         if runtime is not None:
             load_inputs(inputs, runtime.inputs())
 
 
 @contextlib.contextmanager
-def _opened_here(model: Path) -> Iterator[Any]:
+def opened_here(model: Path) -> Iterator[Any]:
     """The model opened in this process if it is a .tflite or .jaxexport, else None (opening a
     SavedModel loads TensorFlow: its worker checks it). A UsageError raised with it names the
     model."""
