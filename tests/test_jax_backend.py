@@ -187,8 +187,7 @@ def test_prepare_serves_the_jax_model_and_bench_takes_its_tflite(tmp_path) -> No
 
 def test_gpu_profile_is_local_only_when_a_matching_device_is_attached(monkeypatch) -> None:
     from accelbench.hardware_profiles import execution_mode, load_profile
-    from accelbench.hardware_profiles.host import gpus
-    from accelbench.hardware_profiles.schema import ATTACHED_ENV
+    from accelbench.hardware_profiles.host import ATTACHED_ENV, gpus
 
     h100, a100, rpi4 = (load_profile(n) for n in ("nvidia-h100", "nvidia-a100", "rpi4"))
     if not gpus():  # this machine: no GPU, so nothing is faked
