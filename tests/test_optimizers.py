@@ -15,6 +15,7 @@ import pytest
 from conftest import shuffled_digits
 
 from accelbench.errors import UsageError
+from accelbench.models.data import load_npz_data
 from accelbench.optimizers import (
     TFMOT_LIMIT,
     Artifact,
@@ -25,7 +26,6 @@ from accelbench.optimizers import (
     fp32,
     int8,
     kernel_weights,
-    load_npz_data,
     load_user_model,
     optimize,
     parse_optimization,
