@@ -41,8 +41,8 @@ Image folder (image models)
     names are the class names: the spec's own names map to its class order, other names are
     sorted; their number must equal the model's classes.
     Images are decoded to the model's channels (grey or RGB), resized (bilinear) to its input
-    height and width, and scaled to [0, 1], by the input-pipeline benchmark's image reader
-    (`accelbench.benchmarks.input_formats.read_image_files`).
+    height and width, and scaled to [0, 1], by `read_image_files` (in tf.data, with the image
+    decoder the input-pipeline benchmark's image formats use).
 Audio folder (``kws_dscnn``, ``ad_autoencoder``)
     ``root/<class>/*.wav`` or ``root/train/<class>/``, ``root/test/<class>/``: 16 kHz, mono,
     16-bit PCM WAV (no resampling is done; convert other rates first, e.g. ``sox in.wav -r 16000
@@ -678,9 +678,60 @@ def _read_class_dirs(
     return _audio_features(root, [_read_wav(f) for f in files], spec), y
 
 
-def _read_images(files: list[Path], spec: ModelSpec) -> np.ndarray:
-    from accelbench.benchmarks.input_formats import read_image_files
+def decode_pixels(data: Any, channels: int, fmt: str | None = None) -> Any:
+    """Encoded image bytes -> uint8 pixels ``(height, width, channels)``, in the tf.data graph.
 
+    ``fmt`` ``png`` or ``jpeg`` uses that format's own decoder; None takes any of PNG, JPEG, BMP
+    and GIF (the first frame), for folders that mix them."""
+    import tensorflow as tf
+
+    if fmt == "png":
+        return tf.io.decode_png(data, channels=channels)
+    if fmt == "jpeg":
+        return tf.io.decode_jpeg(data, channels=channels)
+    return tf.io.decode_image(data, channels=channels, expand_animations=False)
+
+
+def read_image_files(
+    paths: list[str], input_shape: tuple[int, int, int], batch_size: int = 256
+) -> np.ndarray:
+    """Image files as float32 ``(n, *input_shape)`` in [0, 1], in the order of ``paths``.
+
+    Each is decoded to the channels of ``input_shape``, resized (bilinear) to its height and
+    width, and scaled by 1/255. The files are read with the input-pipeline benchmark's fastest
+    setting for one pass: parallel maps (order kept), batched, prefetched (the cache of its
+    ``best`` pipeline pays only from a second epoch). An undecodable file raises ValueError
+    naming it.
+    """
+    import tensorflow as tf
+
+    height, width, channels = (int(d) for d in input_shape)
+
+    def load(path: Any) -> Any:
+        pixels = decode_pixels(tf.io.read_file(path), channels)
+        return tf.image.resize(tf.cast(pixels, tf.float32), (height, width)) / 255.0
+
+    options = tf.data.Options()
+    options.deterministic = True
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string))
+    ds = ds.map(tf.autograph.experimental.do_not_convert(load), tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
+    try:
+        batches = [batch.numpy() for batch in ds]
+    except tf.errors.OpError:
+        # tf.data names no file; decode them one by one to find the first that fails.
+        for path in paths:
+            try:
+                load(tf.constant(path))
+            except (tf.errors.OpError, ValueError):
+                raise ValueError(f"{path}: not a decodable image") from None
+        raise
+    if not batches:
+        return np.zeros((0, height, width, channels), np.float32)
+    return np.concatenate(batches).astype(np.float32, copy=False)
+
+
+def _read_images(files: list[Path], spec: ModelSpec) -> np.ndarray:
     try:
         return read_image_files([str(f) for f in files], tuple(spec.input_shape))
     except ValueError as exc:
