@@ -15,6 +15,7 @@ import pytest
 from accelbench.cli import main
 from accelbench.errors import UsageError
 from accelbench.models import get_spec, jax_models
+from accelbench.optimizers.jax_tflite import export_tflite
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 3
@@ -130,7 +131,7 @@ def test_exports_match_the_jax_function(digits, tmp_path) -> None:
     assert runtime.info()["flops_per_sample"] > 0
 
     made = {
-        name: jax_models.export_tflite(
+        name: export_tflite(
             "digits_cnn_jax", params, name, tmp_path, x_train=data.x_train, y_train=data.y_train
         )
         for name in ("fp32", "int8")
@@ -141,7 +142,7 @@ def test_exports_match_the_jax_function(digits, tmp_path) -> None:
     assert np.mean(int8.argmax(1) == expected.argmax(1)) >= 0.95
     assert made["int8"].path.stat().st_size < made["fp32"].path.stat().st_size / 2
     with pytest.raises(UsageError, match="Keras"):
-        jax_models.export_tflite(
+        export_tflite(
             "digits_cnn_jax",
             params,
             "prune50+int8",
