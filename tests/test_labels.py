@@ -13,7 +13,7 @@ import pytest
 
 from accelbench.cli import main
 from accelbench.records import append_record, metric
-from accelbench.report.tables import write_run_outputs
+from accelbench.report.run_outputs import write_run_outputs
 
 
 def _cell(cell_id: str, execution: str, p50: float, *, run_id: str = "r", **fields) -> dict:

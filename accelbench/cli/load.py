@@ -224,7 +224,8 @@ def _write_and_print(
     from accelbench.benchmarks.serving import fetch_server_stats
     from accelbench.hardware_profiles import environment_fingerprint
     from accelbench.records import append_record
-    from accelbench.report.tables import print_table, write_run_outputs
+    from accelbench.report.run_outputs import write_run_outputs
+    from accelbench.report.tables import print_table
     from accelbench.runner.sweep import make_record
 
     stats = fetch_server_stats(endpoint)

@@ -167,7 +167,7 @@ def run_suite(
     ones there (runner/artifact_cache.py); False prepares every model afresh.
 
     ``write_outputs(run_dir)`` writes the files derived from records.jsonl once the sweep ends
-    (the CLI passes `accelbench.report.tables.write_run_outputs`: results.parquet, summary.md
+    (the CLI passes `accelbench.report.run_outputs.write_run_outputs`: results.parquet, summary.md
     and the report); None writes only records.jsonl.
 
     Ctrl-C stops the cell in flight (its worker is killed, no record is written for it) and
