@@ -17,3 +17,9 @@ def failure_reason(exc: BaseException) -> str:
     # The first non-blank line: some messages (numpy's ImportError) start with blank lines.
     text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
     return text if isinstance(exc, UsageError) else f"{type(exc).__name__}: {text}"
+
+
+def first_line(err: BaseException) -> str:
+    """An error's first line, at most 300 characters (its type's name when it has no message)."""
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__

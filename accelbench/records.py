@@ -619,6 +619,43 @@ def artifact_info(path: Path) -> dict[str, Any]:
     return {"path": str(path), "sha256": digest.hexdigest(), "bytes": total}
 
 
+def find_artifact(artifact: dict[str, Any] | None, root: str | Path) -> tuple[Path | None, str]:
+    """The file (or SavedModel folder) of a record's artifact, if it still has the recorded
+    sha256; else (None, why not).
+
+    A relative path is tried against `root` (a baseline store, or the run folder), then the
+    current folder (a run records its artifacts' paths as the run saw them), then each tail of
+    the path under `root` (the run folder moved or reached by another path). The sha256 decides.
+    """
+    artifact = artifact or {}
+    recorded, sha = artifact.get("path"), artifact.get("sha256")
+    if not sha:
+        return None, "the record names no artifact sha256"
+    if not recorded:
+        return None, str(
+            artifact.get("not_stored")
+            or "the record keeps no artifact path (a baseline saved without its artifacts)"
+        )
+    path = Path(recorded)
+    root = Path(root)
+    candidates = [path] if path.is_absolute() else [root / path, path]
+    candidates += [root.joinpath(*path.parts[i:]) for i in range(1, len(path.parts))]
+    changed = None
+    for candidate in dict.fromkeys(candidates):
+        if not candidate.exists():
+            continue
+        now = artifact_info(candidate)["sha256"]
+        if now == sha:
+            return candidate, ""
+        changed = changed or (candidate, now)
+    if changed is not None:
+        return None, (
+            f"artifact {changed[0]} changed since it was recorded (sha256 {changed[1][:12]}…, "
+            f"recorded {sha[:12]}…)"
+        )
+    return None, f"artifact {recorded} no longer exists"
+
+
 def write_atomic(path: Path, text: str) -> Path:
     """Write text whole or not at all: a temporary file beside path, then a rename. A reader
     sees the old file or the new, after a power cut too (see replace_durably)."""

@@ -5,8 +5,8 @@
 prints, each measured now on this machine (nothing is stored or assumed):
 
 (a) for a ~1 ms model (made here with tf_keras and sized until LiteRT runs it in about 1 ms),
-    LoadGen SingleStream p50 through ``python -m accelbench.serving`` minus the in-process p50 of
-    the same .tflite in the same runtime (target: <= 1 ms);
+    LoadGen SingleStream p50 through ``python -m accelbench.cli.serve_subprocess`` minus the
+    in-process p50 of the same .tflite in the same runtime (target: <= 1 ms);
 (b) the digits CNN's peak valid Server QPS (trained here by the reference model code) served with
     dynamic batching and without (target: batching >= 2x), by the peak search of
     ``accelbench.benchmarks.serving``, on two runtimes: LiteRT running the fp32 .tflite, and
@@ -226,7 +226,7 @@ def serve_command(model: Path, *flags: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "accelbench.serving",
+        "accelbench.cli.serve_subprocess",
         str(model),
         "--name",
         "m",
@@ -465,7 +465,9 @@ def run_benchmark(
             # The suite scenario's own server settings for each mode (TF Serving's defaults).
             cell = {"model_path": str(path), "model": "m", "threads": 1, "runtime": runtime}
             flags = server_args(cell, DEFAULTS, mode)
-            with Server([sys.executable, "-m", "accelbench.serving", *flags]) as server:
+            with Server(
+                [sys.executable, "-m", "accelbench.cli.serve_subprocess", *flags]
+            ) as server:
                 log_dir = work / f"b-{runtime}-{mode}"
                 searches[runtime, mode] = peak(server.url, log_dir, preset, bound_ms)
     qps = {key: (s.peak.target_qps if s.peak else 0.0) for key, s in searches.items()}

@@ -4,12 +4,12 @@ load client, at a fixed LoadGen Server rate, for each serving mode.
     python scripts/bench_serving_cpu.py MODEL.tflite [--qps 800] [--preset standard]
         [--modes online,batching]
 
-Starts ``python -m accelbench.serving`` with the suite scenario's settings for each mode, runs one
-LoadGen Server test at ``--qps`` against it, and prints, from /proc, each server thread's user
-and system CPU per request and its voluntary + involuntary context switches per request (the
-event loop is ``main``; the inference threads follow), this process's (LoadGen and the load
-client) CPU per request, and, for scale, the model's own time per call in process (the server's
-runtime, 1 thread, batch 1). Linux only.
+Starts ``python -m accelbench.cli.serve_subprocess`` with the suite scenario's settings for each
+mode, runs one LoadGen Server test at ``--qps`` against it, and prints, from /proc, each server
+thread's user and system CPU per request and its voluntary + involuntary context switches per
+request (the event loop is ``main``; the inference threads follow), this process's (LoadGen and
+the load client) CPU per request, and, for scale, the model's own time per call in process (the
+server's runtime, 1 thread, batch 1). Linux only.
 """
 
 from __future__ import annotations
@@ -52,7 +52,12 @@ def measure(model: Path, mode: str, qps: float, preset: str, work: Path) -> None
     from accelbench.runtimes.remote import open_remote
 
     cell = {"model_path": str(model), "model": "m", "threads": 1, "runtime": None}
-    command = [sys.executable, "-m", "accelbench.serving", *server_args(cell, DEFAULTS, mode)]
+    command = [
+        sys.executable,
+        "-m",
+        "accelbench.cli.serve_subprocess",
+        *server_args(cell, DEFAULTS, mode),
+    ]
     with Server(command) as server:
         runtime = open_remote(server.url, "m")
         try:

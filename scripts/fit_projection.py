@@ -34,7 +34,8 @@ from accelbench.hardware_profiles.projection import (
     projected_figure,
 )
 from accelbench.hardware_profiles.schema import HardwareProfile, ProjectionParameters
-from accelbench.hardware_profiles.validation import cached_cost_table, load_rows, ratio_error
+from accelbench.hardware_profiles.validation import load_rows, ratio_error
+from accelbench.optimizers.validation_models import cached_cost_table
 
 BUILTIN = Path(__file__).resolve().parent.parent / "accelbench" / "hardware_profiles" / "builtin"
 PRIOR_WEIGHT = 0.05  # residual weight of log(value / start): weak next to a row's log error

@@ -24,9 +24,11 @@ SCRIPT = REPO / "scripts" / "bench_serving.py"
 
 @contextmanager
 def _server(*args: str) -> Iterator[str]:
-    """A server process on a free loopback port: `python -m accelbench.serving ARGS` or, with
-    ARGS starting with a script, that script; yields its base URL, then stops it."""
-    command = list(args) if args[0].endswith(".py") else ["-m", "accelbench.serving", *args]
+    """A server process on a free loopback port: `python -m accelbench.cli.serve_subprocess ARGS`
+    or, with ARGS starting with a script, that script; yields its base URL, then stops it."""
+    command = (
+        list(args) if args[0].endswith(".py") else ["-m", "accelbench.cli.serve_subprocess", *args]
+    )
     process = subprocess.Popen(
         [sys.executable, *command, "--port", "0"],
         stdout=subprocess.PIPE,

@@ -240,8 +240,8 @@ def test_results_table_writers_never_share_a_temporary_file(run_copy: Path) -> N
     other.write_text("another writer's")
     # Writers in processes of their own, at once (the figures' matplotlib is not thread-safe).
     code = (
-        "import sys, pathlib, accelbench.report.tables as t\n"
-        "t.write_run_outputs(pathlib.Path(sys.argv[1]))"
+        "import sys, pathlib, accelbench.report.run_outputs as outputs\n"
+        "outputs.write_run_outputs(pathlib.Path(sys.argv[1]))"
     )
     writers = [
         subprocess.Popen([sys.executable, "-c", code, run_copy], stderr=subprocess.PIPE, text=True)

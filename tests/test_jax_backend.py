@@ -15,6 +15,7 @@ import pytest
 from accelbench.cli import main
 from accelbench.errors import UsageError
 from accelbench.models import get_spec, jax_models
+from accelbench.optimizers.jax_tflite import export_tflite
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 3
@@ -130,7 +131,7 @@ def test_exports_match_the_jax_function(digits, tmp_path) -> None:
     assert runtime.info()["flops_per_sample"] > 0
 
     made = {
-        name: jax_models.export_tflite(
+        name: export_tflite(
             "digits_cnn_jax", params, name, tmp_path, x_train=data.x_train, y_train=data.y_train
         )
         for name in ("fp32", "int8")
@@ -141,7 +142,7 @@ def test_exports_match_the_jax_function(digits, tmp_path) -> None:
     assert np.mean(int8.argmax(1) == expected.argmax(1)) >= 0.95
     assert made["int8"].path.stat().st_size < made["fp32"].path.stat().st_size / 2
     with pytest.raises(UsageError, match="Keras"):
-        jax_models.export_tflite(
+        export_tflite(
             "digits_cnn_jax",
             params,
             "prune50+int8",
@@ -187,8 +188,7 @@ def test_prepare_serves_the_jax_model_and_bench_takes_its_tflite(tmp_path) -> No
 
 def test_gpu_profile_is_local_only_when_a_matching_device_is_attached(monkeypatch) -> None:
     from accelbench.hardware_profiles import execution_mode, load_profile
-    from accelbench.hardware_profiles.host import gpus
-    from accelbench.hardware_profiles.schema import ATTACHED_ENV
+    from accelbench.hardware_profiles.host import ATTACHED_ENV, gpus
 
     h100, a100, rpi4 = (load_profile(n) for n in ("nvidia-h100", "nvidia-a100", "rpi4"))
     if not gpus():  # this machine: no GPU, so nothing is faked

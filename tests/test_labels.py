@@ -13,7 +13,7 @@ import pytest
 
 from accelbench.cli import main
 from accelbench.records import append_record, metric
-from accelbench.report.tables import write_run_outputs
+from accelbench.report.run_outputs import write_run_outputs
 
 
 def _cell(cell_id: str, execution: str, p50: float, *, run_id: str = "r", **fields) -> dict:
@@ -353,7 +353,8 @@ def test_an_attached_gpu_matches_a_profile_only_on_the_same_board(profile, devic
 
 def test_a_pcie_h100_runs_the_sxm_profile_projected_and_says_why(monkeypatch):
     from accelbench.hardware_profiles import execution_mode, load_profile
-    from accelbench.hardware_profiles.schema import ATTACHED_ENV, variant_mismatch
+    from accelbench.hardware_profiles.host import ATTACHED_ENV
+    from accelbench.hardware_profiles.schema import variant_mismatch
 
     h100 = load_profile("nvidia-h100")
     monkeypatch.setenv(ATTACHED_ENV, "NVIDIA H100 PCIe")

@@ -15,16 +15,17 @@ import pytest
 from conftest import shuffled_digits
 
 from accelbench.errors import UsageError
+from accelbench.models.data import load_npz_data
 from accelbench.optimizers import (
     TFMOT_LIMIT,
     Artifact,
     artifact_stats,
+    as_pipeline,
     cluster,
     compare_predictions,
     fp32,
     int8,
     kernel_weights,
-    load_npz_data,
     load_user_model,
     optimize,
     parse_optimization,
@@ -164,7 +165,7 @@ def test_parse_optimization_round_trips_record_names(name: str) -> None:
 def test_pipe_builds_the_same_pipeline_as_the_name() -> None:
     assert parse_optimization("prune50+int8") == prune(0.5) | int8
     assert parse_optimization("prune50+qat_int8") == prune(0.5) | qat | int8()
-    assert (prune_2of4 | cluster(16)).completed().name == "prune_2of4+cluster16"
+    assert as_pipeline(prune_2of4 | cluster(16)).name == "prune_2of4+cluster16"
     assert parse_optimization("prune50+fp32").name == "prune50"  # fp32 after a step is implied
     assert [t.name for t in parse_optimization("cluster16").transforms] == ["cluster16", "fp32"]
 

@@ -19,8 +19,8 @@ from accelbench.cli import main
 from accelbench.errors import UsageError
 from accelbench.records import append_record, metric
 from accelbench.report.recommendations import print_recommendations
+from accelbench.report.run_outputs import write_run_outputs
 from accelbench.report.sections.tradeoffs import int8_note
-from accelbench.report.tables import write_run_outputs
 from accelbench.report.tradeoffs import points, recommendation
 from accelbench.runner.suite import expand, suite_from_mapping
 from accelbench.runner.suites import builtin_suite, default_optimizations

@@ -23,7 +23,7 @@ from accelbench.hardware_profiles import (
     load_profile,
     validate_profile_file,
 )
-from accelbench.hardware_profiles.schema import ATTACHED_ENV
+from accelbench.hardware_profiles.host import ATTACHED_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 BUILTINS = {

@@ -310,7 +310,7 @@ def test_every_published_row_is_within_2x_and_bands_rest_on_them():
 
 
 def test_the_projection_is_the_same_whichever_host_runs_it(tmp_path, monkeypatch):
-    from accelbench.hardware_profiles import host
+    from accelbench.hardware_profiles import calibrate
     from accelbench.hardware_profiles.calibrate import save_calibration
 
     cost = analyze_tflite(DATA / "cnn_int8.tflite")
@@ -318,7 +318,7 @@ def test_the_projection_is_the_same_whichever_host_runs_it(tmp_path, monkeypatch
     for name, gflops in (("xeon", 50.0), ("epyc", 400.0)):
         monkeypatch.setenv("ACCELBENCH_CACHE_DIR", str(tmp_path / name))
         save_calibration(_calibration(gflops, gflops * 4, gflops / 5))
-        monkeypatch.setattr(host, "detect_host", lambda n=name: pytest.fail(f"read host {n}"))
+        monkeypatch.setattr(calibrate, "detect_host", lambda n=name: pytest.fail(f"read host {n}"))
         seen.append(projection_record(cost, load_profile("rpi4")))
     assert seen[0] == seen[1]
     assert "no figure of this host" in seen[0]["method"]

@@ -17,7 +17,7 @@ import yaml
 import accelbench.report
 from accelbench.cli import main
 from accelbench.records import append_record, metric
-from accelbench.report.tables import write_run_outputs
+from accelbench.report.run_outputs import write_run_outputs
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -53,7 +53,16 @@ def served_cnn(tmp_path_factory):
     model = tmp_path_factory.mktemp("served") / "cnn.tflite"
     shutil.copy(DATA / "cnn_f32.tflite", model)
     proc, url = _start(
-        [sys.executable, "-m", "accelbench.serving", str(model), "--name", "cnn", "--port", "0"]
+        [
+            sys.executable,
+            "-m",
+            "accelbench.cli.serve_subprocess",
+            str(model),
+            "--name",
+            "cnn",
+            "--port",
+            "0",
+        ]
     )
     yield url
     _stop(proc)

@@ -354,7 +354,14 @@ def test_overload_gets_503_at_once_and_the_server_keeps_serving():
 
 def test_module_entry_point_prints_its_url_serves_and_exits_0_on_sigterm():
     process = subprocess.Popen(
-        [sys.executable, "-m", "accelbench.serving", str(DATA / "mlp_f32.tflite"), "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "accelbench.cli.serve_subprocess",
+            str(DATA / "mlp_f32.tflite"),
+            "--port",
+            "0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

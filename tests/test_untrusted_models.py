@@ -327,9 +327,10 @@ def test_records_say_how_each_cell_was_sandboxed(tmp_path):
 
 @contextlib.contextmanager
 def _server(args: list[str], cwd: Path) -> Iterator[subprocess.Popen]:
-    """`python -m accelbench.serving ARGS`, killed on the way out if the test left it running."""
+    """`python -m accelbench.cli.serve_subprocess ARGS`, killed on the way out if the test left
+    it running."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "accelbench.serving", *args],
+        [sys.executable, "-m", "accelbench.cli.serve_subprocess", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

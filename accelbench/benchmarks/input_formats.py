@@ -314,6 +314,8 @@ def reader_for(written: WrittenFormat, input_shape: tuple[int, ...]) -> FormatRe
             notes="read and decode are one Python stage (pyarrow row groups, under the GIL)",
         )
     if fmt in IMAGE_FORMATS:
+        from accelbench.models.data import decode_pixels
+
         channels = int(written.feature_shape[-1])
 
         def read_images(folder: Any) -> Any:
@@ -334,60 +336,6 @@ def reader_for(written: WrittenFormat, input_shape: tuple[int, ...]) -> FormatRe
             batch_decode=False,  # decode_png/decode_jpeg take one image at a time
         )
     raise ValueError(f"unknown format {fmt!r}")
-
-
-def decode_pixels(data: Any, channels: int, fmt: str | None = None) -> Any:
-    """Encoded image bytes -> uint8 pixels ``(height, width, channels)``, in the tf.data graph.
-
-    ``fmt`` ``png`` or ``jpeg`` uses that format's own decoder; None takes any of PNG, JPEG, BMP
-    and GIF (the first frame), for folders that mix them."""
-    import tensorflow as tf
-
-    if fmt == "png":
-        return tf.io.decode_png(data, channels=channels)
-    if fmt == "jpeg":
-        return tf.io.decode_jpeg(data, channels=channels)
-    return tf.io.decode_image(data, channels=channels, expand_animations=False)
-
-
-def read_image_files(
-    paths: list[str], input_shape: tuple[int, int, int], batch_size: int = 256
-) -> np.ndarray:
-    """Image files as float32 ``(n, *input_shape)`` in [0, 1], in the order of ``paths``.
-
-    Each is decoded to the channels of ``input_shape``, resized (bilinear) to its height and
-    width, and scaled by 1/255. The files are read by the input-pipeline benchmark's fastest
-    setting for one pass: parallel maps (order kept), batched, prefetched (the cache of its
-    ``best`` pipeline pays only from a second epoch). An undecodable file raises ValueError
-    naming it.
-    """
-    import numpy as np
-    import tensorflow as tf
-
-    height, width, channels = (int(d) for d in input_shape)
-
-    def load(path: Any) -> Any:
-        pixels = decode_pixels(tf.io.read_file(path), channels)
-        return tf.image.resize(tf.cast(pixels, tf.float32), (height, width)) / 255.0
-
-    options = tf.data.Options()
-    options.deterministic = True
-    ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string))
-    ds = ds.map(tf.autograph.experimental.do_not_convert(load), tf.data.AUTOTUNE)
-    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
-    try:
-        batches = [batch.numpy() for batch in ds]
-    except tf.errors.OpError:
-        # tf.data names no file; decode them one by one to find the first that fails.
-        for path in paths:
-            try:
-                load(tf.constant(path))
-            except (tf.errors.OpError, ValueError):
-                raise ValueError(f"{path}: not a decodable image") from None
-        raise
-    if not batches:
-        return np.zeros((0, height, width, channels), np.float32)
-    return np.concatenate(batches).astype(np.float32, copy=False)
 
 
 def _parquet_row_groups(path: bytes) -> Any:

@@ -172,7 +172,7 @@ def load_examples(model: str, data: str | None, seed: int = 0) -> dict[str, Any]
         raise UsageError(
             f"{model} is not a reference model; give its data (.npz) or use a reference model"
         )
-    from accelbench.optimizers.user_models import load_npz_data
+    from accelbench.models.data import load_npz_data
 
     x, y, _, _ = load_npz_data(data)
     if x.dtype.kind not in "fiub" or y.dtype.kind not in "iub":

@@ -385,7 +385,7 @@ def _next_target(runs: list[EndpointRun]) -> float | None:
 
 
 class ServerProcess:
-    """``python -m accelbench.serving`` on loopback, in a process group of its own.
+    """``python -m accelbench.cli.serve_subprocess`` on loopback, in a process group of its own.
 
     The server is told to die with this process (Linux PR_SET_PDEATHSIG, set by a small launcher
     before it execs the server), so even a worker killed by the sweep's timeout leaves no server
@@ -456,7 +456,8 @@ _LAUNCHER = (
     "import ctypes, os, signal, sys\n"
     "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)\n"
     "os.getppid() == int(sys.argv[1]) or sys.exit(1)\n"
-    "os.execv(sys.executable, [sys.executable, '-m', 'accelbench.serving', *sys.argv[2:]])\n"
+    "os.execv(sys.executable,"
+    " [sys.executable, '-m', 'accelbench.cli.serve_subprocess', *sys.argv[2:]])\n"
 )
 
 

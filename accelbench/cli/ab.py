@@ -379,12 +379,12 @@ def _check_measurement(args: argparse.Namespace) -> float:
 
 def _plan(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     """The re-measurement plan of two runs and its paired cells; every check before writing."""
-    from accelbench.report.compare import load_source
+    from accelbench.report.compare import load_source, match_cells
     from accelbench.runner.rerun import plan_cells, plan_rerun
 
     base = load_source(args.base, args.store)
     new = load_source(args.new, args.store)
-    plan = plan_rerun(base, new)
+    plan = plan_rerun(base, new, lambda b, n: match_cells(b, n).common)
     cells = plan_cells(
         plan,
         timeout_s=args.timeout,

@@ -269,22 +269,37 @@ def api_key(args: argparse.Namespace) -> str | None:
 def execute_suite(suite: Any, out: Path | None, progress: bool, *, cache: bool = True) -> int:
     """Run ``suite`` into ``out`` (default: a new results/<timestamp>), print what it found;
     the exit status (1 when a cell failed)."""
+    from accelbench.report.run_outputs import write_run_outputs
     from accelbench.runner.suite import expand
     from accelbench.runner.sweep import new_run_dir, run_suite
 
     expand(suite)  # profiles and settings are checked before the run folder exists
     run_dir = out or new_run_dir()
     check_run_dir(run_dir)
-    return _finish(run_dir, lambda: run_suite(suite, run_dir, progress=progress, cache=cache))
+    return _finish(
+        run_dir,
+        lambda: run_suite(
+            suite, run_dir, progress=progress, cache=cache, write_outputs=write_run_outputs
+        ),
+    )
 
 
 def resume_run(run_dir: Path, progress: bool, *, cache: bool = True) -> int:
     """Run the cells of ``run_dir`` not yet recorded, with the suite it was started with."""
+    from accelbench.report.run_outputs import write_run_outputs
     from accelbench.runner.sweep import load_run_suite, run_suite
 
     suite = load_run_suite(run_dir)
     return _finish(
-        run_dir, lambda: run_suite(suite, run_dir, resume=True, progress=progress, cache=cache)
+        run_dir,
+        lambda: run_suite(
+            suite,
+            run_dir,
+            resume=True,
+            progress=progress,
+            cache=cache,
+            write_outputs=write_run_outputs,
+        ),
     )
 
 

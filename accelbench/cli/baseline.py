@@ -50,7 +50,8 @@ class Baseline(Command):
 
 
 def _save(args: argparse.Namespace) -> int:
-    from accelbench.report.baselines import ARTIFACTS_DIR, save_baseline, store_dir
+    from accelbench.report.baseline_save import save_baseline
+    from accelbench.report.baselines import ARTIFACTS_DIR, store_dir
 
     saved = save_baseline(
         args.run_dir,

@@ -58,7 +58,7 @@ class Inspect(Command):
 
 
 def _known_file(path: Path) -> bool:
-    from accelbench.runtimes.validate import TFLITE_IDENTIFIER
+    from accelbench.runtimes.flatbuffer import TFLITE_IDENTIFIER
 
     if path.suffix.lower() in (".keras", ".h5", ".hdf5"):
         return True

@@ -224,8 +224,9 @@ def _write_and_print(
     from accelbench.benchmarks.serving import fetch_server_stats
     from accelbench.hardware_profiles import environment_fingerprint
     from accelbench.records import append_record
+    from accelbench.report.run_outputs import write_run_outputs
     from accelbench.report.tables import print_table
-    from accelbench.runner.sweep import make_record, write_derived
+    from accelbench.runner.sweep import make_record
 
     stats = fetch_server_stats(endpoint)
     if stats is not None:
@@ -234,7 +235,7 @@ def _write_and_print(
         result["settings"]["mode"] = _mode_from_stats(stats)
     record = make_record(cell, run_dir.name, environment_fingerprint(), result, wall_s, log_dir)
     append_record(run_dir, record)
-    write_derived(run_dir)
+    write_run_outputs(run_dir)
     print_table([record], title=f"load {endpoint.url} model {cell.model}")
     peak = record["metrics"].get("server_peak_qps")
     if peak is not None:

@@ -170,12 +170,11 @@ def _validate(args: argparse.Namespace) -> int:
     from accelbench.hardware_profiles.projection import OpTable, heldout_ratios, projected_figure
     from accelbench.hardware_profiles.validation import (
         VALIDATION_FILE,
-        cached_cost_table,
-        cost_table_path,
         load_rows,
         ratio_error,
         summarise,
     )
+    from accelbench.optimizers.validation_models import cached_cost_table, cost_table_path
 
     path = Path(args.table) if args.table else VALIDATION_FILE
     if not path.is_file():

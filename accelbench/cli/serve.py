@@ -1,10 +1,10 @@
 """`accelbench serve`: a TensorFlow Serving-compatible model server in the foreground.
 
-`python -m accelbench.serving` runs the same command; no web framework is imported until a
-server starts, so `accelbench --help` stays fast. The server loads the model, so it runs in the
-sandbox (accelbench.runner.sandbox): this process starts ``python -m accelbench.serving`` with
-the same flags under bubblewrap, with the host's network (it must listen) and the filesystem
-limits of a worker, and passes SIGINT/SIGTERM on to it.
+`python -m accelbench.cli.serve_subprocess` runs the same command; no web framework is imported
+until a server starts, so `accelbench --help` stays fast. The server loads the model, so it runs
+in the sandbox (accelbench.runner.sandbox): this process starts ``python -m
+accelbench.cli.serve_subprocess`` with the same flags under bubblewrap, with the host's network
+(it must listen) and the filesystem limits of a worker, and passes SIGINT/SIGTERM on to it.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def _serve_in_sandbox(args: argparse.Namespace, box: Any) -> int:
     from accelbench.processes import spawn_group, stop_group
     from accelbench.runner.sandbox import exit_status
 
-    argv = [sys.executable, "-m", "accelbench.serving", *server_argv(args)]
+    argv = [sys.executable, "-m", "accelbench.cli.serve_subprocess", *server_argv(args)]
     read = [p for p in (args.model, args.api_key_file) if p]
     command, env = box.command(argv, read=read, network=True, as_pid_1=True)
     info_read, info_write = os.pipe()

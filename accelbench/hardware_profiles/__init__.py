@@ -12,9 +12,11 @@ from pathlib import Path
 import yaml
 
 from accelbench.errors import UsageError
+from accelbench.hardware_profiles.calibrate import detect_host
 from accelbench.hardware_profiles.host import (
-    detect_host,
+    attached_accelerators,
     environment_fingerprint,
+    execution_mode,
     host_fingerprint_id,
 )
 from accelbench.hardware_profiles.schema import (
@@ -22,8 +24,6 @@ from accelbench.hardware_profiles.schema import (
     Emulation,
     HardwareProfile,
     Source,
-    attached_accelerators,
-    execution_mode,
     profile_from_mapping,
 )
 

@@ -1,4 +1,5 @@
-"""Measured peak figures of this host (fp32, int8, memory bandwidth) and their per-host cache."""
+"""Measured peak figures of this host (fp32, int8, memory bandwidth), their per-host cache, and
+the host as a profile with them (detect_host)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
-from accelbench.hardware_profiles.host import available_cores, host_fingerprint_id, memory_bytes
-from accelbench.records import write_atomic
+from accelbench.hardware_profiles.host import (
+    available_cores,
+    cpu_info,
+    host_fingerprint_id,
+    installed_runtimes,
+    memory_bytes,
+)
+from accelbench.hardware_profiles.schema import HardwareProfile
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -117,6 +124,8 @@ def save_calibration(calibration: Calibration) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     entries = _read_cache()
     entries[calibration.host_fingerprint_id] = calibration.to_dict()
+    from accelbench.records import write_atomic  # pydantic: only when a calibration is saved
+
     return write_atomic(path, json.dumps(entries, indent=2, sort_keys=True))
 
 
@@ -269,3 +278,59 @@ def _copy_bandwidth_gbps(np: Any, budget_s: float, threads: int) -> tuple[float,
         "copies, counting bytes read + bytes written (STREAM 'copy' convention)"
     )
     return 2 * size / best / 1e9, how
+
+
+def detect_host() -> HardwareProfile:
+    """This machine as a profile (execution local); peaks come from its cached calibration."""
+    cpu = cpu_info()
+    memory = memory_bytes()
+    usable = memory["cgroup_limit"] or memory["total"]
+    calibration = load_calibration()
+    peak: dict[str, float] = {}
+    sources: list[dict[str, Any]] = []
+    bandwidth = None
+    if calibration is not None:
+        peak["fp32"] = round(calibration.fp32_gflops / 1e3, 6)
+        if calibration.int8_gops is not None:
+            peak["int8"] = round(calibration.int8_gops / 1e3, 6)
+        bandwidth = calibration.memory_bandwidth_gbps
+        measured = {
+            "peak_compute.fp32": ("fp32_gflops", peak["fp32"]),
+            "peak_compute.int8": ("int8_gops", peak.get("int8")),
+            "memory_bandwidth_gbps": ("memory_bandwidth_gbps", bandwidth),
+        }
+        for figure, (key, value) in measured.items():
+            if value is not None:
+                how = calibration.methods.get(key, "measured")
+                citation = f"accelbench calibrate, {calibration.measured_at}: {how}"
+                sources.append({"figure": figure, "value": value, "url_or_citation": citation})
+    sources.append(
+        {
+            "figure": "memory_gb",
+            "value": round(usable / 2**30, 2),
+            "url_or_citation": "detected: psutil total memory, or the cgroup limit if lower",
+        }
+    )
+    is_arm = cpu["machine"].lower().startswith(("arm", "aarch"))
+    return HardwareProfile(
+        name="host",
+        kind="edge-cpu" if is_arm else "cpu",
+        vendor=cpu["cpu_vendor"],
+        model=cpu["cpu_model"],
+        cores=available_cores(),
+        memory_gb=round(usable / 2**30, 2),
+        peak_compute=peak,
+        memory_bandwidth_gbps=bandwidth,
+        supported_precisions=["fp32", "fp16", "bf16", "int8", "int16x8"],
+        runtimes=installed_runtimes(),
+        execution="local",
+        sources=sources,
+        notes=(
+            "Detected at run time"
+            + (
+                f"; peaks measured by calibration {calibration.measured_at}"
+                if calibration
+                else "; peaks unknown until 'accelbench calibrate' runs"
+            )
+        ),
+    )

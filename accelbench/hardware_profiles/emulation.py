@@ -12,11 +12,8 @@ import sys
 from typing import Any, Protocol
 
 from accelbench.errors import UsageError
-from accelbench.hardware_profiles.schema import (
-    FLOAT_PRECISIONS,
-    HardwareProfile,
-    execution_mode,
-)
+from accelbench.hardware_profiles.host import execution_mode
+from accelbench.hardware_profiles.schema import FLOAT_PRECISIONS, HardwareProfile
 from accelbench.runtimes.registry import RUNTIMES
 
 # Variables the numeric libraries read for their thread-pool size at import time.

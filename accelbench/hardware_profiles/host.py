@@ -13,7 +13,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from accelbench.hardware_profiles.schema import HardwareProfile
+from accelbench.hardware_profiles.schema import (
+    ACCELERATOR_KINDS,
+    HOST_NAME,
+    Execution,
+    HardwareProfile,
+    device_matches,
+)
 from accelbench.runtimes.registry import RUNTIMES
 
 # Flags that change how fast a model runs here; the full list is hundreds long and mostly noise.
@@ -222,59 +228,36 @@ def _os_release() -> str | None:
         return None
 
 
-def detect_host() -> HardwareProfile:
-    """This machine as a profile (execution local); peaks come from its cached calibration."""
-    from accelbench.hardware_profiles.calibrate import load_calibration
+# Set to device names separated by commas (as nvidia-smi or JAX name them, e.g. "NVIDIA H100 80GB
+# HBM3"), or to "none", to replace the detection of attached accelerators.
+ATTACHED_ENV = "ACCELBENCH_ATTACHED_DEVICES"
 
-    cpu = cpu_info()
-    memory = memory_bytes()
-    usable = memory["cgroup_limit"] or memory["total"]
-    calibration = load_calibration()
-    peak: dict[str, float] = {}
-    sources: list[dict[str, Any]] = []
-    bandwidth = None
-    if calibration is not None:
-        peak["fp32"] = round(calibration.fp32_gflops / 1e3, 6)
-        if calibration.int8_gops is not None:
-            peak["int8"] = round(calibration.int8_gops / 1e3, 6)
-        bandwidth = calibration.memory_bandwidth_gbps
-        measured = {
-            "peak_compute.fp32": ("fp32_gflops", peak["fp32"]),
-            "peak_compute.int8": ("int8_gops", peak.get("int8")),
-            "memory_bandwidth_gbps": ("memory_bandwidth_gbps", bandwidth),
-        }
-        for figure, (key, value) in measured.items():
-            if value is not None:
-                how = calibration.methods.get(key, "measured")
-                citation = f"accelbench calibrate, {calibration.measured_at}: {how}"
-                sources.append({"figure": figure, "value": value, "url_or_citation": citation})
-    sources.append(
-        {
-            "figure": "memory_gb",
-            "value": round(usable / 2**30, 2),
-            "url_or_citation": "detected: psutil total memory, or the cgroup limit if lower",
-        }
-    )
-    is_arm = cpu["machine"].lower().startswith(("arm", "aarch"))
-    return HardwareProfile(
-        name="host",
-        kind="edge-cpu" if is_arm else "cpu",
-        vendor=cpu["cpu_vendor"],
-        model=cpu["cpu_model"],
-        cores=available_cores(),
-        memory_gb=round(usable / 2**30, 2),
-        peak_compute=peak,
-        memory_bandwidth_gbps=bandwidth,
-        supported_precisions=["fp32", "fp16", "bf16", "int8", "int16x8"],
-        runtimes=installed_runtimes(),
-        execution="local",
-        sources=sources,
-        notes=(
-            "Detected at run time"
-            + (
-                f"; peaks measured by calibration {calibration.measured_at}"
-                if calibration
-                else "; peaks unknown until 'accelbench calibrate' runs"
-            )
-        ),
-    )
+
+def execution_mode(profile: HardwareProfile) -> Execution:
+    """How a cell on ``profile`` runs: the detected host always locally; a GPU or TPU profile
+    locally when a matching device is attached (see `attached_accelerators`); others as declared."""
+    if profile.name == HOST_NAME:
+        return "local"
+    if profile.kind in ACCELERATOR_KINDS and any(
+        device_matches(profile, device) for device in attached_accelerators()
+    ):
+        return "local"
+    return profile.execution
+
+
+def attached_accelerators() -> tuple[str, ...]:
+    """Names of the GPUs/TPUs attached to this machine, found without importing a framework.
+
+    ``$ACCELBENCH_ATTACHED_DEVICES`` replaces the detection ("none": no device). Otherwise:
+    NVIDIA GPUs from ``nvidia-smi`` (cached per process), and a Cloud TPU from
+    ``$TPU_ACCELERATOR_TYPE`` where the TPU VM sets it.
+    """
+    override = os.environ.get(ATTACHED_ENV)
+    if override is not None:
+        names = [n.strip() for n in override.split(",") if n.strip()]
+        return () if [n.lower() for n in names] == ["none"] else tuple(names)
+    found = [gpu["name"] for gpu in gpus()]
+    tpu = os.environ.get("TPU_ACCELERATOR_TYPE")
+    if tpu:
+        found.append(f"TPU {tpu}")
+    return tuple(found)

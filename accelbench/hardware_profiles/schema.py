@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Annotated, Any, Literal, get_args
 
@@ -276,10 +275,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-# Set to device names separated by commas (as nvidia-smi or JAX name them, e.g. "NVIDIA H100 80GB
-# HBM3"), or to "none", to replace the detection of attached accelerators.
-ATTACHED_ENV = "ACCELBENCH_ATTACHED_DEVICES"
-_ACCELERATOR_KINDS = ("gpu", "tpu")
+ACCELERATOR_KINDS = ("gpu", "tpu")
 # Words a profile name carries that no device name repeats.
 _NAME_NOISE = {"nvidia", "tpu", "google"}
 # Device names spell some chips differently from the profile names.
@@ -297,38 +293,6 @@ _VARIANTS = {
     "sxm5": "SXM",
     "nvl": "NVL",
 }
-
-
-def execution_mode(profile: HardwareProfile) -> Execution:
-    """How a cell on ``profile`` runs: the detected host always locally; a GPU or TPU profile
-    locally when a matching device is attached (see `attached_accelerators`); others as declared."""
-    if profile.name == HOST_NAME:
-        return "local"
-    if profile.kind in _ACCELERATOR_KINDS and any(
-        device_matches(profile, device) for device in attached_accelerators()
-    ):
-        return "local"
-    return profile.execution
-
-
-def attached_accelerators() -> tuple[str, ...]:
-    """Names of the GPUs/TPUs attached to this machine, found without importing a framework.
-
-    ``$ACCELBENCH_ATTACHED_DEVICES`` replaces the detection ("none": no device). Otherwise:
-    NVIDIA GPUs from ``nvidia-smi`` (cached per process), and a Cloud TPU from
-    ``$TPU_ACCELERATOR_TYPE`` where the TPU VM sets it.
-    """
-    override = os.environ.get(ATTACHED_ENV)
-    if override is not None:
-        names = [n.strip() for n in override.split(",") if n.strip()]
-        return () if [n.lower() for n in names] == ["none"] else tuple(names)
-    from accelbench.hardware_profiles.host import gpus
-
-    found = [gpu["name"] for gpu in gpus()]
-    tpu = os.environ.get("TPU_ACCELERATOR_TYPE")
-    if tpu:
-        found.append(f"TPU {tpu}")
-    return tuple(found)
 
 
 def device_matches(profile: HardwareProfile, device_name: str) -> bool:
@@ -369,7 +333,7 @@ def profile_variant(profile: HardwareProfile) -> str | None:
 
 
 def _same_family(profile: HardwareProfile, device_name: str) -> bool:
-    if profile.kind not in _ACCELERATOR_KINDS:
+    if profile.kind not in ACCELERATOR_KINDS:
         return False
     device = device_name.lower()
     for spelling, canonical in _DEVICE_ALIASES:

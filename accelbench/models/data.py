@@ -41,8 +41,8 @@ Image folder (image models)
     names are the class names: the spec's own names map to its class order, other names are
     sorted; their number must equal the model's classes.
     Images are decoded to the model's channels (grey or RGB), resized (bilinear) to its input
-    height and width, and scaled to [0, 1], by the input-pipeline benchmark's image reader
-    (`accelbench.benchmarks.input_formats.read_image_files`).
+    height and width, and scaled to [0, 1], by `read_image_files` (in tf.data, with the image
+    decoder the input-pipeline benchmark's image formats use).
 Audio folder (``kws_dscnn``, ``ad_autoencoder``)
     ``root/<class>/*.wav`` or ``root/train/<class>/``, ``root/test/<class>/``: 16 kHz, mono,
     16-bit PCM WAV (no resampling is done; convert other rates first, e.g. ``sox in.wav -r 16000
@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import os
 import wave
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from accelbench.errors import UsageError
+from accelbench.errors import UsageError, first_line
 from accelbench.models.spec import Dataset, ModelSpec
 from accelbench.models.training import check_dataset
 
@@ -119,6 +120,65 @@ class UserData:
     settings: dict[str, str] = field(default_factory=dict)
 
 
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_npz_data(
+    path: str | Path, *, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_test, y_test) from a .npz with those keys, or with x and y.
+
+    With only ``x`` and ``y``, a seeded random ``test_fraction`` (20%) of the rows becomes the
+    test set. Pickled (object) arrays are refused.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"data file '{path}' does not exist; give a .npz made with numpy.savez")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise UsageError(
+            f"'{path}' is not a readable .npz of plain arrays ({first_line(err)}); "
+            "save numeric arrays with numpy.savez"
+        ) from None
+    if all(key in arrays for key in NPZ_KEYS):
+        x_train, y_train, x_test, y_test = (arrays[key] for key in NPZ_KEYS)
+    elif "x" in arrays and "y" in arrays:
+        x, y = arrays["x"], arrays["y"]
+        _check_pair(path, "x", x, "y", y)
+        if len(x) < 2:
+            raise UsageError(f"'{path}' has {len(x)} sample in x; a train/test split needs two")
+        order = np.random.default_rng(seed).permutation(len(x))
+        test_count = min(len(x) - 1, max(1, round(len(x) * test_fraction)))
+        test, train = order[:test_count], order[test_count:]
+        x_train, y_train, x_test, y_test = x[train], y[train], x[test], y[test]
+    else:
+        raise UsageError(
+            f"'{path}' must hold arrays {', '.join(NPZ_KEYS)} (or x and y, split "
+            f"{round((1 - test_fraction) * 100)}/{round(test_fraction * 100)}); "
+            f"it holds {', '.join(sorted(arrays)) or 'nothing'}"
+        )
+    _check_pair(path, "x_train", x_train, "y_train", y_train)
+    _check_pair(path, "x_test", x_test, "y_test", y_test)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise UsageError(
+            f"'{path}': x_train samples have shape {list(x_train.shape[1:])} but x_test samples "
+            f"{list(x_test.shape[1:])}; both must match the model input"
+        )
+    return x_train, y_train, x_test, y_test
+
+
+def _check_pair(path: Path, x_name: str, x: np.ndarray, y_name: str, y: np.ndarray) -> None:
+    if x.ndim == 0 or y.ndim == 0 or len(x) == 0:
+        raise UsageError(f"'{path}': {x_name} and {y_name} must be non-empty arrays of samples")
+    if len(x) != len(y):
+        raise UsageError(
+            f"'{path}': {x_name} has {len(x)} samples but {y_name} has {len(y)}; "
+            "they must have one label per sample"
+        )
+
+
 def load_user_data(
     path: str | os.PathLike,
     input_shape: Sequence[int | None],
@@ -138,8 +198,6 @@ def load_user_data(
     """
     p = Path(path).expanduser()
     if p.is_file() and p.suffix.lower() == ".npz":
-        from accelbench.optimizers.user_models import load_npz_data
-
         x_train, y_train, x_test, y_test = load_npz_data(p, seed=seed)
         names = _every_class_name((), y_train, y_test, num_classes)
         return UserData(x_train, y_train, x_test, y_test, names, describe_user_data(p, seed=seed))
@@ -620,9 +678,60 @@ def _read_class_dirs(
     return _audio_features(root, [_read_wav(f) for f in files], spec), y
 
 
-def _read_images(files: list[Path], spec: ModelSpec) -> np.ndarray:
-    from accelbench.benchmarks.input_formats import read_image_files
+def decode_pixels(data: Any, channels: int, fmt: str | None = None) -> Any:
+    """Encoded image bytes -> uint8 pixels ``(height, width, channels)``, in the tf.data graph.
 
+    ``fmt`` ``png`` or ``jpeg`` uses that format's own decoder; None takes any of PNG, JPEG, BMP
+    and GIF (the first frame), for folders that mix them."""
+    import tensorflow as tf
+
+    if fmt == "png":
+        return tf.io.decode_png(data, channels=channels)
+    if fmt == "jpeg":
+        return tf.io.decode_jpeg(data, channels=channels)
+    return tf.io.decode_image(data, channels=channels, expand_animations=False)
+
+
+def read_image_files(
+    paths: list[str], input_shape: tuple[int, int, int], batch_size: int = 256
+) -> np.ndarray:
+    """Image files as float32 ``(n, *input_shape)`` in [0, 1], in the order of ``paths``.
+
+    Each is decoded to the channels of ``input_shape``, resized (bilinear) to its height and
+    width, and scaled by 1/255. The files are read with the input-pipeline benchmark's fastest
+    setting for one pass: parallel maps (order kept), batched, prefetched (the cache of its
+    ``best`` pipeline pays only from a second epoch). An undecodable file raises ValueError
+    naming it.
+    """
+    import tensorflow as tf
+
+    height, width, channels = (int(d) for d in input_shape)
+
+    def load(path: Any) -> Any:
+        pixels = decode_pixels(tf.io.read_file(path), channels)
+        return tf.image.resize(tf.cast(pixels, tf.float32), (height, width)) / 255.0
+
+    options = tf.data.Options()
+    options.deterministic = True
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string))
+    ds = ds.map(tf.autograph.experimental.do_not_convert(load), tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
+    try:
+        batches = [batch.numpy() for batch in ds]
+    except tf.errors.OpError:
+        # tf.data names no file; decode them one by one to find the first that fails.
+        for path in paths:
+            try:
+                load(tf.constant(path))
+            except (tf.errors.OpError, ValueError):
+                raise ValueError(f"{path}: not a decodable image") from None
+        raise
+    if not batches:
+        return np.zeros((0, height, width, channels), np.float32)
+    return np.concatenate(batches).astype(np.float32, copy=False)
+
+
+def _read_images(files: list[Path], spec: ModelSpec) -> np.ndarray:
     try:
         return read_image_files([str(f) for f in files], tuple(spec.input_shape))
     except ValueError as exc:

@@ -1,5 +1,6 @@
 """The JAX reference models (plain JAX + optax): their layers, training on one device or
-data-parallel across several, and export to .jaxexport and, through jax2tf, to .tflite.
+data-parallel across several, and export to .jaxexport (`accelbench.optimizers.jax_tflite`
+converts them to .tflite through jax2tf).
 
 Each JAX model is the same architecture, data, quality target and evaluation as a Keras
 reference model (``BASES``); only the framework differs, so the two can be compared. JAX, optax
@@ -70,7 +71,7 @@ def derived_specs(base_specs: dict[str, ModelSpec]) -> list[ModelSpec]:
     return specs
 
 
-def _spec(name: str) -> ModelSpec:
+def jax_spec(name: str) -> ModelSpec:
     from accelbench.models import get_spec
 
     if not is_jax_model(name):
@@ -83,7 +84,7 @@ def _spec(name: str) -> ModelSpec:
 
 def init_params(name: str, seed: int = 0) -> dict[str, Any]:
     """Initial parameters (numpy float32): Glorot-uniform kernels and zero biases, as Keras."""
-    spec = _spec(name)
+    spec = jax_spec(name)
     rng = np.random.default_rng(seed)
     shape = (1, *spec.input_shape)
     params: dict[str, Any] = {}
@@ -220,7 +221,7 @@ def fit(
     data: str | None = None,
 ) -> tuple[dict, dict[str, Any]]:
     """`train`, also returning the trained parameters (numpy float32) for export."""
-    spec = _spec(name)
+    spec = jax_spec(name)
     epochs = spec.epochs if epochs is None else epochs
     for label, value in (("epochs", epochs), ("batch_size", batch_size), ("devices", devices)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -461,7 +462,7 @@ def export_jax(name: str, params: Any, path: str | Path, *, precision: str = "fp
     and TPU) for runtime 'jax'."""
     from accelbench.runtimes.jax_runtime import save_jax_export
 
-    spec = _spec(name)
+    spec = jax_spec(name)
     example = np.zeros((1, *spec.input_shape), np.float32)
     # Lowered for every platform JAX exports to, so one file serves a CPU, a GPU and a TPU host.
     return save_jax_export(
@@ -470,71 +471,4 @@ def export_jax(name: str, params: Any, path: str | Path, *, precision: str = "fp
         path,
         dynamic_batch=True,
         platforms=EXPORT_PLATFORMS,
-    )
-
-
-def export_tflite(
-    name: str,
-    params: Any,
-    optimization: str,
-    out_dir: str | Path,
-    *,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    seed: int = 0,
-) -> Any:
-    """Convert ``params``' predict function through jax2tf to ``<out_dir>/<optimization>.tflite``.
-
-    jax2tf (StableHLO, lowered for CPU) -> ``tf.function`` -> the concrete function at batch 1
-    -> ``TFLiteConverter.from_concrete_functions``, set up by the same converters as the Keras
-    models (`accelbench.optimizers.converters`; int8 calibrates on the training inputs). Returns
-    an `accelbench.optimizers.Artifact`. Pruning, clustering and QAT are Keras-only: UsageError.
-    """
-    from accelbench.optimizers import Artifact, OptimizationState, parse_optimization
-    from accelbench.optimizers.converters import CONVERTERS, convert_to_file
-
-    pipeline = parse_optimization(optimization)
-    keras_only = [t.name for t in pipeline.transforms if not t.converts]
-    if keras_only:
-        raise UsageError(
-            f"{pipeline.name}: {', '.join(keras_only)} needs a Keras model "
-            "(tensorflow-model-optimization wraps Keras layers); a JAX model takes only "
-            f"post-training converters: {', '.join(JAX_OPTIMIZATIONS)}"
-        )
-    converter_step = CONVERTERS[pipeline.transforms[-1].name]
-    spec = _spec(name)
-    from accelbench.keras_compat import legacy_keras
-
-    legacy_keras()  # TF must see TF_USE_LEGACY_KERAS before it loads, as everywhere else
-    import tensorflow as tf
-    from jax.experimental import jax2tf
-
-    converted = jax2tf.convert(
-        predict_fn(name, params),
-        with_gradient=False,
-        native_serialization_platforms=("cpu",),
-    )
-    # Batch 1, as on a device: a fixed shape keeps the graph free of shape arithmetic (which
-    # full-integer quantization and the Edge TPU refuse).
-    signature = [tf.TensorSpec((1, *spec.input_shape), tf.float32, name="input")]
-    function = tf.function(converted, autograph=False, input_signature=signature)
-    concrete = function.get_concrete_function()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], function)
-    state = OptimizationState(
-        model=None,
-        x_train=x_train,
-        y_train=y_train,
-        out_dir=Path(out_dir),
-        artifact_name=pipeline.name,
-        seed=seed,
-    )
-    notes = converter_step.configure(converter, state, tf)
-    notes["source"] = "jax2tf (native serialization, cpu) -> from_concrete_functions"
-    path, notes["convert_s"] = convert_to_file(converter, state.out_dir, pipeline.name)
-    return Artifact(
-        path=path,
-        name=pipeline.name,
-        steps=("jax2tf", converter_step.name),
-        fine_tune_s=0.0,
-        notes={converter_step.name: notes},
     )

@@ -26,9 +26,7 @@ def train(
     seed, data and machine give the same weights. The test set is scored with `evaluate`'s code
     at the end of every epoch (its time is not counted) to find the time to target.
     """
-    from accelbench.models import jax_models
-
-    if spec.name in jax_models.BASES:
+    if spec.framework == "jax":
         raise UsageError(
             f"{spec.name} is a JAX model; train it with accelbench.models.jax_models.train"
         )

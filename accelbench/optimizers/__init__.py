@@ -26,7 +26,7 @@ from accelbench.optimizers.training import (
     qat,
     tfmot_problem,
 )
-from accelbench.optimizers.user_models import load_npz_data, load_user_model
+from accelbench.optimizers.user_models import load_user_model
 
 __all__ = [
     "CONVERTERS",
@@ -47,7 +47,6 @@ __all__ = [
     "int8",
     "int16x8",
     "kernel_weights",
-    "load_npz_data",
     "load_user_model",
     "optimize",
     "parse_optimization",

@@ -122,14 +122,6 @@ class Pipeline(Transform):
             names.pop()
         return "+".join(names)
 
-    def completed(self) -> Pipeline:
-        """This pipeline ending in a converter: fp32 when it has none (int8 after QAT)."""
-        if self.transforms[-1].converts:
-            return self
-        from accelbench.optimizers.converters import fp32, int8
-
-        return Pipeline((*self.transforms, int8 if self.transforms[-1].rank == RANK_QAT else fp32))
-
     def apply(self, state: OptimizationState) -> OptimizationState:
         for transform in self.transforms:
             state = transform.apply(state)

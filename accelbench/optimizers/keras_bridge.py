@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from accelbench.errors import UsageError
+from accelbench.errors import UsageError, first_line
 
 TOLERANCE = 1e-4
 CHECK_SAMPLES = 32
@@ -207,7 +207,7 @@ class _Rebuilder:
                     outputs = layer(*args, **kwargs)
                 except Exception as err:  # any tf_keras refusal names the layer
                     raise BridgeError(
-                        node.operation.name, type(node.operation).__name__, _first_line(err)
+                        node.operation.name, type(node.operation).__name__, first_line(err)
                     ) from None
                 for old, new in zip(tree.flatten(node.outputs), tree.flatten(outputs), strict=True):
                     tensors[id(old)] = new
@@ -250,7 +250,7 @@ class _Rebuilder:
         except BridgeError:
             raise
         except Exception as err:  # tf_keras refuses a value: say which layer
-            raise BridgeError(layer.name, class_name, _first_line(err)) from None
+            raise BridgeError(layer.name, class_name, first_line(err)) from None
 
     def copy_weights(self) -> None:
         for old, new in self.pairs:
@@ -354,7 +354,7 @@ def _compile_like(old: Any, new: Any, keras: Any, tfk: Any) -> None:
     except BridgeError:
         raise
     except Exception as err:  # a Keras 3 only loss or optimizer
-        raise BridgeError(old.name, type(old).__name__, _first_line(err)) from None
+        raise BridgeError(old.name, type(old).__name__, first_line(err)) from None
     new.compile(optimizer=optimizer if optimizer is not None else "adam", loss=loss)
 
 
@@ -377,8 +377,3 @@ def _flat(outputs: Any) -> list[Any]:
     if isinstance(outputs, list | tuple):
         return [y for x in outputs for y in _flat(x)]
     return [outputs]
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:300] if text else type(err).__name__

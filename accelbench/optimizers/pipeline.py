@@ -11,12 +11,13 @@ import numpy as np
 from accelbench.errors import UsageError
 from accelbench.optimizers.base import (
     ACCEPTED_NAMES,
+    RANK_QAT,
     Artifact,
     OptimizationState,
     Pipeline,
     Transform,
 )
-from accelbench.optimizers.converters import CONVERTERS, int8
+from accelbench.optimizers.converters import CONVERTERS, fp32, int8
 from accelbench.optimizers.keras_bridge import bridged, is_keras3_model, keras_source
 from accelbench.optimizers.training import cluster, prune, prune_2of4, qat
 
@@ -48,7 +49,7 @@ def parse_optimization(name: str) -> Pipeline:
         raise UsageError(f"an optimization name is needed; names are {ACCEPTED_NAMES}")
     tokens = name.strip().lower().split("+")
     transforms = tuple(t for token in tokens for t in _parse_step(token.strip(), name))
-    return Pipeline(transforms).completed()
+    return _completed(Pipeline(transforms))
 
 
 def as_pipeline(optimization: str | Transform) -> Pipeline:
@@ -61,7 +62,15 @@ def as_pipeline(optimization: str | Transform) -> Pipeline:
             f"not a {type(optimization).__name__}"
         )
     pipeline = optimization if isinstance(optimization, Pipeline) else Pipeline((optimization,))
-    return pipeline.completed()
+    return _completed(pipeline)
+
+
+def _completed(pipeline: Pipeline) -> Pipeline:
+    """``pipeline`` ending in a converter: fp32 when it has none (int8 after QAT)."""
+    if pipeline.transforms[-1].converts:
+        return pipeline
+    last = pipeline.transforms[-1]
+    return Pipeline((*pipeline.transforms, int8 if last.rank == RANK_QAT else fp32))
 
 
 def optimize(

@@ -1,18 +1,14 @@
-"""A user's own model (.keras, .h5, SavedModel) and data (.npz), loaded safely for `optimize`, and
-their data checked against them before a run starts."""
+"""A user's own model (.keras, .h5, SavedModel), loaded safely for `optimize`, and its data
+(read by `accelbench.models.data`) checked against it before a run starts."""
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from accelbench.errors import UsageError
+from accelbench.errors import UsageError, first_line
 
 MODEL_FORMATS = "a .keras or .h5 file or a SavedModel directory"
-NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def load_user_model(path: str | Path) -> Any:
@@ -56,7 +52,7 @@ def _load(load: Any, path: Path) -> Any:
     try:
         return load()
     except Exception as err:  # every loader failure is the user's file
-        message = f"cannot load model '{path}' ({_first_line(err)}); {_HOW_TO_SAVE}"
+        message = f"cannot load model '{path}' ({first_line(err)}); {_HOW_TO_SAVE}"
         raise UsageError(message) from None
 
 
@@ -71,76 +67,14 @@ def _load_keras3(path: Path, keras2_error: Exception) -> Any:
         import keras as keras3
     except ImportError:
         raise UsageError(
-            f"cannot load model '{path}' with tf_keras ({_first_line(keras2_error)}); "
-            f"{_HOW_TO_SAVE}"
+            f"cannot load model '{path}' with tf_keras ({first_line(keras2_error)}); {_HOW_TO_SAVE}"
         ) from None
     try:
         return keras3.saving.load_model(path, safe_mode=True)
     except Exception:  # report the Keras 2 reason: that is the loader we need
         raise UsageError(
-            f"cannot load model '{path}' ({_first_line(keras2_error)}); {_HOW_TO_SAVE}"
+            f"cannot load model '{path}' ({first_line(keras2_error)}); {_HOW_TO_SAVE}"
         ) from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:300] if text else type(err).__name__
-
-
-def load_npz_data(
-    path: str | Path, *, test_fraction: float = 0.2, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train, y_train, x_test, y_test) from a .npz with those keys, or with x and y.
-
-    With only ``x`` and ``y``, a seeded random ``test_fraction`` (20%) of the rows becomes the
-    test set. Pickled (object) arrays are refused.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"data file '{path}' does not exist; give a .npz made with numpy.savez")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as err:
-        raise UsageError(
-            f"'{path}' is not a readable .npz of plain arrays ({_first_line(err)}); "
-            "save numeric arrays with numpy.savez"
-        ) from None
-    if all(key in arrays for key in NPZ_KEYS):
-        x_train, y_train, x_test, y_test = (arrays[key] for key in NPZ_KEYS)
-    elif "x" in arrays and "y" in arrays:
-        x, y = arrays["x"], arrays["y"]
-        _check_pair(path, "x", x, "y", y)
-        if len(x) < 2:
-            raise UsageError(f"'{path}' has {len(x)} sample in x; a train/test split needs two")
-        order = np.random.default_rng(seed).permutation(len(x))
-        test_count = min(len(x) - 1, max(1, round(len(x) * test_fraction)))
-        test, train = order[:test_count], order[test_count:]
-        x_train, y_train, x_test, y_test = x[train], y[train], x[test], y[test]
-    else:
-        raise UsageError(
-            f"'{path}' must hold arrays {', '.join(NPZ_KEYS)} (or x and y, split "
-            f"{round((1 - test_fraction) * 100)}/{round(test_fraction * 100)}); "
-            f"it holds {', '.join(sorted(arrays)) or 'nothing'}"
-        )
-    _check_pair(path, "x_train", x_train, "y_train", y_train)
-    _check_pair(path, "x_test", x_test, "y_test", y_test)
-    if x_train.shape[1:] != x_test.shape[1:]:
-        raise UsageError(
-            f"'{path}': x_train samples have shape {list(x_train.shape[1:])} but x_test samples "
-            f"{list(x_test.shape[1:])}; both must match the model input"
-        )
-    return x_train, y_train, x_test, y_test
-
-
-def _check_pair(path: Path, x_name: str, x: np.ndarray, y_name: str, y: np.ndarray) -> None:
-    if x.ndim == 0 or y.ndim == 0 or len(x) == 0:
-        raise UsageError(f"'{path}': {x_name} and {y_name} must be non-empty arrays of samples")
-    if len(x) != len(y):
-        raise UsageError(
-            f"'{path}': {x_name} has {len(x)} samples but {y_name} has {len(y)}; "
-            "they must have one label per sample"
-        )
 
 
 def check_user_data(
@@ -150,7 +84,7 @@ def check_user_data(
     anything is written. A trusted model is not loaded here, outside the sandbox: its data's
     layout is checked alone (a .npz read, any other path's existence), and its worker says what
     does not fit."""
-    from accelbench.models.data import load_user_data
+    from accelbench.models.data import load_npz_data, load_user_data
 
     if not data.exists():
         raise UsageError(

@@ -12,10 +12,6 @@ from accelbench.records import (
     Record,
     as_records,
     read_records,
-    read_typed_records,
-    replace_durably,
-    temporary_path,
-    write_atomic,
 )
 
 # The columns a person reads first; every other metric follows in name order.
@@ -214,25 +210,6 @@ def summary_markdown(records: Iterable[Record | dict[str, Any]], run_dir: Path) 
     if note:
         lines.append(note + "\n")
     return "\n".join(lines)
-
-
-def write_run_outputs(run_dir: Path) -> None:
-    """Derive results.parquet and summary.md from records.jsonl (written via temp files)."""
-    records = read_typed_records(run_dir)
-    if not records:
-        return
-    frame = records_frame(records)
-    target = run_dir / "results.parquet"
-    tmp = temporary_path(target)
-    try:
-        frame.to_parquet(tmp, index=False)
-        replace_durably(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    write_atomic(run_dir / "summary.md", summary_markdown(records, run_dir))
-    from accelbench.report.report import write_report
-
-    write_report(run_dir, records)
 
 
 def print_table(records: Iterable[Record | dict[str, Any]], title: str | None = None) -> None:

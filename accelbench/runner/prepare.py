@@ -170,7 +170,9 @@ def _jax_model(job: dict[str, Any], data: _Data, out_dir: Path) -> tuple[Any, di
     training["jax_export"] = str(jax_export)
 
     def make(name: str) -> Any:
-        return jax_models.export_tflite(
+        from accelbench.optimizers.jax_tflite import export_tflite
+
+        return export_tflite(
             job["model"],
             params,
             name,

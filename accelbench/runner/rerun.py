@@ -14,18 +14,32 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from accelbench.errors import UsageError
+from accelbench.records import find_artifact
 
 if TYPE_CHECKING:
-    from accelbench.report.compare import Source
     from accelbench.runner.suite import Cell
     from accelbench.runtimes.remote import EndpointInfo, RemoteRuntime
 
 SYNTHETIC = "synthetic"
+
+
+class Source(Protocol):
+    """One side of a re-measurement as the plan reads it (`accelbench.report.compare.Source`):
+    its kind ("run", "baseline" or "pytest-benchmark"), path, artifact root and records as
+    dicts by cell_id."""
+
+    kind: str
+    path: str
+    root: str
+
+    @property
+    def cells(self) -> dict[str, dict[str, Any]]: ...
 
 
 def paired_cells(
@@ -260,29 +274,29 @@ class RerunPlan:
         return [m for m in self.measurements if _verdict_entry(m.record).get("reason")]
 
 
-def plan_rerun(base: Source, new: Source) -> RerunPlan:
-    """Match the two sources' cells as compare does (same cell_id, same execution) and plan one
-    paired measurement per distinct (base artifact, new artifact, profile, threads, runtime,
-    XNNPACK, inputs) among the matched LoadGen cells.
+def plan_rerun(
+    base: Source, new: Source, matched_cells: Callable[[Source, Source], list[str]]
+) -> RerunPlan:
+    """Plan one paired measurement per distinct (base artifact, new artifact, profile, threads,
+    runtime, XNNPACK, inputs) among the LoadGen cells of ``matched_cells(base, new)``: the cells
+    that compare matches (same cell_id, same execution; the CLI passes report.compare's).
 
     A matched cell is skipped, with its reason, when either side did not finish ok, was not
     timed on this kind of machine (projected, remote), or its artifact is gone or no longer has
     the recorded sha256. Nothing measurable at all is a UsageError.
     """
     from accelbench.benchmarks.scenarios import SCENARIOS
-    from accelbench.report.baselines import find_artifact
-    from accelbench.report.compare import match_cells
 
     if "pytest-benchmark" in (base.kind, new.kind):
         raise UsageError(
             "a pytest-benchmark file keeps no model artifacts to re-measure; give two run "
             "folders or baselines"
         )
-    match = match_cells(base, new)
+    common = matched_cells(base, new)
     measurements: dict[tuple[Any, ...], Measurement] = {}
     skipped: list[dict[str, str]] = []
     latency = {name for name, scenario in SCENARIOS.items() if scenario.latency}
-    timed = [c for c in match.common if base.cells[c].get("scenario") in latency]
+    timed = [c for c in common if base.cells[c].get("scenario") in latency]
     if not timed:
         raise UsageError(
             f"{base.path} and {new.path} have no LoadGen cells in common, so there is no time "

@@ -602,11 +602,12 @@ def check_suite(suite: Suite) -> None:
     """Refuse, before any folder is written, a suite whose model files are missing or unusable
     (unsafe ones unless ``trust_model``), or whose batch size a model's fixed batch dimension
     rules out. ``expand`` calls it, so every run (the CLI's and run_suite's) is checked."""
-    from accelbench.runtimes.validate import check_batch_size
-
     for entry in suite.models:
         check_entry(entry, trust=suite.trust_model)
         if suite.batch_size is not None and entry.kind == "artifact":
+            # Imported here: LoadGen loads with it, and only a batch size needs it.
+            from accelbench.benchmarks.loadgen.sut import check_batch_size
+
             check_batch_size(Path(entry.path), suite.batch_size)
 
 

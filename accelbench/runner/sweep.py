@@ -159,11 +159,16 @@ def run_suite(
     resume: bool = False,
     progress: bool = True,
     cache: bool = True,
+    write_outputs: Callable[[Path], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every cell of the suite not yet recorded in run_dir; return all the run's records.
 
     ``cache``: take prepared artifacts from the artifact cache where it has them, and keep new
     ones there (runner/artifact_cache.py); False prepares every model afresh.
+
+    ``write_outputs(run_dir)`` writes the files derived from records.jsonl once the sweep ends
+    (the CLI passes `accelbench.report.run_outputs.write_run_outputs`: results.parquet, summary.md
+    and the report); None writes only records.jsonl.
 
     Ctrl-C stops the cell in flight (its worker is killed, no record is written for it) and
     re-raises KeyboardInterrupt after the derived files are written from the finished records.
@@ -175,11 +180,16 @@ def run_suite(
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
         prepare_run_dir(run_dir, suite, resume)
-        return _sweep(cells, jobs, run_dir, progress, cache)
+        return _sweep(cells, jobs, run_dir, progress, cache, write_outputs)
 
 
 def _sweep(
-    cells: list[Cell], jobs: list[PrepareJob], run_dir: Path, progress: bool, cache: bool
+    cells: list[Cell],
+    jobs: list[PrepareJob],
+    run_dir: Path,
+    progress: bool,
+    cache: bool,
+    write_outputs: Callable[[Path], None] | None,
 ) -> list[dict[str, Any]]:
     records_path = run_dir / RECORDS_FILE
     if records_path.is_file():
@@ -239,7 +249,8 @@ def _sweep(
         bar.stop()
         if fresh_from is not None:
             run_plan.learn(records[fresh_from:])  # the next plan's costs, from this run's
-        write_derived(run_dir)
+        if write_outputs is not None and records_path.exists():
+            write_outputs(run_dir)
     return records
 
 
@@ -268,13 +279,6 @@ def _ensure_calibration(verbose: bool) -> None:
         if verbose:
             print("calibrating this host for projections (once; cached)...", file=sys.stderr)
         calibrate()
-
-
-def write_derived(run_dir: Path) -> None:
-    from accelbench.report.tables import write_run_outputs
-
-    if (run_dir / "records.jsonl").exists():
-        write_run_outputs(run_dir)
 
 
 def _spawn(

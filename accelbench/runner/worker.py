@@ -259,7 +259,7 @@ def run_loadgen_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
         result["error"] = "LoadGen result INVALID: " + (", ".join(failed) or "see the log")
     p50 = scenario.metrics.get("latency_p50_ms", {}).get("value")
     if accelerated:
-        from accelbench.runtimes.jax_runtime import utilization_metrics
+        from accelbench.benchmarks.utilization import utilization_metrics
 
         rate = samples_per_second(cell["scenario"], scenario.metrics)
         result["metrics"].update(utilization_metrics(result["runtime"], rate, profile))

@@ -600,13 +600,13 @@ _FLEX_PREFIX = "Flex"
 
 
 def _tflite_ops(path: Path) -> list[Finding]:
-    from accelbench.runtimes.validate import TFLITE_IDENTIFIER, _OutOfBounds, _Reader
+    from accelbench.runtimes.flatbuffer import TFLITE_IDENTIFIER, OutOfBounds, Reader
 
     with path.open("rb") as file:
         if file.read(8)[4:8] != TFLITE_IDENTIFIER:
             return []
     data = path.read_bytes()
-    reader = _Reader(data)
+    reader = Reader(data)
     try:
         model = reader.table(reader.u32(0), "the root table")
         codes = [_fb_string(reader, code, 1) for code in reader.table_vector(model, 1)]
@@ -624,7 +624,7 @@ def _tflite_ops(path: Path) -> list[Finding]:
                 if index in flagged:
                     family, code = flagged[index]
                     findings.append(Finding(family.kind, code, where))
-    except (_OutOfBounds, struct.error, UnicodeDecodeError) as err:
+    except (OutOfBounds, struct.error, UnicodeDecodeError) as err:
         raise _unreadable(path, ".tflite flatbuffer", err) from None
     return findings
 

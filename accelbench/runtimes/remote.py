@@ -14,7 +14,7 @@ and is counted by kind; ``counters()`` gives the counts. Like every runtime it n
 clock: LoadGen times the requests.
 
 Probing uses only the standard library; requests go through `http_client`. The JSON bodies
-(requests, answers, metadata) are `accelbench.serving.protocol`'s, which the server shares.
+(requests, answers, metadata) are `accelbench.runtimes.serving_protocol`'s, which the server shares.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 from accelbench.errors import UsageError
 from accelbench.runtimes import http_client
 from accelbench.runtimes.edge import TensorSpec
-from accelbench.serving.protocol import (
+from accelbench.runtimes.serving_protocol import (
     DEFAULT_SIGNATURE,
     answer_problem,
     error_text,

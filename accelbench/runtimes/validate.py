@@ -3,9 +3,10 @@
 validate_tflite imports numpy and, in a child process, the interpreter only: never TensorFlow.
 The flatbuffer's offsets are bounds-checked here, and the interpreter's load runs in a child
 process, because an interpreter that does not verify the buffer could crash the caller on a
-corrupt file. check_batch_size and check_inputs open a .tflite or .jaxexport in this process (no
-device is touched), after check_artifact has validated it; other artifacts are checked in their
-cells, which fail with the same reason.
+corrupt file. check_inputs and opened_here (which benchmarks.loadgen's check_batch_size reads
+a batch dimension through) open a .tflite or .jaxexport in this process (no device is touched),
+after check_artifact has validated it; other artifacts are checked in their cells, which fail
+with the same reason.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from accelbench.errors import UsageError
+from accelbench.runtimes.flatbuffer import TFLITE_IDENTIFIER, OutOfBounds, Reader
 
-TFLITE_IDENTIFIER = b"TFL3"
 EDGE_RUNNER = Path(__file__).with_name("edge.py")
 
 # Model table fields (tensorflow/compiler/mlir/lite/schema/schema.fbs) that hold offset vectors.
@@ -94,29 +94,19 @@ def check_artifact(path: Path, *, trust: bool = False, load: bool = True) -> Non
         validate_tflite(path, load=load)
 
 
-def check_batch_size(model: Path, batch_size: int) -> None:
-    """Refuse, before any folder is written, a batch size that the model's fixed batch
-    dimension rules out. A .tflite or .jaxexport is opened here to read it."""
-    from accelbench.benchmarks.loadgen import sut_batching
-
-    with _opened_here(model) as runtime:
-        if runtime is not None:
-            sut_batching(runtime, "offline", batch_size)
-
-
 def check_inputs(model: Path, inputs: Path) -> None:
     """The inputs file exists and, for a .tflite or .jaxexport (cheap to open), fits the model."""
     from accelbench.runtimes.inputs import load_inputs
 
     if not inputs.is_file():
         raise UsageError(f"inputs file {inputs} does not exist; pass a .npy or .npz file")
-    with _opened_here(model) as runtime:
+    with opened_here(model) as runtime:
         if runtime is not None:
             load_inputs(inputs, runtime.inputs())
 
 
 @contextlib.contextmanager
-def _opened_here(model: Path) -> Iterator[Any]:
+def opened_here(model: Path) -> Iterator[Any]:
     """The model opened in this process if it is a .tflite or .jaxexport, else None (opening a
     SavedModel loads TensorFlow: its worker checks it). A UsageError raised with it names the
     model."""
@@ -163,7 +153,7 @@ def _looks_like(path: Path, data: bytes) -> str | None:
 
 def _flatbuffer_problem(data: bytes) -> str | None:
     """Bounds-check the Model table, its vectors and its buffers: the part a truncation cuts."""
-    reader = _Reader(data)
+    reader = Reader(data)
     try:
         model = reader.table(reader.u32(0), "the root table")
         for field in (
@@ -200,85 +190,13 @@ def _flatbuffer_problem(data: bytes) -> str | None:
                     offset = reader.scalar(buffer, _BUFFER_OFFSET, "<Q")
                     size = reader.scalar(buffer, _BUFFER_SIZE, "<Q")
                     if offset > 1 and offset + size > len(data):
-                        raise _OutOfBounds(
+                        raise OutOfBounds(
                             f"a weight buffer ends at byte {offset + size} of {len(data)}"
                         )
         reader.span(model, _MODEL_DESCRIPTION, element_size=1)
-    except _OutOfBounds as err:
+    except OutOfBounds as err:
         return str(err)
     return None
-
-
-class _OutOfBounds(Exception):
-    """A part of the flatbuffer that is out of the file's bounds or otherwise unreadable."""
-
-
-class _Reader:
-    """Just enough of the flatbuffer wire format to bounds-check offsets."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def _need(self, start: int, length: int, what: str) -> None:
-        if start < 0 or start + length > len(self.data):
-            raise _OutOfBounds(f"{what} points to byte {start + length} of {len(self.data)}")
-
-    def u32(self, pos: int) -> int:
-        self._need(pos, 4, "an offset")
-        return struct.unpack_from("<I", self.data, pos)[0]
-
-    def table(self, pos: int, what: str = "a table") -> tuple[int, int]:
-        """Return (table position, vtable position) after checking both fit the file."""
-        self._need(pos, 4, what)
-        vtable = pos - struct.unpack_from("<i", self.data, pos)[0]
-        self._need(vtable, 4, f"the vtable of {what}")
-        vtable_size, table_size = struct.unpack_from("<HH", self.data, vtable)
-        if vtable_size < 4 or vtable_size % 2:
-            raise _OutOfBounds(f"the vtable of {what} has an impossible size {vtable_size}")
-        self._need(vtable, vtable_size, f"the vtable of {what}")
-        self._need(pos, table_size, what)
-        return pos, vtable
-
-    def field(self, table: tuple[int, int], index: int) -> int | None:
-        pos, vtable = table
-        slot = 4 + 2 * index
-        if slot >= struct.unpack_from("<H", self.data, vtable)[0]:
-            return None
-        offset = struct.unpack_from("<H", self.data, vtable + slot)[0]
-        return pos + offset if offset else None
-
-    def scalar(self, table: tuple[int, int], index: int, fmt: str) -> int:
-        pos = self.field(table, index)
-        if pos is None:
-            return 0
-        self._need(pos, struct.calcsize(fmt), "a field")
-        return struct.unpack_from(fmt, self.data, pos)[0]
-
-    def span(self, table: tuple[int, int], index: int, element_size: int) -> tuple[int, int]:
-        """(first element's position, element count) of a vector field; (0, 0) when absent."""
-        pos = self.field(table, index)
-        if pos is None:
-            return 0, 0
-        start = pos + self.u32(pos)
-        length = self.u32(start)
-        self._need(start + 4, length * element_size, "a vector")
-        return start + 4, length
-
-    def vector(self, table: tuple[int, int], index: int, element_size: int) -> list[int]:
-        """Return the element positions of a vector field (empty when absent)."""
-        start, length = self.span(table, index, element_size)
-        return [start + i * element_size for i in range(length)]
-
-    def text(self, table: tuple[int, int], index: int, what: str) -> None:
-        """Check that a string field (absent is fine) lies in the file and is UTF-8."""
-        start, length = self.span(table, index, element_size=1)
-        try:
-            self.data[start : start + length].decode("utf-8")
-        except UnicodeDecodeError:
-            raise _OutOfBounds(f"{what} is not UTF-8 text") from None
-
-    def table_vector(self, table: tuple[int, int], index: int) -> list[tuple[int, int]]:
-        return [self.table(p + self.u32(p)) for p in self.vector(table, index, element_size=4)]
 
 
 def _load_in_child(path: Path, interpreter: str) -> None:

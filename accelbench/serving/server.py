@@ -12,7 +12,7 @@ answers 401 unless the request says ``Authorization: Bearer KEY``.
 
 Inference runs off the event loop on ``num_batch_threads`` threads, each with its own runtime
 instance (LiteRT interpreters are not thread-safe). Request bodies are parsed as JSON only; the
-JSON forms are `accelbench.serving.protocol`'s, which the client shares.
+JSON forms are `accelbench.runtimes.serving_protocol`'s, which the client shares.
 Predict requests go straight from uvicorn to the model server (no router or middleware on that
 path: the server's own Python per request is most of its cost for a small model); everything
 else goes through the Starlette app.
@@ -45,16 +45,7 @@ from starlette.routing import Route
 
 from accelbench.errors import UsageError
 from accelbench.runtimes import TensorSpec, open_runtime
-from accelbench.serving import LISTENING_PREFIX, MODEL_NAME, check_api_key
-from accelbench.serving.batching import (
-    BatchingConfig,
-    BatchScheduler,
-    BatchTooLarge,
-    QueueFull,
-    default_batch_threads,
-)
-from accelbench.serving.cache import ResponseCache, request_key
-from accelbench.serving.protocol import (
+from accelbench.runtimes.serving_protocol import (
     DEFAULT_SIGNATURE,
     TF_NAMES,
     Arrays,
@@ -67,6 +58,15 @@ from accelbench.serving.protocol import (
     parse_predict,
     status_body,
 )
+from accelbench.serving import LISTENING_PREFIX, MODEL_NAME, check_api_key
+from accelbench.serving.batching import (
+    BatchingConfig,
+    BatchScheduler,
+    BatchTooLarge,
+    QueueFull,
+    default_batch_threads,
+)
+from accelbench.serving.cache import ResponseCache, request_key
 
 MODEL_VERSION = "1"
 DEFAULT_MAX_BODY_BYTES = 16 * 2**20

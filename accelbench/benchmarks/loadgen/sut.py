@@ -117,6 +117,16 @@ def sut_batching(runtime: SupportsRun, scenario: str, batch_size: int | None = N
     return Batching.of(batch_size, fixed is not None)
 
 
+def check_batch_size(model: Path, batch_size: int) -> None:
+    """Refuse, before any folder is written, a batch size that the model's fixed batch
+    dimension rules out. A .tflite or .jaxexport is opened here to read it."""
+    from accelbench.runtimes.validate import opened_here
+
+    with opened_here(model) as runtime:
+        if runtime is not None:
+            sut_batching(runtime, "offline", batch_size)
+
+
 def run_test(
     runtime: SupportsRun,
     samples: list[list[np.ndarray]],

@@ -1,4 +1,5 @@
-"""`python -m accelbench.serving MODEL [flags]`: `accelbench serve`, for starting in a subprocess.
+"""`python -m accelbench.cli.serve_subprocess MODEL [flags]`: `accelbench serve`, for starting in a
+subprocess.
 
 With ``--port 0`` it binds a free port; once it accepts connections it prints exactly one line to
 stdout, ``accelbench-serving: listening on http://HOST:PORT``, and it exits with status 0 on
