@@ -114,3 +114,28 @@ def test_no_pareto_plot_mixes_measured_and_projected_points(tmp_path: Path, monk
     mixed.append(plots.ParetoPoint("coral", "int8", 1.1, 0.9, True, "projected"))
     with pytest.raises(ValueError, match="not measured and projected"):
         draw("m", "accuracy", mixed)
+
+
+def test_a_projected_device_without_fp32_gives_its_figure_and_band(tmp_path: Path) -> None:
+    # An int8-only accelerator refuses fp32: the row gives the projected figure and its band.
+    int8 = {
+        "model": "m",
+        "optimization": "int8",
+        "profile": "coral-edgetpu",
+        "execution": "projected",
+        "threads": 1,
+        "scenario": "single-stream",
+        "status": "ok",
+        "metrics": {
+            "projected_latency_ms": metric(2.0, "ms", "lower"),
+            "model_bytes": metric(4000, "bytes", "lower"),
+        },
+        "projection": {
+            "projected_latency_ms": 2.0,
+            "band": {"low_ms": 1.2, "high_ms": 3.4, "rests_on": "checked on 5 published rows"},
+        },
+    }
+    run = _run(tmp_path / "run", [int8])
+    (row,) = _decision_table((run / "report.md").read_text())[2:]
+    assert row.startswith("| coral-edgetpu (projected) | int8 | - (no fp32 there); 2 ms projected")
+    assert "band 1.2–3.4 ms" in row and row.endswith("| projected |")

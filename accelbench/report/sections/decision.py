@@ -20,6 +20,15 @@ def decision_row(where: str, choice: Choice) -> list[str]:
         return [where, f"none: {choice.reason()}", "-", "-", "-", obtained]
     if choice.base is None:
         speedup = "- (no fp32 latency there to compare with)"
+        if pick.device_latency_ms is not None:
+            # Where fp32 cannot run (an int8-only accelerator), the figure itself is the answer.
+            speedup = (
+                f"- (no fp32 there); {pick.device_latency_ms:.3g} ms {pick.device_latency_kind}"
+            )
+            if pick.device_band is not None:
+                speedup += f", band {pick.device_band[0]:.3g}–{pick.device_band[1]:.3g} ms"
+            elif pick.device_latency_kind == "projected":
+                speedup += ", unchecked"
     else:
         speedup = pick.speedup.text() if pick.speedup else "-"
     size = f"{pick.model_bytes / 1024:.1f} KiB" if pick.model_bytes else "-"
