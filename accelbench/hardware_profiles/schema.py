@@ -62,7 +62,11 @@ class Emulation(_Strict):
     memory_mb: int | None = Field(default=None, gt=0)
 
 
-OpKind = Literal["conv", "depthwise", "matmul", "pool", "other"]
+OpKind = Literal[
+    "conv", "pointwise", "depthwise", "matmul", "pool", "avgpool", "elementwise", "relu", "other"
+]
+# A kind with no efficiency of its own in a profile uses its parent's, then "other"'s.
+KIND_PARENT = {"pointwise": "conv", "avgpool": "pool", "elementwise": "other", "relu": "other"}
 OpPrecision = Literal["int8", "fp32", "fp16"]
 
 
@@ -72,9 +76,13 @@ class ProjectionParameters(_Strict):
     runtime: str = ""
     # Fraction of the peak each op kind reaches at each precision, relative to the peak used.
     efficiency: dict[OpKind, dict[OpPrecision, PositiveFloat]] = Field(default_factory=dict)
+    # Parameter count at which an op kind reaches half its efficiency (none: no effect).
+    weights_half: dict[OpKind, dict[OpPrecision, PositiveFloat]] = Field(default_factory=dict)
     per_op_overhead_us: float = Field(default=0.0, ge=0)
     per_inference_overhead_us: float = Field(default=0.0, ge=0)
     device_bandwidth_gbps: float | None = Field(default=None, gt=0)
+    # Rate at which an op's weights arrive from beyond the cache, once per call (CPUs).
+    weight_stream_gbps: float | None = Field(default=None, gt=0)
     link_bandwidth_gbps: float | None = Field(default=None, gt=0)
     link_latency_us: float = Field(default=0.0, ge=0)
     on_chip_parameter_mb: float | None = Field(default=None, ge=0)
@@ -85,14 +93,25 @@ class ProjectionParameters(_Strict):
     sources: dict[str, str] = Field(default_factory=dict)
 
     def efficiency_for(self, kind: str, precision: str) -> float:
-        """The efficiency of ``kind`` ops at ``precision``: its own, else "other"'s, else 1."""
-        for name in (kind, "other"):
+        """The efficiency of ``kind`` ops at ``precision``: its own, else its parent kind's, else
+        "other"'s, else 1."""
+        for name in dict.fromkeys((kind, KIND_PARENT.get(kind, kind), "other")):
             by_precision = self.efficiency.get(name)  # type: ignore[call-overload]
             if by_precision:
                 if precision in by_precision:
                     return by_precision[precision]
                 return next(iter(by_precision.values()))
         return 1.0
+
+    def shape_factor(self, kind: str, precision: str, weights: float) -> float:
+        """The share of its efficiency an op with ``weights`` parameters reaches: W / (W + W½)
+        where ``weights_half`` gives W½ for the kind (else its parent) and precision, else 1."""
+        half = None
+        for name in (kind, KIND_PARENT.get(kind, kind)):
+            half = half or self.weights_half.get(name, {}).get(precision)  # type: ignore[call-overload]
+        if half is None or not weights:
+            return 1.0
+        return weights / (weights + half)
 
     def set_parameters(self) -> list[str]:
         """The parameters this block sets, each of which ``sources`` must name."""
@@ -177,11 +196,15 @@ _ACCEPTS: dict[str, str] = {
     "url_or_citation": "a URL or a citation of the datasheet",
     "notes": "a string",
     "projection": "a mapping of per-op model parameters (docs/profiles.md, Projection)",
-    "efficiency": "a mapping from op kind (conv, depthwise, matmul, pool, other) to a mapping from "
-    "precision (int8, fp32, fp16) to a positive fraction of the peak",
+    "efficiency": "a mapping from op kind (conv, pointwise, depthwise, matmul, pool, avgpool, "
+    "elementwise, relu, other) to a mapping from precision (int8, fp32, fp16) to a positive "
+    "fraction of the peak",
+    "weights_half": "a mapping from op kind to a mapping from precision (int8, fp32, fp16) to a "
+    "positive parameter count",
     "per_op_overhead_us": "a number of microseconds, 0 or more",
     "per_inference_overhead_us": "a number of microseconds, 0 or more",
     "device_bandwidth_gbps": "a positive number of GB/s",
+    "weight_stream_gbps": "a positive number of GB/s",
     "link_bandwidth_gbps": "a positive number of GB/s",
     "link_latency_us": "a number of microseconds, 0 or more",
     "on_chip_parameter_mb": "a number of megabytes, 0 or more",
