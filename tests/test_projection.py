@@ -333,7 +333,10 @@ def test_project_prints_a_table_and_json():
     table = run_cli("project", model, "--profile", "coral-edgetpu,tpu-v5e")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["model", "profile", "projected", "bound", "top", "ops", "band"]
+    assert lines[0].split() == [
+        "model", "profile", "projected", "$", "per", "M", "inferences", "bound", "top", "ops",
+        "band",
+    ]  # fmt: skip
     coral = next(line for line in lines if "coral-edgetpu" in line)
     assert "ms" in coral and "checked on 5 published rows for edge-tpu" in coral
     assert "unchecked" in next(line for line in lines if "tpu-v5e" in line)

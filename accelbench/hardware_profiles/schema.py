@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, PositiveFloat, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PositiveFloat,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from accelbench.errors import UsageError
@@ -53,6 +62,40 @@ class Source(_Strict):
     figure: str = Field(min_length=1)
     value: str | float | int
     url_or_citation: str = Field(min_length=1)
+
+
+class Price(_Strict):
+    """What the device costs, with where and when the figure was read (see pricing.py): a
+    cloud device's on-demand price per hour, or a bought one's purchase price, spread over
+    ``lifetime_years`` of continuous use; or, where no figure is known, why not."""
+
+    usd_per_hour: float | None = Field(default=None, ge=0)
+    purchase_usd: float | None = Field(default=None, ge=0)
+    lifetime_years: float | None = Field(default=None, gt=0)
+    source: str = ""
+    date: dt.date | None = None
+    unknown: str = ""
+
+    @model_validator(mode="after")
+    def _one_figure_with_its_source(self) -> Price:
+        figures = [
+            name for name in ("usd_per_hour", "purchase_usd") if getattr(self, name) is not None
+        ]
+        if len(figures) > 1:
+            raise ValueError("give usd_per_hour (cloud) or purchase_usd (bought), not both")
+        if not figures and not self.unknown:
+            raise ValueError(
+                "give usd_per_hour (cloud) or purchase_usd (bought) with source and date, or "
+                "unknown: why no figure is given"
+            )
+        if figures and (not self.source or self.date is None):
+            raise ValueError(
+                f"{figures[0]} needs source (the page it was read from) and date (when it was "
+                "read, YYYY-MM-DD)"
+            )
+        if self.lifetime_years is not None and self.purchase_usd is None:
+            raise ValueError("lifetime_years spreads a purchase_usd; give one or drop it")
+        return self
 
 
 class Emulation(_Strict):
@@ -141,6 +184,7 @@ class HardwareProfile(_Strict):
     memory_bandwidth_gbps: float | None = Field(default=None, gt=0)
     tdp_watts: float | None = Field(default=None, gt=0)
     price_per_hour_usd: float | None = Field(default=None, ge=0)
+    price: Price | None = None
     supported_precisions: list[Precision] = Field(min_length=1)
     runtimes: list[Runtime] = Field(default_factory=list)
     delegate: str | None = None
@@ -183,6 +227,14 @@ _ACCEPTS: dict[str, str] = {
     "memory_bandwidth_gbps": "a positive number of GB/s",
     "tdp_watts": "a positive number of watts",
     "price_per_hour_usd": "a number of US dollars per hour, 0 or more",
+    "price": "a mapping with usd_per_hour (cloud) or purchase_usd and lifetime_years (bought), "
+    "source and date; or unknown: the reason (docs/profiles.md, Price)",
+    "usd_per_hour": "a number of US dollars per hour, 0 or more",
+    "purchase_usd": "a number of US dollars, 0 or more",
+    "lifetime_years": "a positive number of years",
+    "source": "the URL of the page the price was read from",
+    "date": "the date the price was read, as YYYY-MM-DD",
+    "unknown": "why no price is given",
     "supported_precisions": "a non-empty list drawn from " + ", ".join(get_args(Precision)),
     "runtimes": "a list of runtime names",  # _describe names them: the ones registered then
     "delegate": "a delegate library name such as libedgetpu.so.1",
@@ -218,6 +270,7 @@ _MODELS_BY_FIELD: dict[str, type[BaseModel]] = {
     "emulation": Emulation,
     "sources": Source,
     "projection": ProjectionParameters,
+    "price": Price,
 }
 
 
@@ -236,6 +289,11 @@ def profile_from_mapping(data: Any, origin: str) -> HardwareProfile:
         raise UsageError(
             f"profile {origin}: field 'name' is 'host', which is reserved for the detected "
             "machine; use another name"
+        )
+    if profile.price is not None and profile.price_per_hour_usd is not None:
+        raise UsageError(
+            f"profile {origin}: fields 'price' and 'price_per_hour_usd' both price the device; "
+            "keep 'price' (with its source and date) and drop 'price_per_hour_usd'"
         )
     if profile.projection is not None and profile.projection.unsourced():
         missing = ", ".join(profile.projection.unsourced())
@@ -275,6 +333,9 @@ def _describe(error: dict[str, Any]) -> str:
         return f"field '{path}' is not a known field; use only {', '.join(allowed)}"
     if kind == "missing":
         return f"field '{path}' is missing; add it as {accepts}"
+    if kind == "value_error":
+        # A model's own check (Price): its message names the problem and the fix.
+        return f"field '{path}': {error['msg'].removeprefix('Value error, ')}"
     if is_key:
         # A literal error on a mapping key: the key itself is wrong, not its value.
         return f"field '{path}' has key {error['input']!r}; use {accepts}"
