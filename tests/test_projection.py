@@ -333,7 +333,10 @@ def test_project_prints_a_table_and_json():
     table = run_cli("project", model, "--profile", "coral-edgetpu,tpu-v5e")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["model", "profile", "projected", "bound", "top", "ops", "band"]
+    assert lines[0].split() == [
+        "model", "profile", "projected", "$", "per", "M", "inferences", "bound", "top", "ops",
+        "band",
+    ]  # fmt: skip
     coral = next(line for line in lines if "coral-edgetpu" in line)
     assert "ms" in coral and "checked on 5 published rows for edge-tpu" in coral
     assert "unchecked" in next(line for line in lines if "tpu-v5e" in line)
@@ -448,11 +451,89 @@ def test_the_fit_recovers_a_known_device_from_its_kernel_times():
     assert block["sources"]["efficiency"].startswith("fitted to: 5 micro-kernels")
 
 
+def _kernel(name: str, op: str, weights: int, flops: int, area: int = 9) -> OpTable:
+    """A one-op table, as a micro-kernel's .tflite gives it (fp32)."""
+    entry = OpEntry(op, "fp32", flops, 4 * weights, 200_000, 200_000, 50_000, area)
+    return OpTable(name, [entry], 200_000, 200_000, "fp32")
+
+
+def test_the_fit_recovers_shape_and_weight_stream_from_fake_kernel_times():
+    """A fake timing function (a known block, its weight stream added to the cold calls) over
+    convolutions of 100 to a million parameters is fitted back: the efficiency, the parameter
+    count at half of it, the fixed cost and the weight stream, each to within 10%."""
+    from accelbench.hardware_profiles.fit import fit_projection
+    from accelbench.hardware_profiles.schema import ProjectionParameters
+
+    host = _bare("rpi5")
+    truth = ProjectionParameters(
+        efficiency={"conv": {"fp32": 0.5}, "pointwise": {"fp32": 0.8}},
+        weights_half={"conv": {"fp32": 2000.0}, "pointwise": {"fp32": 500.0}},
+        per_op_overhead_us=3.0,
+        device_bandwidth_gbps=400.0,
+    )
+    device = host.model_copy(update={"projection": truth})
+    tables = [
+        _kernel(f"conv-{w}", "CONV_2D", w, flops, area)
+        for w in (100, 300, 1000, 3000, 10_000, 100_000, 1_000_000)
+        for flops, area in ((2_000_000, 9), (20_000_000, 9), (5_000_000, 1))
+    ]
+    stream_gbps = 8.0
+    warm = [project(table, device).latency_ms for table in tables]
+    cold = [
+        ms + (table.weight_bytes + table.ops[0].input_bytes) / (stream_gbps * 1e9) * 1e3
+        for table, ms in zip(tables, warm, strict=True)
+    ]
+    block, rows = fit_projection(
+        list(zip(tables, warm, strict=True)), host, threads=1, cold_ms=cold
+    )
+    for _, measured_ms, projected_ms in rows:
+        assert projected_ms == pytest.approx(measured_ms, rel=0.03)
+    assert block["efficiency"]["conv"]["fp32"] == pytest.approx(0.5, rel=0.1)
+    assert block["efficiency"]["pointwise"]["fp32"] == pytest.approx(0.8, rel=0.1)
+    assert block["weights_half"]["conv"]["fp32"] == pytest.approx(2000, rel=0.1)
+    assert block["weights_half"]["pointwise"]["fp32"] == pytest.approx(500, rel=0.1)
+    # One op a kernel: its per-op and per-inference costs are one constant, split between them.
+    fixed_us = block["per_op_overhead_us"] + block["per_inference_overhead_us"]
+    assert fixed_us == pytest.approx(3.0, rel=0.1)
+    assert block["weight_stream_gbps"] == pytest.approx(stream_gbps, rel=0.1)
+    assert block["sources"]["weight_stream_gbps"].startswith("fitted to: 21 micro-kernels")
+
+
+def test_kinds_fall_back_to_their_parent_and_shape_slows_small_ops():
+    """A profile with no pointwise efficiency projects a 1×1 convolution with its conv one (the
+    built-in profiles are unchanged); W½ slows an op with few parameters and not a wide one."""
+    from accelbench.hardware_profiles.schema import ProjectionParameters
+
+    host = _bare("rpi5")
+    plain = host.model_copy(
+        update={"projection": ProjectionParameters(efficiency={"conv": {"fp32": 0.5}})}
+    )
+    pointwise = _kernel("pw", "CONV_2D", 1000, 10_000_000, area=1)
+    spatial = _kernel("sp", "CONV_2D", 1000, 10_000_000, area=9)
+    assert pointwise.ops[0].kind == "pointwise" and spatial.ops[0].kind == "conv"
+    assert project(pointwise, plain).latency_ms == project(spatial, plain).latency_ms
+    shaped = host.model_copy(
+        update={
+            "projection": ProjectionParameters(
+                efficiency={"conv": {"fp32": 0.5}}, weights_half={"conv": {"fp32": 1000.0}}
+            )
+        }
+    )
+    assert project(spatial, shaped).compute_ms == pytest.approx(
+        2 * project(spatial, plain).compute_ms
+    )
+    wide = _kernel("wide", "CONV_2D", 1_000_000_000, 10_000_000_000)
+    assert project(wide, shaped).compute_ms == pytest.approx(
+        project(wide, plain).compute_ms, rel=1e-5
+    )
+
+
 def test_profiles_fit_writes_a_profile_that_project_finds(monkeypatch):
     from accelbench.hardware_profiles import fit, fitted_profile_path
 
-    monkeypatch.setattr(fit, "KERNELS", fit.KERNELS[:1])  # one conv, fp32 and int8
-    monkeypatch.setattr(fit, "TIMED_RUNS", 3)
+    one = [kernel for kernel in fit.KERNELS if kernel[0] == "conv1x1-28-64"]
+    monkeypatch.setattr(fit, "KERNELS", tuple(one))  # one conv, fp32 and int8
+    monkeypatch.setattr(fit, "ROUNDS", 3)
     path, rows = fit.fit_host_profile("my-host", threads=1)
     assert path == fitted_profile_path("my-host") and path.is_file()
     assert [model for model, _, _ in rows] == [

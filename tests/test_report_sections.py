@@ -423,6 +423,21 @@ def test_hardware_table_per_watt_and_per_dollar_with_na_reasons(report, mutated)
     assert "| 2,000 [unchecked] |" in _row(mutated, "tiny_cnn", "nvidia-t4", "1", "projected")
 
 
+def test_hardware_table_cost_per_million_inferences(report) -> None:
+    md, _, _ = report
+    assert "| $ per million inferences |" in md
+    # priced-box: 2,500/s projected at $0.5/h: 9 M an hour, so $0.0556 per million.
+    priced = _row(md, "tiny_cnn", "priced-box", "1", "projected")
+    assert "| 0.0556 (projected) |" in priced
+    # rpi4: its $55 purchase over 3 years is $0.00209/h; at 250/s projected, $0.00233 per million.
+    rpi4 = _row(md, "tiny_cnn", "rpi4", "4", "projected")
+    assert "| 0.00209 |" in rpi4 and "| 0.00233 (projected) |" in rpi4
+    assert "rpi4 price: purchase $55 over 3 years of continuous use (https://" in md
+    # nvidia-t4 states why it has no price.
+    t4 = _row(md, "tiny_cnn", "nvidia-t4", "1", "projected")
+    assert "states no price_per_hour_usd (unknown: on-demand prices differ by cloud" in t4
+
+
 def test_input_pipeline_section(report, mutated) -> None:
     md, _, _ = report
     section = md.split("## Input pipeline")[1].split("## Training")[0]

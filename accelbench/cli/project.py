@@ -84,6 +84,7 @@ def _profiles(names: list[str] | None) -> list[Any]:
 
 def _project(args: argparse.Namespace) -> int:
     from accelbench.hardware_profiles.emulation import check_artifact_supported
+    from accelbench.hardware_profiles.pricing import hourly_price, usd_per_million
     from accelbench.hardware_profiles.projection import (
         OpTable,
         band,
@@ -123,6 +124,7 @@ def _project(args: argparse.Namespace) -> int:
                 )
                 continue
             result = project(table, profile, scenario=args.scenario, runtime=args.runtime)
+            price, price_basis = hourly_price(profile.model_dump(mode="json", exclude_none=True))
             rows.append(
                 {
                     "model": table.model,
@@ -136,27 +138,42 @@ def _project(args: argparse.Namespace) -> int:
                     "top_ops": [{"op": op, "ms": ms} for op, ms in result.top_ops()],
                     "runtime_modelled": runtime_text(profile, args.runtime),
                     "notes": result.notes,
+                    # From the projected throughput, the device busy the whole hour.
+                    "usd_per_million_inferences": (
+                        usd_per_million(result.samples_per_s, price) if price else None
+                    ),
+                    "price_basis": price_basis or "the profile states no price",
                 }
             )
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    header = ("model", "profile", "projected", "bound", "top ops", "band")
+    header = ("model", "profile", "projected", "$ per M inferences", "bound", "top ops", "band")
     lines = [
         (
             row["model"],
             row["profile"],
             _figure(row),
+            _cost(row),
             row["bound"],
             ", ".join(f"{op['op']} {op['ms']:.3g}" for op in row["top_ops"]),
             band_text(row["band"]),
         )
         if row["band"]
-        else (row["model"], row["profile"], "refused", "", "", row["refused"])
+        else (row["model"], row["profile"], "refused", "", "", "", row["refused"])
         for row in rows
     ]
     _print_table(header, lines)
     return EXIT_OK
+
+
+def _cost(row: dict[str, Any]) -> str:
+    """US$ per million inferences at the projected rate, or n/a (the JSON says why)."""
+    usd = row["usd_per_million_inferences"]
+    if usd is None:
+        unknown = row["price_basis"].startswith("unknown")
+        return "n/a: price unknown" if unknown else "n/a: no price"
+    return f"{usd:.3g} (projected)"
 
 
 def _figure(row: dict[str, Any]) -> str:

@@ -2,8 +2,17 @@
 
 The model, per op of the graph (batch ``B``):
 
-    op time = max(B · FLOPs / (peak[precision] · efficiency[kind][precision] · fill),
-                  (weights + B · (inputs + outputs)) / device bandwidth) + per-op overhead
+    op time = max(B · FLOPs / (peak[precision] · efficiency[kind][precision] · shape · fill),
+                  (weights + B · (inputs + outputs)) / device bandwidth)
+              + weights / weight stream + per-op overhead
+
+``shape`` = W / (W + W½[kind][precision]), where W is the op's parameter count (input
+channels × kernel area × output channels), where the profile gives W½ (else 1): a CPU's kernels
+run a layer with few channels far below the rate they reach on a wide one (int8 on AMX: 3 input
+channels at a twentieth of 256); W½ is the count at which the kind reaches half its efficiency
+(fitted by ``accelbench profiles fit``). ``weight stream``, where the profile gives it, is the
+rate at which a CPU reads an op's weights from beyond its cache: inside a model each layer's
+weights are read once per inference, cold, while its input is still in cache from the op before.
 
 ``fill`` = min(1, B · output elements / elements that fill the device): a batch-1 layer too small
 to occupy every unit of a wide device (a GPU's SMs) runs at that fraction of its peak. Where the
@@ -51,10 +60,22 @@ OP_KINDS: dict[str, str] = {
     "FULLY_CONNECTED": "matmul",
     "BATCH_MATMUL": "matmul",
     "MAX_POOL_2D": "pool",
-    "AVERAGE_POOL_2D": "pool",
+    "AVERAGE_POOL_2D": "avgpool",
     "L2_POOL_2D": "pool",
     "MEAN": "pool",
+    "RELU": "relu",
+    "RELU6": "relu",
+    "RELU_N1_TO_1": "relu",
+    "ADD": "elementwise",
+    "SUB": "elementwise",
+    "MUL": "elementwise",
+    "DIV": "elementwise",
+    "SQUARED_DIFFERENCE": "elementwise",
+    "MAXIMUM": "elementwise",
+    "MINIMUM": "elementwise",
 }
+# Bytes of one parameter at an op's precision.
+_WEIGHT_BYTES = {"int8": 1, "fp16": 2, "fp32": 4}
 # Ops a fusing runtime (TensorRT, XLA) folds into the kernel before them: no pass of their own.
 # fmt: skip below: 16 names packed as a paragraph, not one per line.
 FUSED_OPS = {
@@ -85,17 +106,27 @@ class OpEntry:
     input_bytes: int
     output_bytes: int
     output_elements: int
+    kernel_area: int = 0  # a convolution's filter height × width; 0 where unknown or not one
 
     @property
     def parallel_elements(self) -> int:
         """Independent pieces of work: output elements of a convolution or matmul, every element
         read by a reduction or element-wise op (a mean over 4096 inputs is not 16-wide work)."""
-        return self.output_elements if self.kind in ("conv", "depthwise", "matmul") else self.flops
+        gemm = ("conv", "pointwise", "depthwise", "matmul")
+        return self.output_elements if self.kind in gemm else self.flops
+
+    @property
+    def weight_elements(self) -> float:
+        """The op's parameter count (its bytes over the bytes of one at its precision): a
+        convolution's input channels × kernel area × output channels, a GEMM's K × N."""
+        return self.weight_bytes / _WEIGHT_BYTES.get(self.precision, 4)
 
     @property
     def kind(self) -> str:
         if not self.flops:
             return "data"
+        if self.name == "CONV_2D" and self.kernel_area == 1:
+            return "pointwise"  # a plain GEMM, which CPU kernels run faster than a 3×3's
         return OP_KINDS.get(self.name, "other")
 
 
@@ -129,6 +160,7 @@ class OpTable:
                 input_bytes=op.input_bytes,
                 output_bytes=op.output_bytes,
                 output_elements=op.output_elements,
+                kernel_area=getattr(op, "kernel_area", 0),
             )
             for op in cost.ops
         ]
@@ -237,6 +269,7 @@ def project(
         )
     bandwidth = bandwidth_gbps * 1e9
     per_op_s = params.per_op_overhead_us * 1e-6
+    weight_stream = (params.weight_stream_gbps or 0.0) * 1e9
     result = Projection(table.model, profile.name, scenario, batch, 0.0)
     for index, op in enumerate(table.ops):
         if op.kind == "data" and not op.input_bytes + op.output_bytes:
@@ -252,10 +285,13 @@ def project(
             compute_s = batch * op.flops / (peak * efficiency * fill)
         memory_s = (op.weight_bytes + batch * (op.input_bytes + op.output_bytes)) / bandwidth
         overhead_s = per_op_s if op.kind != "data" else 0.0
+        # Weights arrive from beyond the cache once per call; the activations are already there.
+        stream_s = op.weight_bytes / weight_stream if weight_stream else 0.0
         result.compute_ms += compute_s * 1e3 if compute_s >= memory_s else 0.0
-        result.memory_ms += memory_s * 1e3 if memory_s > compute_s else 0.0
+        result.memory_ms += (memory_s if memory_s > compute_s else 0.0) * 1e3 + stream_s * 1e3
         result.overhead_ms += overhead_s * 1e3
-        result.op_ms.append((f"{op.name}#{index}", (max(compute_s, memory_s) + overhead_s) * 1e3))
+        op_s = max(compute_s, memory_s) + stream_s + overhead_s
+        result.op_ms.append((f"{op.name}#{index}", op_s * 1e3))
     result.overhead_ms += params.per_inference_overhead_us * 1e-3
     if params.link_bandwidth_gbps:
         link_bandwidth = params.link_bandwidth_gbps * 1e9
@@ -296,7 +332,9 @@ def _peak_and_efficiency(
     for precision in order:
         peak = profile.peak_ops_per_s(precision)
         if peak:
-            return peak, params.efficiency_for(op.kind, op.precision)
+            efficiency = params.efficiency_for(op.kind, op.precision)
+            shape = params.shape_factor(op.kind, op.precision, op.weight_elements)
+            return peak, efficiency * shape
     raise UsageError(
         f"profile {profile.name} has no peak_compute figure for {op.precision} ops "
         f"(tried {', '.join(order)}); add peak_compute.{order[0]} to its YAML to project onto it"

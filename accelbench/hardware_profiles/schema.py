@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, PositiveFloat, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PositiveFloat,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from accelbench.errors import UsageError
@@ -55,6 +64,40 @@ class Source(_Strict):
     url_or_citation: str = Field(min_length=1)
 
 
+class Price(_Strict):
+    """What the device costs, with where and when the figure was read (see pricing.py): a
+    cloud device's on-demand price per hour, or a bought one's purchase price, spread over
+    ``lifetime_years`` of continuous use; or, where no figure is known, why not."""
+
+    usd_per_hour: float | None = Field(default=None, ge=0)
+    purchase_usd: float | None = Field(default=None, ge=0)
+    lifetime_years: float | None = Field(default=None, gt=0)
+    source: str = ""
+    date: dt.date | None = None
+    unknown: str = ""
+
+    @model_validator(mode="after")
+    def _one_figure_with_its_source(self) -> Price:
+        figures = [
+            name for name in ("usd_per_hour", "purchase_usd") if getattr(self, name) is not None
+        ]
+        if len(figures) > 1:
+            raise ValueError("give usd_per_hour (cloud) or purchase_usd (bought), not both")
+        if not figures and not self.unknown:
+            raise ValueError(
+                "give usd_per_hour (cloud) or purchase_usd (bought) with source and date, or "
+                "unknown: why no figure is given"
+            )
+        if figures and (not self.source or self.date is None):
+            raise ValueError(
+                f"{figures[0]} needs source (the page it was read from) and date (when it was "
+                "read, YYYY-MM-DD)"
+            )
+        if self.lifetime_years is not None and self.purchase_usd is None:
+            raise ValueError("lifetime_years spreads a purchase_usd; give one or drop it")
+        return self
+
+
 class Emulation(_Strict):
     """Limits applied to this host when it stands in for the device."""
 
@@ -62,7 +105,11 @@ class Emulation(_Strict):
     memory_mb: int | None = Field(default=None, gt=0)
 
 
-OpKind = Literal["conv", "depthwise", "matmul", "pool", "other"]
+OpKind = Literal[
+    "conv", "pointwise", "depthwise", "matmul", "pool", "avgpool", "elementwise", "relu", "other"
+]
+# A kind with no efficiency of its own in a profile uses its parent's, then "other"'s.
+KIND_PARENT = {"pointwise": "conv", "avgpool": "pool", "elementwise": "other", "relu": "other"}
 OpPrecision = Literal["int8", "fp32", "fp16"]
 
 
@@ -72,9 +119,13 @@ class ProjectionParameters(_Strict):
     runtime: str = ""
     # Fraction of the peak each op kind reaches at each precision, relative to the peak used.
     efficiency: dict[OpKind, dict[OpPrecision, PositiveFloat]] = Field(default_factory=dict)
+    # Parameter count at which an op kind reaches half its efficiency (none: no effect).
+    weights_half: dict[OpKind, dict[OpPrecision, PositiveFloat]] = Field(default_factory=dict)
     per_op_overhead_us: float = Field(default=0.0, ge=0)
     per_inference_overhead_us: float = Field(default=0.0, ge=0)
     device_bandwidth_gbps: float | None = Field(default=None, gt=0)
+    # Rate at which an op's weights arrive from beyond the cache, once per call (CPUs).
+    weight_stream_gbps: float | None = Field(default=None, gt=0)
     link_bandwidth_gbps: float | None = Field(default=None, gt=0)
     link_latency_us: float = Field(default=0.0, ge=0)
     on_chip_parameter_mb: float | None = Field(default=None, ge=0)
@@ -85,14 +136,25 @@ class ProjectionParameters(_Strict):
     sources: dict[str, str] = Field(default_factory=dict)
 
     def efficiency_for(self, kind: str, precision: str) -> float:
-        """The efficiency of ``kind`` ops at ``precision``: its own, else "other"'s, else 1."""
-        for name in (kind, "other"):
+        """The efficiency of ``kind`` ops at ``precision``: its own, else its parent kind's, else
+        "other"'s, else 1."""
+        for name in dict.fromkeys((kind, KIND_PARENT.get(kind, kind), "other")):
             by_precision = self.efficiency.get(name)  # type: ignore[call-overload]
             if by_precision:
                 if precision in by_precision:
                     return by_precision[precision]
                 return next(iter(by_precision.values()))
         return 1.0
+
+    def shape_factor(self, kind: str, precision: str, weights: float) -> float:
+        """The share of its efficiency an op with ``weights`` parameters reaches: W / (W + W½)
+        where ``weights_half`` gives W½ for the kind (else its parent) and precision, else 1."""
+        half = None
+        for name in (kind, KIND_PARENT.get(kind, kind)):
+            half = half or self.weights_half.get(name, {}).get(precision)  # type: ignore[call-overload]
+        if half is None or not weights:
+            return 1.0
+        return weights / (weights + half)
 
     def set_parameters(self) -> list[str]:
         """The parameters this block sets, each of which ``sources`` must name."""
@@ -122,6 +184,7 @@ class HardwareProfile(_Strict):
     memory_bandwidth_gbps: float | None = Field(default=None, gt=0)
     tdp_watts: float | None = Field(default=None, gt=0)
     price_per_hour_usd: float | None = Field(default=None, ge=0)
+    price: Price | None = None
     supported_precisions: list[Precision] = Field(min_length=1)
     runtimes: list[Runtime] = Field(default_factory=list)
     delegate: str | None = None
@@ -164,6 +227,14 @@ _ACCEPTS: dict[str, str] = {
     "memory_bandwidth_gbps": "a positive number of GB/s",
     "tdp_watts": "a positive number of watts",
     "price_per_hour_usd": "a number of US dollars per hour, 0 or more",
+    "price": "a mapping with usd_per_hour (cloud) or purchase_usd and lifetime_years (bought), "
+    "source and date; or unknown: the reason (docs/profiles.md, Price)",
+    "usd_per_hour": "a number of US dollars per hour, 0 or more",
+    "purchase_usd": "a number of US dollars, 0 or more",
+    "lifetime_years": "a positive number of years",
+    "source": "the URL of the page the price was read from",
+    "date": "the date the price was read, as YYYY-MM-DD",
+    "unknown": "why no price is given",
     "supported_precisions": "a non-empty list drawn from " + ", ".join(get_args(Precision)),
     "runtimes": "a list of runtime names",  # _describe names them: the ones registered then
     "delegate": "a delegate library name such as libedgetpu.so.1",
@@ -177,11 +248,15 @@ _ACCEPTS: dict[str, str] = {
     "url_or_citation": "a URL or a citation of the datasheet",
     "notes": "a string",
     "projection": "a mapping of per-op model parameters (docs/profiles.md, Projection)",
-    "efficiency": "a mapping from op kind (conv, depthwise, matmul, pool, other) to a mapping from "
-    "precision (int8, fp32, fp16) to a positive fraction of the peak",
+    "efficiency": "a mapping from op kind (conv, pointwise, depthwise, matmul, pool, avgpool, "
+    "elementwise, relu, other) to a mapping from precision (int8, fp32, fp16) to a positive "
+    "fraction of the peak",
+    "weights_half": "a mapping from op kind to a mapping from precision (int8, fp32, fp16) to a "
+    "positive parameter count",
     "per_op_overhead_us": "a number of microseconds, 0 or more",
     "per_inference_overhead_us": "a number of microseconds, 0 or more",
     "device_bandwidth_gbps": "a positive number of GB/s",
+    "weight_stream_gbps": "a positive number of GB/s",
     "link_bandwidth_gbps": "a positive number of GB/s",
     "link_latency_us": "a number of microseconds, 0 or more",
     "on_chip_parameter_mb": "a number of megabytes, 0 or more",
@@ -195,6 +270,7 @@ _MODELS_BY_FIELD: dict[str, type[BaseModel]] = {
     "emulation": Emulation,
     "sources": Source,
     "projection": ProjectionParameters,
+    "price": Price,
 }
 
 
@@ -213,6 +289,11 @@ def profile_from_mapping(data: Any, origin: str) -> HardwareProfile:
         raise UsageError(
             f"profile {origin}: field 'name' is 'host', which is reserved for the detected "
             "machine; use another name"
+        )
+    if profile.price is not None and profile.price_per_hour_usd is not None:
+        raise UsageError(
+            f"profile {origin}: fields 'price' and 'price_per_hour_usd' both price the device; "
+            "keep 'price' (with its source and date) and drop 'price_per_hour_usd'"
         )
     if profile.projection is not None and profile.projection.unsourced():
         missing = ", ".join(profile.projection.unsourced())
@@ -252,6 +333,9 @@ def _describe(error: dict[str, Any]) -> str:
         return f"field '{path}' is not a known field; use only {', '.join(allowed)}"
     if kind == "missing":
         return f"field '{path}' is missing; add it as {accepts}"
+    if kind == "value_error":
+        # A model's own check (Price): its message names the problem and the fix.
+        return f"field '{path}': {error['msg'].removeprefix('Value error, ')}"
     if is_key:
         # A literal error on a mapping key: the key itself is wrong, not its value.
         return f"field '{path}' has key {error['input']!r}; use {accepts}"

@@ -66,6 +66,8 @@ class OpCost:
     input_bytes: int = 0
     output_bytes: int = 0
     output_elements: int = 0
+    # A convolution's filter height × width (1 for a pointwise one); 0 for other ops.
+    kernel_area: int = 0
 
 
 class CostTotals:
@@ -155,6 +157,7 @@ def analyze_tflite(path: str | Path) -> GraphCost:
                 input_bytes=sum(_nbytes(tensors[i]) for i in live if i not in stored),
                 output_bytes=sum(_nbytes(t) for t in outputs if t is not None),
                 output_elements=_elements(outputs[0]) if outputs else 0,
+                kernel_area=_kernel_area(name, inputs),
             )
         )
     cost = _summarise(str(path), costs, tensors, constants, weight_bytes, activation_bytes)
@@ -216,6 +219,15 @@ def _nbytes(tensor: dict[str, Any]) -> int:
     except TypeError:
         itemsize = 1  # strings, resources: size unknowable from the table
     return _elements(tensor) * itemsize
+
+
+def _kernel_area(name: str, inputs: list[Any]) -> int:
+    """Filter height × width of a 2-D convolution (filter [cout or 1, kh, kw, cin or cout])."""
+    if name in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(inputs) >= 2:
+        dims = _dims(inputs[1])
+        if len(dims) == 4:
+            return dims[1] * dims[2]
+    return 0
 
 
 def _flops(name: str, inputs: list[Any], outputs: list[Any], input_ids: list[int]) -> int | None:
