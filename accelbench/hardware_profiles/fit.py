@@ -95,11 +95,11 @@ def _cache() -> Path:
 def _build(folder: Path, missing: list[tuple[str, str, str, str]]) -> None:
     import numpy as np
 
-    from accelbench.keras_compat import legacy_keras
+    from accelbench.keras_compat import legacy_keras, tflite_for_timing
 
     try:
         keras = legacy_keras()
-        import tensorflow as tf
+        import tensorflow  # noqa: F401
     except ImportError as exc:
         raise UsageError(
             f"building the micro-kernels needs TensorFlow and tf_keras ({exc.name} is missing); "
@@ -143,22 +143,10 @@ def _build(folder: Path, missing: list[tuple[str, str, str, str]]) -> None:
         else:
             x = keras.layers.MaxPooling2D(**kwargs)(inputs)
         feeds = [inputs] if second is None else [inputs, second]
-        converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(feeds, x))
-        if precision == "int8":
-
-            def representative(shape: tuple[int, ...] = shape, count: int = len(feeds)) -> Any:
-                samples = np.random.default_rng(0)
-                for _ in range(2):
-                    yield [samples.random((1, *shape), dtype=np.float32) for _ in range(count)]
-
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = representative
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
+        data = tflite_for_timing(keras.Model(feeds, x), precision)
         path = _kernel_path(folder, item)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(converter.convert())
+        path.write_bytes(data)
 
 
 def time_kernels(

@@ -53,13 +53,11 @@ def build_tflite(architecture: str, input_size: int, precision: str) -> Path:
     path = cache_folder() / f"{architecture}-{input_size}-{precision}.tflite"
     if path.is_file():
         return path
-    import numpy as np
-
-    from accelbench.keras_compat import legacy_keras
+    from accelbench.keras_compat import legacy_keras, tflite_for_timing
 
     try:
         keras = legacy_keras()
-        import tensorflow as tf
+        import tensorflow  # noqa: F401
     except ImportError as exc:
         raise UsageError(
             f"building the validation model {architecture} needs TensorFlow and tf_keras "
@@ -71,7 +69,6 @@ def build_tflite(architecture: str, input_size: int, precision: str) -> Path:
         from accelbench.models.architectures import digits_cnn
 
         model = digits_cnn(input_shape=(input_size, input_size, 1))
-        shape = (input_size, input_size, 1)
     else:
         build = getattr(keras.applications, architecture, None)
         if build is None:
@@ -79,24 +76,10 @@ def build_tflite(architecture: str, input_size: int, precision: str) -> Path:
                 f"validation architecture '{architecture}' is not in Keras Applications; "
                 "use a name such as MobileNet, ResNet50 or DenseNet121"
             )
-        shape = (input_size, input_size, 3)
-        model = build(weights=None, input_shape=shape)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if precision == "int8":
-        rng = np.random.default_rng(0)
-
-        def representative() -> Any:
-            for _ in range(CALIBRATION_SAMPLES):
-                yield [rng.random((1, *shape), dtype=np.float32)]
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    elif precision != "fp32":
+        model = build(weights=None, input_shape=(input_size, input_size, 3))
+    if precision not in ("fp32", "int8"):
         raise UsageError(f"validation precision '{precision}' is not built; use fp32 or int8")
-    data = converter.convert()
+    data = tflite_for_timing(model, precision, samples=CALIBRATION_SAMPLES)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
