@@ -17,6 +17,7 @@ from accelbench.cli.base import (
 from accelbench.cli.baseline import Baseline
 from accelbench.cli.bench import Bench
 from accelbench.cli.compare import Compare
+from accelbench.cli.device import Device
 from accelbench.cli.history import History
 from accelbench.cli.input_pipeline import InputPipeline
 from accelbench.cli.inspect import Inspect
@@ -41,6 +42,7 @@ COMMANDS: tuple[type[Command], ...] = (
     Compare,
     Models,
     Profiles,
+    Device,
     Project,
     Results,
     InputPipeline,

@@ -352,7 +352,12 @@ def run_cells(
         return
     box = choose_sandbox(ready[0][0].sandbox)
     read = sorted({p for c, f, _ in ready for p in (*named_paths(c.to_dict()), str(f.cell_file))})
-    with CellWorkers(box, read, [f.work_dir for _, f, _ in ready], cells_dir) as workers:
+    # A remote cell's worker reaches its device: the network, and what ssh reads here.
+    network = any(c.execution == "remote" for c, _, _ in ready)
+    if network:
+        read = sorted({*read, *_ssh_paths(ready[0][0])})
+    writes = [f.work_dir for _, f, _ in ready]
+    with CellWorkers(box, read, writes, cells_dir, network=network) as workers:
         for cell, files, quality in ready:
             if on_start:
                 on_start(cell)
@@ -360,6 +365,14 @@ def run_cells(
             files.result_file.unlink(missing_ok=True)
             outcome = workers.run(files, cell.timeout_s)
             yield from _cell_records(cell, files, outcome, quality, box, run_id, environment)
+
+
+def _ssh_paths(cell: Cell) -> list[str]:
+    from accelbench.hardware_profiles import HardwareProfile
+    from accelbench.runner.devices.ssh import SshDevice
+
+    profile = HardwareProfile.model_validate(cell.profile_data)
+    return [p for p in SshDevice.from_profile(profile).local_paths() if Path(p).exists()]
 
 
 def _attach_artifact(
@@ -771,7 +784,11 @@ def make_record(
 ) -> dict[str, Any]:
     metrics = dict(result.get("metrics") or {})
     rss = result.get("peak_rss_mb")
-    if rss and cell.execution != "projected" and result.get("status") in ("ok", "invalid"):
+    if (
+        rss
+        and cell.execution not in ("projected", "remote")
+        and result.get("status") in ("ok", "invalid")
+    ):
         metrics["peak_rss_mb"] = metric(rss, "MB", "lower")
     loadgen = result.get("loadgen") or {}
     comparability = None
@@ -825,6 +842,7 @@ def make_record(
         },
         "emulation": result.get("emulation"),
         "projection": result.get("projection"),
+        "remote": result.get("remote"),
         "graph": _graph_summary(result.get("graph")),
         "raw_latencies_ms": result.get("raw_latencies_ms") or [],
         "canary": result.get("canary"),
