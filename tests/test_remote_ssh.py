@@ -14,7 +14,7 @@ import pytest
 from conftest import DATA, run_cli, unavailable
 from loopback_sshd import LoopbackSshd, _descendants, find_sshd
 
-MODEL = DATA / "conv6_f32.tflite"
+MODEL = DATA / "conv24_f32.tflite"
 
 
 @pytest.fixture(scope="module")

@@ -54,11 +54,18 @@ def run_remote_cell(
         "min_duration_ms": preset.min_duration_ms or 600_000,
         "min_query_count": preset.min_query_count or 1024,
         "max_duration_ms": preset.max_duration_ms,
+        "trace": preset.loadgen_trace,
         "log_dir": f"{device.folder}/runs/{run_key}/{cell['cell_id']}",
     }
     measured = device.measure(model, spec, deadline=deadline)
     latencies = [float(x) for x in measured["latencies_ms"]]
     result["metrics"].update(latency_metrics(latencies, float(measured["duration_s"])))
+    if measured.get("loadgen_values"):
+        # LoadGen's own figures, from issue to completion, as a local cell's are.
+        from accelbench.benchmarks.loadgen.logs import result_metrics
+
+        values = measured["loadgen_values"]
+        result["metrics"].update(result_metrics("single-stream", values, {"estimates_ms": {}}))
     result["metrics"]["load_ms"] = metric(measured["load_ms"], "ms", "lower")
     result["metrics"]["first_inference_ms"] = metric(measured["first_inference_ms"], "ms", "lower")
     result["runtime"] = measured["runtime"]

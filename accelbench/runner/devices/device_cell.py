@@ -91,16 +91,19 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     runtime.run(samples[0])
     first_ms = (time.perf_counter() - t0) * 1e3
+    loadgen_values: dict[str, Any] = {}
     try:
         import mlperf_loadgen  # noqa: F401 - only whether the device has it
     except ImportError:
         timing, latencies, duration_s = "timed-loop", *_timed_loop(runtime, samples, spec)
     else:
         timing, latencies, duration_s = "loadgen", *_loadgen(runtime, samples, spec, first_ms)
+        loadgen_values = _detail_values(os.path.join(spec["log_dir"], "mlperf_log_detail.txt"))
     info = runtime.info()
     runtime.close()
     return {
         "timing": timing,
+        "loadgen_values": loadgen_values,
         "load_ms": load_ms,
         "first_inference_ms": first_ms,
         "latencies_ms": latencies,
@@ -131,15 +134,19 @@ def _loadgen(
 ) -> tuple[list[float], float]:
     """LoadGen's SingleStream scenario issues the queries; each is answered as it is run."""
     import mlperf_loadgen as lg
+    import numpy as np
 
     latencies: list[float] = []
 
     def issue(queries: list[Any]) -> None:
         for query in queries:
             t0 = time.perf_counter()
-            runtime.run(samples[query.index % len(samples)])
+            outputs = runtime.run(samples[query.index % len(samples)])
             latencies.append((time.perf_counter() - t0) * 1e3)
-            lg.QuerySamplesComplete([lg.QuerySampleResponse(query.id, 0, 0)])
+            # The output's bytes go back to LoadGen, as a local cell's system under test does.
+            first = np.ascontiguousarray(outputs[0])
+            response = lg.QuerySampleResponse(query.id, first.ctypes.data, first.nbytes)
+            lg.QuerySamplesComplete([response])
 
     settings = lg.TestSettings()
     settings.scenario = lg.TestScenario.SingleStream
@@ -151,7 +158,7 @@ def _loadgen(
     log = lg.LogSettings()
     log.log_output.outdir = spec["log_dir"]
     log.log_output.copy_summary_to_stdout = False
-    log.enable_trace = False
+    log.enable_trace = bool(spec.get("trace"))
     count = len(samples)
     sut = lg.ConstructSUT(issue, lambda: None)
     qsl = lg.ConstructQSL(count, count, lambda _s: None, lambda _s: None)
@@ -162,6 +169,28 @@ def _loadgen(
         lg.DestroyQSL(qsl)
         lg.DestroySUT(sut)
     return latencies, time.perf_counter() - start
+
+
+def _detail_values(path: str) -> dict[str, Any]:
+    """LoadGen's results from its detail log (one ':::MLLOG {json}' entry a line): its own
+    latency percentiles, as a local cell reports them."""
+    values: dict[str, Any] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as log:
+            for line in log:
+                _, marker, payload = line.partition(":::MLLOG")
+                if not marker:
+                    continue
+                try:
+                    entry = json.loads(payload)
+                except json.JSONDecodeError:
+                    continue
+                key = str(entry.get("key"))
+                if key.startswith("result_") or key == "effective_samples_per_query":
+                    values[key] = entry.get("value")
+    except OSError:
+        pass
+    return values
 
 
 def main(argv: list[str]) -> int:
