@@ -221,3 +221,49 @@ def test_device_check_and_setup(sshd, tmp_path: Path) -> None:
     refused = _profile(tmp_path, sshd, "refused", remote={"host": f"{sshd.user}@127.0.0.1:1"})
     proc = run_cli("device", "check", str(refused))
     assert proc.returncode == 1 and "Connection refused" in proc.stderr
+
+
+def test_a_new_host_key_is_refused_until_device_check_accepts_it(sshd, tmp_path: Path) -> None:
+    known_hosts = tmp_path / "empty_known_hosts"
+    known_hosts.write_text("")
+    strict = _profile(tmp_path, sshd, "strict", remote={"known_hosts": str(known_hosts)})
+    proc = run_cli("device", "check", str(strict))
+    assert proc.returncode == 1 and "Host key verification failed" in proc.stderr, proc.stderr
+    assert known_hosts.read_text() == ""
+    trusting = _profile(
+        tmp_path, sshd, "trusting",
+        remote={"known_hosts": str(known_hosts), "host_key_checking": "accept-new"},
+    )  # fmt: skip
+    # A cell never accepts a new key: its sandboxed worker could not record it.
+    out = tmp_path / "run"
+    proc = run_cli("bench", str(MODEL), "--profile", str(trusting), "--threads", "1",
+                   "--out", str(out), "--no-progress")  # fmt: skip
+    (record,) = _records(out)
+    assert "Host key verification failed" in record["error"]
+    assert "accelbench device check trusting" in record["error"]
+    proc = run_cli("device", "check", str(trusting))
+    assert proc.returncode == 0, proc.stderr
+    assert known_hosts.read_text().split()[1:] == sshd.known_hosts.read_text().split()[1:]
+    proc = run_cli("bench", str(MODEL), "--profile", str(trusting), "--threads", "1",
+                   "--out", str(tmp_path / "run2"), "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+
+
+def test_a_device_without_loadgen_is_timed_in_a_loop_and_says_so(sshd, tmp_path: Path) -> None:
+    hidden = tmp_path / "no_loadgen"
+    (hidden / "mlperf_loadgen").mkdir(parents=True)
+    (hidden / "mlperf_loadgen" / "__init__.py").write_text("raise ImportError('not here')\n")
+    python = tmp_path / "python-without-loadgen"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={hidden} exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    profile = _profile(tmp_path, sshd, "no-loadgen", python=str(python))
+    out = tmp_path / "run"
+    proc = run_cli("bench", str(MODEL), "--profile", str(profile), "--threads", "1",
+                   "--out", str(out), "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    (record,) = _records(out)
+    assert record["remote"]["timing"] == "timed-loop"
+    metrics = record["metrics"]
+    assert metrics["query_count"]["value"] >= 64  # the quick preset's minimum
+    assert metrics["duration_s"]["value"] >= 1.0
+    assert 0 < metrics["latency_p50_ms"]["value"] <= metrics["latency_p90_ms"]["value"]

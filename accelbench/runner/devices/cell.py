@@ -41,7 +41,7 @@ def run_remote_cell(
             f"{profile.name} is a remote device, which runs random inputs only; leave 'inputs' "
             "out for it"
         )
-    device = SshDevice.from_profile(profile)
+    device = SshDevice.from_profile(profile, known_keys_only=True)
     preset = get_preset(cell["preset"], "single-stream")
     timeout_s = float(cell.get("timeout_s") or 600.0)
     deadline = time.monotonic() + max(timeout_s - TIMEOUT_MARGIN_S, timeout_s / 2)

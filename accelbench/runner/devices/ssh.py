@@ -52,7 +52,9 @@ class SshDevice:
     connect_timeout_s: float = 10.0
 
     @classmethod
-    def from_profile(cls, profile: Any) -> SshDevice:
+    def from_profile(cls, profile: Any, *, known_keys_only: bool = False) -> SshDevice:
+        """The profile's device; ``known_keys_only`` refuses a new host key even where the
+        profile accepts one (a cell's worker cannot record it: its sandbox is read-only)."""
         remote = profile.remote
         user, _, address = remote.host.partition("@")
         host, port = address, None
@@ -70,7 +72,7 @@ class SshDevice:
             python=remote.python,
             identity_file=remote.identity_file,
             known_hosts=remote.known_hosts,
-            host_key_checking=remote.host_key_checking,
+            host_key_checking="yes" if known_keys_only else remote.host_key_checking,
             folder=remote.folder.rstrip("/"),
             connect_timeout_s=remote.connect_timeout_s,
         )
@@ -141,8 +143,12 @@ class SshDevice:
             hint = ""
             if "Permission denied" in last:
                 hint = "; check identity_file and the device's ~/.ssh/authorized_keys"
-            elif "Host key verification failed" in last or "No ED25519 host key" in last:
-                hint = "; check the device's host key, or set host_key_checking: accept-new once"
+            elif "Host key verification failed" in last:
+                hint = (
+                    "; its host key is not known here: with host_key_checking: accept-new, "
+                    f"'accelbench device check {self.profile}' accepts it once; else add it to "
+                    "known_hosts (ssh-keyscan)"
+                )
             return f"ssh to {self.profile} ({self.address}) failed: {last}{hint}"
         reason = last.removeprefix("device_cell.py: error: ")
         if "No module named" in reason or "no TFLite interpreter" in reason:
