@@ -230,8 +230,11 @@ class Paired(_Part):
 class Remote(_Part):
     """Where a remote cell ran: the device as it reported itself, and how it was timed there."""
 
-    transport: str | None = Field(None, description="how the device was reached: `ssh`")
-    host: str | None = Field(None, description="user@host[:port] of the device")
+    transport: str | None = Field(None, description="how the device was reached: `ssh` or `ray`")
+    host: str | None = Field(
+        None, description="user@host[:port] of the device (ssh), or the node's address (ray)"
+    )
+    node_id: str | None = Field(None, description="the Ray node that ran the cell (ray)")
     fingerprint: dict[str, Any] | None = Field(
         None,
         description="the device's own environment: hostname, machine (CPU architecture), CPU "

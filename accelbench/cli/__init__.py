@@ -6,6 +6,7 @@ import argparse
 
 from accelbench import __version__
 from accelbench.cli.ab import Ab
+from accelbench.cli.agent import Agent
 from accelbench.cli.base import (
     EXIT_STATUSES,
     EXIT_USAGE,
@@ -43,6 +44,7 @@ COMMANDS: tuple[type[Command], ...] = (
     Models,
     Profiles,
     Device,
+    Agent,
     Project,
     Results,
     InputPipeline,

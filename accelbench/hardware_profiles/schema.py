@@ -67,11 +67,12 @@ SSH_HOST_PATTERN = r"^[A-Za-z0-9._-]+@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9
 
 
 class Remote(_Strict):
-    """How accelbench reaches a real device: over SSH, with the device's own Python."""
+    """How accelbench reaches a real device: over SSH with the device's own Python, or as the
+    Ray cluster node that serves the profile (accelbench agent start)."""
 
-    transport: Literal["ssh"]
-    host: str = Field(pattern=SSH_HOST_PATTERN)
-    python: str = Field(min_length=1)
+    transport: Literal["ssh", "ray"]
+    host: str | None = Field(default=None, pattern=SSH_HOST_PATTERN)
+    python: str | None = Field(default=None, min_length=1)
     identity_file: str | None = None
     known_hosts: str | None = None
     host_key_checking: Literal["yes", "accept-new"] = "yes"
@@ -210,7 +211,7 @@ _ACCEPTS: dict[str, str] = {
     "runtime_call_overhead_us": "a mapping from runtime name to microseconds per call",
     "remote": "a mapping with transport, host, python and optionally identity_file, "
     "known_hosts, host_key_checking, arch, folder, connect_timeout_s (docs/real-devices.md)",
-    "transport": "ssh",
+    "transport": "ssh or ray",
     "host": "user@host or user@host:port, such as pi@192.168.1.20:22",
     "python": "the device's Python, such as /home/pi/venv/bin/python",
     "identity_file": "a path to an SSH private key, such as ~/.ssh/id_ed25519",
@@ -250,6 +251,13 @@ def profile_from_mapping(data: Any, origin: str) -> HardwareProfile:
             f"profile {origin}: execution is 'remote' but there is no 'remote:' block; add one "
             "with transport: ssh, host: user@host[:port] and python: the device's Python"
         )
+    if profile.remote is not None and profile.remote.transport == "ssh":
+        for field in ("host", "python"):
+            if getattr(profile.remote, field) is None:
+                raise UsageError(
+                    f"profile {origin}: field 'remote.{field}' is missing; transport ssh needs "
+                    f"it: add it as {_ACCEPTS[field]}"
+                )
     if profile.remote is not None and profile.execution != "remote":
         raise UsageError(
             f"profile {origin}: a 'remote:' block needs execution: remote (it is "
