@@ -128,3 +128,74 @@ def _worker_running() -> bool:
         ):
             return True
     return False
+
+
+def test_agent_start_serves_its_profiles_to_a_sweep(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import psutil
+    from loopback_sshd import free_port
+
+    port = free_port()
+    profile = _profile(tmp_path, "agent-served")
+    before = {p.pid for p in psutil.process_iter()}
+    # --block: the node lives as long as this process group, which the test ends.
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "accelbench.cli", "agent", "start", "--head", "--port", str(port),
+         "--num-cpus", "1", "--profile", str(profile), "--block"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert agent.poll() is None, agent.stdout.read()
+                time.sleep(0.3)
+        out = tmp_path / "run"
+        cluster_env = {"ACCELBENCH_CLUSTER": f"127.0.0.1:{port}"}
+        proc = run_cli(
+            "bench", str(MODEL), "--profile", str(profile), "--threads", "1",
+            "--out", str(out), "--no-progress", env=cluster_env,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        (record,) = _records(out)
+        assert record["status"] == "ok", record["error"]
+        assert record["remote"]["transport"] == "ray"
+    finally:
+        os.killpg(agent.pid, signal.SIGTERM)
+        output, _ = agent.communicate(timeout=60)
+    assert "serving agent-served" in output
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _new_ray_processes(before):
+        time.sleep(0.5)
+    assert not _new_ray_processes(before)
+
+
+# What a Ray node's processes carry in their names or command lines.
+_RAY_MARKS = ("ray::", "raylet", "gcs_server", "/ray/", "ray start")
+
+
+def _new_ray_processes(before: set[int]) -> list[str]:
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["name", "cmdline", "status"]):
+        if p.pid in before or p.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        text = " ".join(p.info["cmdline"] or []) or (p.info["name"] or "")
+        if any(mark in text for mark in _RAY_MARKS) and "pytest" not in text:
+            found.append(text[:80])
+    return found
+
+
+def test_agent_needs_head_or_address(tmp_path: Path) -> None:
+    proc = run_cli("agent", "start", "--profile", "host")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    proc = run_cli("bench", str(MODEL), "--cluster", "nohost", "--no-progress")
+    assert proc.returncode == 2 and "HOST:PORT" in proc.stderr, proc.stderr

@@ -39,6 +39,11 @@ class Agent(Command):
         where.add_argument("--address", metavar="HOST:PORT", help="join the head at HOST:PORT")
         start.add_argument("--port", type=int, default=6379, help="the head's port (default 6379)")
         start.add_argument("--num-cpus", type=int, help="CPUs this node offers (default: Ray's)")
+        start.add_argument(
+            "--block",
+            action="store_true",
+            help="stay in the foreground; Ctrl-C or SIGTERM stops the node (for a service)",
+        )
         actions.add_parser("stop", help="stop this machine's Ray processes")
 
     @classmethod
@@ -57,9 +62,13 @@ class Agent(Command):
         argv += ["--head", "--port", str(args.port)] if args.head else ["--address", args.address]
         if args.num_cpus is not None:
             argv += ["--num-cpus", str(args.num_cpus)]
+        served = f"serving {', '.join(names)} (resources {', '.join(resources)})"
+        if args.block:
+            print(served, flush=True)
+            return _call([*argv, "--block"])
         code = _call(argv)
         if code == EXIT_OK:
-            print(f"serving {', '.join(names)} (resources {', '.join(resources)})")
+            print(served)
         return code
 
 
