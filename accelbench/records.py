@@ -227,6 +227,34 @@ class Paired(_Part):
     )
 
 
+class Remote(_Part):
+    """Where a remote cell ran: the device as it reported itself, and how it was timed there."""
+
+    transport: str | None = Field(None, description="how the device was reached: `ssh` or `ray`")
+    host: str | None = Field(
+        None, description="user@host[:port] of the device (ssh), or the node's address (ray)"
+    )
+    node_id: str | None = Field(None, description="the Ray node that ran the cell (ray)")
+    fingerprint: dict[str, Any] | None = Field(
+        None,
+        description="the device's own environment: hostname, machine (CPU architecture), CPU "
+        "model, cores, memory_gb, OS, Python and the versions of numpy, the interpreter packages "
+        "and LoadGen there (null: not installed)",
+    )
+    timing: str | None = Field(
+        None,
+        description="`loadgen` (LoadGen on the device issued the queries) or `timed-loop` (the "
+        "device has no LoadGen: queries back to back for the preset's duration and count)",
+    )
+    folder: str | None = Field(None, description="the run's folder on the device (home-relative)")
+    artifact_path: str | None = Field(None, description="the artifact's copy on the device")
+    contradictions: list[str] | None = Field(
+        None,
+        description="where the device contradicts the profile (another CPU architecture, fewer "
+        "cores, less memory); empty when it does not",
+    )
+
+
 class Record(_Part):
     """One cell's result: what ran, where and how, its metrics, and the machine it ran on."""
 
@@ -314,6 +342,11 @@ class Record(_Part):
         '`projected_latency_ms`, its `band` (`low_ms`, `high_ms` and `rests_on`: "checked on N '
         'published rows for <device class>: worst R×" or "unchecked"), `bound` (compute, '
         "memory, overhead or link), `top_ops`, the runtime it models and its method",
+    )
+    remote: Remote | None = Field(
+        None,
+        description="`remote` records: transport, host, the device's own fingerprint, how it "
+        "was timed, and where the device contradicts the profile",
     )
     graph: Graph | None = Field(
         None, description="FLOPs, bytes, precision, float and integer ops of a .tflite graph"

@@ -30,6 +30,7 @@ from accelbench.records import (
     Paired,
     Quality,
     Record,
+    Remote,
     RuntimeInfo,
     Validity,
 )
@@ -46,6 +47,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     RuntimeInfo,
     Validity,
     Canary,
+    Remote,
     Graph,
     Quality,
     Paired,

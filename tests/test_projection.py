@@ -334,9 +334,18 @@ def test_project_prints_a_table_and_json():
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split() == [
-        "model", "profile", "projected", "$", "per", "M", "inferences", "bound", "top", "ops",
+        "model",
+        "profile",
+        "projected",
+        "$",
+        "per",
+        "M",
+        "inferences",
+        "bound",
+        "top",
+        "ops",
         "band",
-    ]  # fmt: skip
+    ]
     coral = next(line for line in lines if "coral-edgetpu" in line)
     assert "ms" in coral and "checked on 5 published rows for edge-tpu" in coral
     assert "unchecked" in next(line for line in lines if "tpu-v5e" in line)

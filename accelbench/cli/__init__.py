@@ -6,6 +6,7 @@ import argparse
 
 from accelbench import __version__
 from accelbench.cli.ab import Ab
+from accelbench.cli.agent import Agent
 from accelbench.cli.base import (
     EXIT_STATUSES,
     EXIT_USAGE,
@@ -17,6 +18,7 @@ from accelbench.cli.base import (
 from accelbench.cli.baseline import Baseline
 from accelbench.cli.bench import Bench
 from accelbench.cli.compare import Compare
+from accelbench.cli.device import Device
 from accelbench.cli.history import History
 from accelbench.cli.input_pipeline import InputPipeline
 from accelbench.cli.inspect import Inspect
@@ -41,6 +43,8 @@ COMMANDS: tuple[type[Command], ...] = (
     Compare,
     Models,
     Profiles,
+    Device,
+    Agent,
     Project,
     Results,
     InputPipeline,

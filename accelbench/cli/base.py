@@ -189,6 +189,26 @@ def add_model_trust_arguments(p: argparse.ArgumentParser, *, serve: bool = False
     )
 
 
+def add_cluster_argument(p: argparse.ArgumentParser) -> None:
+    """--cluster: the Ray cluster whose nodes run the cells of ``transport: ray`` profiles."""
+    p.add_argument(
+        "--cluster",
+        metavar="HOST:PORT",
+        help="a Ray cluster's head (accelbench agent start): each cell of a transport: ray "
+        "profile runs on the node serving it (default: $ACCELBENCH_CLUSTER)",
+    )
+
+
+def apply_cluster(args: argparse.Namespace) -> None:
+    """Hand --cluster to the sweep (and its workers) as $ACCELBENCH_CLUSTER."""
+    if getattr(args, "cluster", None):
+        if ":" not in args.cluster:
+            raise UsageError(
+                f"--cluster {args.cluster!r} names no port; give HOST:PORT, e.g. 10.0.0.5:6379"
+            )
+        os.environ["ACCELBENCH_CLUSTER"] = args.cluster
+
+
 def trust_settings(args: argparse.Namespace) -> dict[str, bool]:
     """The suite settings of --trust-model and --no-sandbox."""
     return {"trust_model": args.trust_model, "sandbox": not args.no_sandbox}

@@ -8,8 +8,10 @@ from typing import Any
 
 from accelbench.cli.base import (
     Command,
+    add_cluster_argument,
     add_model_trust_arguments,
     add_scenario_argument,
+    apply_cluster,
     comma_list,
     execute_suite,
     resume_run,
@@ -68,9 +70,11 @@ class Bench(Command):
         )
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
         add_model_trust_arguments(parser)
+        add_cluster_argument(parser)
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
+        apply_cluster(args)
         from accelbench.runner.suite import suite_from_mapping
         from accelbench.runtimes.validate import check_artifact
 

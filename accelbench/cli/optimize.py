@@ -7,10 +7,12 @@ from pathlib import Path
 
 from accelbench.cli.base import (
     Command,
+    add_cluster_argument,
     add_data_arguments,
     add_model_trust_arguments,
     add_no_cache_argument,
     add_scenario_argument,
+    apply_cluster,
     comma_list,
     execute_suite,
     trust_settings,
@@ -44,9 +46,11 @@ class Optimize(Command):
         parser.add_argument("--no-progress", action="store_true")
         add_no_cache_argument(parser)
         add_model_trust_arguments(parser)
+        add_cluster_argument(parser)
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
+        apply_cluster(args)
         from accelbench.optimizers.user_models import check_user_data
         from accelbench.runner.suite import suite_from_mapping
         from accelbench.runner.suites import default_optimizations

@@ -9,8 +9,10 @@ from typing import Any
 from accelbench.cli.base import (
     EXIT_OK,
     Command,
+    add_cluster_argument,
     add_model_trust_arguments,
     add_no_cache_argument,
+    apply_cluster,
     execute_suite,
     resume_run,
 )
@@ -41,9 +43,11 @@ class Run(Command):
         )
         add_no_cache_argument(parser)
         add_model_trust_arguments(parser)
+        add_cluster_argument(parser)
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
+        apply_cluster(args)
         from accelbench.runner.suite import host_cores, load_suite, suite_from_mapping
         from accelbench.runner.suites import BUILTIN_SUITES, builtin_suite
 

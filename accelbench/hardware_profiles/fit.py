@@ -214,10 +214,13 @@ def _free_parameters(
             continue
         main = max(ops, key=lambda op: op.flops)
         peak = next(
-            (profile.peak_ops_per_s(p) for p in _PEAK_ORDER.get(main.precision, ("fp32",))
-             if profile.peak_ops_per_s(p)),
+            (
+                profile.peak_ops_per_s(p)
+                for p in _PEAK_ORDER.get(main.precision, ("fp32",))
+                if profile.peak_ops_per_s(p)
+            ),
             None,
-        )  # fmt: skip
+        )
         if not peak:
             continue
         key = (main.kind, main.precision)

@@ -105,6 +105,25 @@ class Emulation(_Strict):
     memory_mb: int | None = Field(default=None, gt=0)
 
 
+# user@host[:port], the host a name or an address ([...] around an IPv6 address with a port).
+SSH_HOST_PATTERN = r"^[A-Za-z0-9._-]+@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?$"
+
+
+class Remote(_Strict):
+    """How accelbench reaches a real device: over SSH with the device's own Python, or as the
+    Ray cluster node that serves the profile (accelbench agent start)."""
+
+    transport: Literal["ssh", "ray"]
+    host: str | None = Field(default=None, pattern=SSH_HOST_PATTERN)
+    python: str | None = Field(default=None, min_length=1)
+    identity_file: str | None = None
+    known_hosts: str | None = None
+    host_key_checking: Literal["yes", "accept-new"] = "yes"
+    arch: str | None = None
+    folder: str = Field(default=".accelbench", min_length=1)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+
 OpKind = Literal[
     "conv", "pointwise", "depthwise", "matmul", "pool", "avgpool", "elementwise", "relu", "other"
 ]
@@ -190,6 +209,7 @@ class HardwareProfile(_Strict):
     delegate: str | None = None
     execution: Execution
     emulation: Emulation | None = None
+    remote: Remote | None = None
     sources: list[Source] = Field(default_factory=list)
     projection: ProjectionParameters | None = None
     notes: str = ""
@@ -264,6 +284,17 @@ _ACCEPTS: dict[str, str] = {
     "fuse_elementwise": "true or false",
     "stream_overlaps_compute": "true or false",
     "runtime_call_overhead_us": "a mapping from runtime name to microseconds per call",
+    "remote": "a mapping with transport, host, python and optionally identity_file, "
+    "known_hosts, host_key_checking, arch, folder, connect_timeout_s (docs/real-devices.md)",
+    "transport": "ssh or ray",
+    "host": "user@host or user@host:port, such as pi@192.168.1.20:22",
+    "python": "the device's Python, such as /home/pi/venv/bin/python",
+    "identity_file": "a path to an SSH private key, such as ~/.ssh/id_ed25519",
+    "known_hosts": "a path to an OpenSSH known_hosts file",
+    "host_key_checking": "yes or accept-new",
+    "arch": "the device's machine architecture as uname -m says it, such as aarch64",
+    "connect_timeout_s": "a positive number of seconds",
+    "folder": "the device's folder for accelbench's files, relative to the home folder or absolute",
 }
 
 _MODELS_BY_FIELD: dict[str, type[BaseModel]] = {
@@ -271,6 +302,7 @@ _MODELS_BY_FIELD: dict[str, type[BaseModel]] = {
     "sources": Source,
     "projection": ProjectionParameters,
     "price": Price,
+    "remote": Remote,
 }
 
 
@@ -294,6 +326,23 @@ def profile_from_mapping(data: Any, origin: str) -> HardwareProfile:
         raise UsageError(
             f"profile {origin}: fields 'price' and 'price_per_hour_usd' both price the device; "
             "keep 'price' (with its source and date) and drop 'price_per_hour_usd'"
+        )
+    if profile.execution == "remote" and profile.remote is None:
+        raise UsageError(
+            f"profile {origin}: execution is 'remote' but there is no 'remote:' block; add one "
+            "with transport: ssh, host: user@host[:port] and python: the device's Python"
+        )
+    if profile.remote is not None and profile.remote.transport == "ssh":
+        for field in ("host", "python"):
+            if getattr(profile.remote, field) is None:
+                raise UsageError(
+                    f"profile {origin}: field 'remote.{field}' is missing; transport ssh needs "
+                    f"it: add it as {_ACCEPTS[field]}"
+                )
+    if profile.remote is not None and profile.execution != "remote":
+        raise UsageError(
+            f"profile {origin}: a 'remote:' block needs execution: remote (it is "
+            f"{profile.execution!r}); set execution: remote or remove the block"
         )
     if profile.projection is not None and profile.projection.unsourced():
         missing = ", ".join(profile.projection.unsourced())

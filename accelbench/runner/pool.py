@@ -100,9 +100,16 @@ class CellWorkers:
     """
 
     def __init__(
-        self, box: Sandbox, read: Sequence[str], write: Sequence[Path], label: Path
+        self,
+        box: Sandbox,
+        read: Sequence[str],
+        write: Sequence[Path],
+        label: Path,
+        *,
+        network: bool = False,
     ) -> None:
         self._box, self._read, self._write, self._label = box, list(read), list(write), label
+        self._network = network
         self._proc: subprocess.Popen | None = None
         self._channel: socket.socket | None = None
         self._id = 0
@@ -172,7 +179,9 @@ class CellWorkers:
             str(theirs.fileno()),
             str(self._label),
         ]
-        command, env = self._box.command(argv, read=self._read, write=self._write)
+        command, env = self._box.command(
+            argv, read=self._read, write=self._write, network=self._network
+        )
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self._started = time.time()
         try:

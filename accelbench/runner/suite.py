@@ -828,6 +828,9 @@ def _threads_for(profile: Any, requested: list[int] | None) -> list[int]:
     else:
         emu = getattr(profile, "emulation", None)
         wanted = [getattr(emu, "threads", None) or profile.cores or available]
+    if getattr(profile, "execution", None) == "remote":
+        # The device's own cores, not this host's, bound its threads.
+        return sorted({min(t, profile.cores) for t in wanted})
     if profile.name != "host":
         # Emulation pins the worker to real cores: it cannot have more than the device or this host.
         wanted = [min(t, profile.cores or t, available) for t in wanted]

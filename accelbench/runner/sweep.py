@@ -31,6 +31,7 @@ from accelbench.records import (
     write_atomic,
 )
 from accelbench.runner import plan as run_plan
+from accelbench.runner.devices.ray_cluster import is_ray_cell
 from accelbench.runner.pool import CellFiles, CellWorkers, Outcome, group_by_worker
 from accelbench.runner.sandbox import Sandbox, exit_status, named_paths, read_untrusted
 from accelbench.runner.sandbox import choose as choose_sandbox
@@ -348,11 +349,20 @@ def run_cells(
         files.cell_file.write_text(json.dumps(cell.to_dict()), encoding="utf-8")
         files.result_file.unlink(missing_ok=True)
         ready.append((cell, files, quality))
+    on_cluster = [r for r in ready if is_ray_cell(r[0].profile_data, r[0].execution)]
+    if on_cluster:
+        yield from _cluster_records(on_cluster, run_id, environment, on_start)
+        ready = [r for r in ready if r not in on_cluster]
     if not ready:
         return
     box = choose_sandbox(ready[0][0].sandbox)
     read = sorted({p for c, f, _ in ready for p in (*named_paths(c.to_dict()), str(f.cell_file))})
-    with CellWorkers(box, read, [f.work_dir for _, f, _ in ready], cells_dir) as workers:
+    # A remote cell's worker reaches its device: the network, and what ssh reads here.
+    network = any(c.execution == "remote" for c, _, _ in ready)
+    if network:
+        read = sorted({*read, *_ssh_paths(ready[0][0])})
+    writes = [f.work_dir for _, f, _ in ready]
+    with CellWorkers(box, read, writes, cells_dir, network=network) as workers:
         for cell, files, quality in ready:
             if on_start:
                 on_start(cell)
@@ -360,6 +370,35 @@ def run_cells(
             files.result_file.unlink(missing_ok=True)
             outcome = workers.run(files, cell.timeout_s)
             yield from _cell_records(cell, files, outcome, quality, box, run_id, environment)
+
+
+def _cluster_records(
+    ready: list[tuple[Cell, CellFiles, dict[str, Any] | None]],
+    run_id: str,
+    environment: dict[str, Any],
+    on_start: Callable[[Cell], None] | None,
+) -> Iterator[dict[str, Any]]:
+    """Cells of ``transport: ray`` profiles: each a Ray task on the node that serves its profile
+    (runner/devices/ray_cluster.py); their worker runs there outside this host's sandbox."""
+    from accelbench.runner.devices.ray_cluster import run_on_cluster
+
+    box = choose_sandbox(False)
+    for cell, files, quality in ready:
+        if on_start:
+            on_start(cell)
+        files.result_file.unlink(missing_ok=True)
+        started = time.time()
+        code, timed_out = run_on_cluster(cell, files.result_file, files.log_file)
+        outcome = Outcome(code, timed_out, time.time() - started, {"id": 0, "earlier_cells": 0})
+        yield from _cell_records(cell, files, outcome, quality, box, run_id, environment)
+
+
+def _ssh_paths(cell: Cell) -> list[str]:
+    from accelbench.hardware_profiles import HardwareProfile
+    from accelbench.runner.devices.ssh import SshDevice
+
+    profile = HardwareProfile.model_validate(cell.profile_data)
+    return [p for p in SshDevice.from_profile(profile).local_paths() if Path(p).exists()]
 
 
 def _attach_artifact(
@@ -771,7 +810,11 @@ def make_record(
 ) -> dict[str, Any]:
     metrics = dict(result.get("metrics") or {})
     rss = result.get("peak_rss_mb")
-    if rss and cell.execution != "projected" and result.get("status") in ("ok", "invalid"):
+    if (
+        rss
+        and cell.execution not in ("projected", "remote")
+        and result.get("status") in ("ok", "invalid")
+    ):
         metrics["peak_rss_mb"] = metric(rss, "MB", "lower")
     loadgen = result.get("loadgen") or {}
     comparability = None
@@ -825,6 +868,7 @@ def make_record(
         },
         "emulation": result.get("emulation"),
         "projection": result.get("projection"),
+        "remote": result.get("remote"),
         "graph": _graph_summary(result.get("graph")),
         "raw_latencies_ms": result.get("raw_latencies_ms") or [],
         "canary": result.get("canary"),

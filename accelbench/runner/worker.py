@@ -205,6 +205,10 @@ def run_loadgen_cell(cell: dict[str, Any], log_dir: Path) -> dict[str, Any]:
 
     if execution == "projected":
         return _projected(cell, profile, cost, result)
+    if execution == "remote":
+        from accelbench.runner.devices.cell import run_remote_cell
+
+        return run_remote_cell(cell, profile, result, log_dir)
 
     from accelbench.benchmarks.loadgen import run_scenario
     from accelbench.runtimes import open_runtime

@@ -48,7 +48,7 @@ def hardware_rows(
     from accelbench.benchmarks.presets import SCENARIOS as LOADGEN_SCENARIOS
     from accelbench.hardware_profiles.pricing import hourly_price, usd_per_million
 
-    # fmt: skip below: 11 names packed as a paragraph, not one per line.
+    # fmt: skip below: 12 names packed as a paragraph, not one per line.
     header = ["model", "profile", "thr", "figure", "best optimization", "inferences/s", "basis",
               "TDP W", "inferences/J (per W)", "price $/h", "inferences per $",
               "$ per million inferences"]  # fmt: skip
