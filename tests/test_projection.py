@@ -558,3 +558,23 @@ def test_profiles_fit_writes_a_profile_that_project_finds(monkeypatch):
     assert "unchecked (a profile of its own" in shown.stdout
     bad = run_cli("profiles", "fit", "Bad Name")
     assert bad.returncode == 2 and "profile name 'Bad Name' is not usable" in bad.stderr
+
+
+def test_validate_without_a_build_uses_the_shipped_cost_tables(tmp_path):
+    # A new user's first check, with nothing built: every row from the shipped per-op tables,
+    # each within 2× of its published figure, and the output says where the tables came from.
+    from accelbench.hardware_profiles.validation import load_rows
+
+    proc = run_cli(
+        "project", "--validate", "--no-build", env={"ACCELBENCH_CACHE_DIR": str(tmp_path)}
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = load_rows()
+    header, *lines = proc.stdout.splitlines()
+    body = lines[: len(rows)]
+    at = header.index("ratio")  # the table's columns are aligned: read the ratio column
+    assert not any("not built" in line for line in body)
+    ratios = [float(line[at:].split()[0]) for line in body]
+    assert len(ratios) == len(rows) and all(0.5 <= r <= 2.0 for r in ratios), ratios
+    assert f"{len(rows)} of {len(rows)} rows used the per-op cost tables shipped" in proc.stdout
+    assert not (tmp_path / "projection").exists()  # nothing was built or cached

@@ -354,7 +354,9 @@ def runtime_text(profile: HardwareProfile, runtime: str | None = None) -> str:
 
 
 @lru_cache(maxsize=1)
-def _validation_tables() -> dict[str, dict[str, Any]]:
+def shipped_cost_tables() -> dict[str, dict[str, Any]]:
+    """The validation rows' per-op cost tables shipped with accelbench, by row key (made by
+    scripts/fit_projection.py from the same builds `project --validate` makes)."""
     if not VALIDATION_COSTS_FILE.is_file():
         return {}
     return json.loads(VALIDATION_COSTS_FILE.read_text(encoding="utf-8"))
@@ -372,7 +374,7 @@ def class_residuals(kind: str) -> list[tuple[Any, float]]:
     from accelbench.hardware_profiles import load_profile
     from accelbench.hardware_profiles.validation import load_rows
 
-    tables = _validation_tables()
+    tables = shipped_cost_tables()
     residuals = []
     for row in load_rows():
         profile = load_profile(row.profile)
