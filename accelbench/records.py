@@ -464,6 +464,16 @@ class Record(_Part):
         return self.cell_id or "", self.execution_label
 
     @property
+    def projected_band(self) -> tuple[tuple[float, float] | None, str]:
+        """A projected figure's error band, (low, high) ms, and what it rests on; (None,
+        "unchecked (why)") where no published row checks the device's projection."""
+        band = (self.projection or {}).get("band") or {}
+        rests_on = str(band.get("rests_on") or "unchecked (the record carries no band)")
+        if band.get("low_ms") is None or band.get("high_ms") is None:
+            return None, rests_on
+        return (float(band["low_ms"]), float(band["high_ms"])), rests_on
+
+    @property
     def profile_label(self) -> str:
         """The profile, with how it ran unless measured here: 'rpi4 (emulated)'."""
         if self.execution == "local":

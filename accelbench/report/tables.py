@@ -116,10 +116,10 @@ def _band_cell(record: Record, metric: str) -> str:
     published figure checks the device's projection; nothing after any other figure."""
     if metric != "projected_latency_ms" or record.metric(metric) is None:
         return ""
-    band = (record.projection or {}).get("band") or {}
-    if band.get("low_ms") is None or band.get("high_ms") is None:
+    band, _ = record.projected_band
+    if band is None:
         return " [unchecked]"
-    return f" [{band['low_ms']:.3g}–{band['high_ms']:.3g}]"
+    return f" [{band[0]:.3g}–{band[1]:.3g}]"
 
 
 def display_rows(

@@ -212,16 +212,6 @@ def device_latency(record: Record) -> tuple[float | None, str, str | None]:
     return None, "", "no single-stream p50 in the record"
 
 
-def projected_band(record: Record) -> tuple[tuple[float, float] | None, str]:
-    """A projected figure's error band, (low, high) ms, and what it rests on; (None, "unchecked
-    (why)") where no published row checks the device's projection."""
-    band = (record.projection or {}).get("band") or {}
-    rests_on = str(band.get("rests_on") or "unchecked (the record carries no band)")
-    if band.get("low_ms") is None or band.get("high_ms") is None:
-        return None, rests_on
-    return (float(band["low_ms"]), float(band["high_ms"])), rests_on
-
-
 def clearly_faster(fast: Point, slow: Point) -> bool:
     """Faster by at least MIN_SPEEDUP, with non-overlapping median CIs where both are measured."""
     if not (fast.latency_ms and slow.latency_ms):
@@ -280,7 +270,7 @@ def points(
         device = device_latency(r)
         out[-1].device_latency_ms, out[-1].device_latency_kind, out[-1].device_refusal = device
         if device[1] == "projected":
-            out[-1].device_band, out[-1].device_band_rests_on = projected_band(r)
+            out[-1].device_band, out[-1].device_band_rests_on = r.projected_band
     _relative_to_fp32(out, paired_records(records), threshold)
     return out
 

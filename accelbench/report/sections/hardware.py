@@ -5,7 +5,7 @@ from __future__ import annotations
 from accelbench.records import Record
 from accelbench.report.document import Document
 from accelbench.report.sections.context import Context, RunProfile, num
-from accelbench.report.tradeoffs import device_latency, projected_band
+from accelbench.report.tradeoffs import device_latency
 
 title = "Hardware comparison"
 
@@ -35,7 +35,7 @@ def _throughput(record: Record) -> tuple[float, str, str] | None:
 
 def _rate_band(record: Record) -> str:
     """' [210–620]': the inferences/s a projected latency's band gives; ' [unchecked]'."""
-    band, _ = projected_band(record)
+    band, _ = record.projected_band
     if band is None:
         return " [unchecked]"
     return f" [{num(1e3 / band[1])}–{num(1e3 / band[0])}]"
