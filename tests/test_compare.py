@@ -220,3 +220,56 @@ def test_two_real_runs_compare_cell_by_cell(tmp_path):
     regressed = any(r.verdict == "regressed" for r in comparison.rows)
     assert exit_code(comparison) == int(regressed)
     assert len(json.loads(comparison.to_json())["rows"]) == len(comparison.rows)
+
+
+def _bench_as(model: Path, out: Path, profiles: str) -> Path:
+    """A quick run of ``model`` saved as m.tflite, so that two models share their cell ids."""
+    folder = out.with_name(out.name + "-model")
+    folder.mkdir()
+    (folder / "m.tflite").write_bytes(model.read_bytes())
+    proc = run_cli(
+        "bench",
+        str(folder / "m.tflite"),
+        "--profile",
+        profiles,
+        "--threads",
+        "1",
+        "--scenario",
+        "single-stream",
+        "--preset",
+        "quick",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_compare_shows_projected_figures_with_their_bands_and_never_judges_them(tmp_path):
+    small = _bench_as(DATA / "cnn_f32.tflite", tmp_path / "small", "nvidia-t4,rpi4")
+    again = _bench_as(DATA / "cnn_f32.tflite", tmp_path / "again", "nvidia-t4")
+    large = _bench_as(DATA / "conv24_f32.tflite", tmp_path / "large", "nvidia-t4,rpi4")
+
+    shown = run_cli("compare", str(small), str(large), "--format", "json")
+    assert shown.returncode == 1, shown.stderr  # the model grew: model_bytes regressed
+    rows = json.loads(shown.stdout)["rows"]
+    projected = [r for r in rows if r["metric"] == "projected_latency_ms"]
+    assert {r["execution"] for r in projected} == {"projected", "emulated"}
+    for row in projected:
+        # 24 convolutions against 2: the bands cannot overlap, and still no verdict is given.
+        assert row["verdict"] == "info" and row["new"] > row["base"]
+        assert row["note"].startswith("projected, never measured: not judged")
+        assert "do not overlap" in row["note"]
+        assert row["base_band"].startswith(" [") and row["new_band"].startswith(" [")
+    emulated = [r for r in rows if r["execution"] == "emulated" and r["metric"] == "qps"]
+    assert "emulated: this host under the device's limits" in emulated[0]["note"]
+
+    table = run_cli("compare", str(small), str(again))
+    assert table.returncode == 0, table.stderr
+    (line,) = [x for x in table.stdout.splitlines() if "projected_latency_ms" in x]
+    # The same figure as the run's table prints it: value, then its band in brackets.
+    record = next(r for r in read_records(small) if r["execution"] == "projected")
+    band = record["projection"]["band"]
+    assert f"[{band['low_ms']:.3g}–{band['high_ms']:.3g}]" in line
+    assert "info (projected, never measured: not judged; the bands overlap" in line

@@ -18,6 +18,12 @@ are inconclusive too. The canary only ever withholds a verdict; it never makes o
 that did not move while the machine slowed stays unchanged). Without a canary on both sides (older
 runs, pytest-benchmark files), nothing changes.
 
+Projected and emulated cells. A projected latency (the per-op model's estimate for a device,
+never measured) is shown with its error band, as the run's table shows it, and never judged: the
+row is ``info`` and its note says whether the two bands overlap (then the model cannot tell the
+sides apart) or not. An emulated cell's latency and throughput are this host's under the device's
+limits; their verdicts stand, and their notes say so.
+
 Re-measured time verdicts. ``compare --rerun`` (``accelbench.runner.rerun``) times both sides'
 artifacts against each other now, paired, and hands the results to `compare_runs` as
 ``time_verdicts``: then every time verdict comes from them and none from the recorded latencies.
@@ -34,7 +40,7 @@ from typing import Any
 from accelbench.errors import UsageError
 from accelbench.records import QUALITY_METRICS, RECORDS_FILE, Record
 from accelbench.report import baselines, pytest_benchmark
-from accelbench.report.tables import load_run, markdown_table
+from accelbench.report.tables import band_cell, load_run, markdown_table
 from accelbench.stats import (
     benjamini_hochberg,
     hodges_lehmann_ratio_ci,
@@ -53,6 +59,8 @@ SIZE_METRICS = ("model_bytes", "model_gzip_bytes")
 PAIRED_QUALITY_METRIC = "accuracy"
 SIZE_POLICIES = ("exact", "threshold")
 THROUGHPUT_METRICS = ("qps", "qps_without_loadgen_overhead")
+# The per-op model's estimate for the device: shown with its error band, never judged.
+PROJECTED_METRIC = "projected_latency_ms"
 MIN_RAW_SAMPLES = 20
 # Deterministic evaluation gives bit-identical quality; this only absorbs float round-off.
 QUALITY_TOLERANCE = 1e-9
@@ -104,6 +112,9 @@ class MetricComparison:
     # How both sides obtained their figures (local, emulated, projected, remote): part of the
     # cell's identity, so an emulated p50 is never read as a device's latency.
     execution: str = ""
+    # A projected figure's error band as tables show it (" [0.22–0.97]", " [unchecked]").
+    base_band: str = ""
+    new_band: str = ""
 
 
 @dataclass
@@ -170,8 +181,8 @@ class Comparison:
                 r.cell_id,
                 r.execution or "-",
                 r.metric,
-                _fmt(r.base),
-                _fmt(r.new),
+                _fmt(r.base) + r.base_band,
+                _fmt(r.new) + r.new_band,
                 f"{r.ratio:.3f}" if r.ratio is not None else "-",
                 ci,
                 f"{r.p_value:.2g}" if r.p_value is not None else "",
@@ -405,6 +416,7 @@ def compare_runs(
     comparison.settings["time_tests"] = len(pending) - mcnemar
     comparison.settings["accuracy_tests"] = mcnemar
     _apply_time_verdicts(comparison.rows, pending, threshold, alpha, floor_ms)
+    comparison.rows = [_emulated_note(row) for row in comparison.rows]
     return comparison
 
 
@@ -675,6 +687,12 @@ def _compare_cell(
             else:
                 raw_p = mcnemar_exact(b, c)
                 row.update(verdict="pending", note=f"McNemar b={b} c={c}")
+        elif name == PROJECTED_METRIC:
+            row.update(
+                base_band=band_cell(base, name),
+                new_band=band_cell(new, name),
+                note=_projected_note(base, new),
+            )
         elif name in QUALITY_METRICS:
             changed = abs(nv - bv) > QUALITY_TOLERANCE
             row["verdict"] = "unchanged" if not changed else "regressed" if worse else "improved"
@@ -701,6 +719,30 @@ def _compare_cell(
                 row["note"] = "different hardware"
         out.append((MetricComparison(**row), raw_p))
     return out
+
+
+def _projected_note(base: Record, new: Record) -> str:
+    """Why a projected latency gets no verdict, and whether its two bands could tell the sides
+    apart: the per-op model's estimates are never measured, and each is only known to within
+    its band (from the published figures the model was checked on)."""
+    note = "projected, never measured: not judged"
+    (low_b, high_b), (low_n, high_n) = (
+        record.projected_band[0] or (None, None) for record in (base, new)
+    )
+    if low_b is None or low_n is None:
+        return f"{note}; unchecked, no band to compare"
+    if low_n <= high_b and low_b <= high_n:
+        return f"{note}; the bands overlap, so the model cannot tell the two apart"
+    faster = "faster" if high_n < low_b else "slower"
+    return f"{note}; the bands do not overlap (new projected {faster})"
+
+
+def _emulated_note(row: MetricComparison) -> MetricComparison:
+    """An emulated cell's time row says whose speed its verdict is about."""
+    if row.execution != "emulated" or row.metric not in (TESTED_TIME_METRIC, *THROUGHPUT_METRICS):
+        return row
+    label = "emulated: this host under the device's limits, not the device"
+    return _replace(row, note="; ".join(n for n in (row.note, label) if n))
 
 
 def _paired_time_rows(

@@ -111,7 +111,7 @@ LEGEND = (
 )
 
 
-def _band_cell(record: Record, metric: str) -> str:
+def band_cell(record: Record, metric: str) -> str:
     """' [1.1–4.8]' after a projected latency (its error band, ms), ' [unchecked]' where no
     published figure checks the device's projection; nothing after any other figure."""
     if metric != "projected_latency_ms" or record.metric(metric) is None:
@@ -145,7 +145,7 @@ def display_rows(
         ]
         if configured:
             cells.append(_configuration(r))
-        cells += [_fmt(r.metric(m), m) + _band_cell(r, m) for m in present]
+        cells += [_fmt(r.metric(m), m) + band_cell(r, m) for m in present]
         cells.append(str(r.error or ""))
         rows.append(cells)
     return header, rows
