@@ -255,6 +255,31 @@ class Remote(_Part):
     )
 
 
+class Cost(_Part):
+    """What a million inferences cost on the cell's device (hardware_profiles/pricing.py)."""
+
+    usd_per_million: Number | None = Field(
+        None, description="US$ per million inferences, the device busy the whole hour"
+    )
+    throughput: Literal["measured", "projected"] | None = Field(
+        None,
+        description="which throughput it rests on: `measured` (the cell's own) or `projected` "
+        "(a projected or emulated cell's projected rate)",
+    )
+    inferences_per_s: Number | None = Field(None, description="that throughput")
+    inferences_per_s_basis: str | None = Field(
+        None,
+        description="what it is: Offline or Server samples/s, 1 / single-stream p50, or "
+        "1 / projected latency (batch 1)",
+    )
+    usd_per_hour: Number | None = Field(
+        None, description="the device's price per hour (a purchase spread over its service life)"
+    )
+    price: str | None = Field(
+        None, description="what the price rests on: the figure, its source and the date read"
+    )
+
+
 class Record(_Part):
     """One cell's result: what ran, where and how, its metrics, and the machine it ran on."""
 
@@ -342,6 +367,11 @@ class Record(_Part):
         '`projected_latency_ms`, its `band` (`low_ms`, `high_ms` and `rests_on`: "checked on N '
         'published rows for <device class>: worst R×" or "unchecked"), `bound` (compute, '
         "memory, overhead or link), `top_ops`, the runtime it models and its method",
+    )
+    cost: Cost | None = Field(
+        None,
+        description="latency and throughput cells on a profile with a price: US$ per million "
+        "inferences, from `measured` or `projected` throughput, with the price and its source",
     )
     remote: Remote | None = Field(
         None,

@@ -13,7 +13,7 @@ from accelbench.errors import UsageError
 from accelbench.hardware_profiles import list_profiles, load_profile
 from accelbench.hardware_profiles.pricing import hourly_price, usd_per_million
 from accelbench.hardware_profiles.schema import profile_from_mapping
-from accelbench.records import Record, metric
+from accelbench.records import Record, metric, read_records
 from accelbench.report.sections.context import RunProfile
 from accelbench.report.sections.hardware import hardware_rows
 
@@ -145,3 +145,46 @@ def test_project_shows_cost_per_million_from_the_projected_rate():
     table = run_cli("project", str(DATA / "cnn_int8.tflite"), "--profile", "rpi4,nvidia-t4")
     assert "$ per M inferences" in table.stdout and "(projected)" in table.stdout
     assert "n/a: price unknown" in table.stdout
+
+
+def test_records_and_the_results_table_carry_cost_per_million_measured_or_projected(tmp_path):
+    # A profile of the user's own with a price of its own: how a user prices a device.
+    own = {**BOARD, "name": "my-box", "kind": "cpu", "execution": "local"}
+    own["price"] = {"usd_per_hour": 0.36, "source": "https://acme.example/p", "date": "2026-12-06"}
+    path = tmp_path / "my-box.yaml"
+    path.write_text(yaml.safe_dump(own), encoding="utf-8")
+    out = tmp_path / "run"
+    shown = run_cli(
+        "bench",
+        str(DATA / "cnn_int8.tflite"),
+        "--profile",
+        f"{path},coral-edgetpu,nvidia-t4",
+        "--threads",
+        "1",
+        "--scenario",
+        "offline,single-stream",
+        "--preset",
+        "quick",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
+    assert shown.returncode == 0, shown.stderr
+    records = {(r["profile"], r["scenario"]): r for r in read_records(out)}
+    measured = records["my-box", "offline"]
+    qps = measured["metrics"]["qps"]["value"]
+    assert measured["cost"]["throughput"] == "measured"
+    assert measured["cost"]["inferences_per_s_basis"] == "Offline samples/s"
+    assert measured["cost"]["usd_per_million"] == pytest.approx(0.36 / (qps * 3600) * 1e6)
+    assert "https://acme.example/p, read 2026-12-06" in measured["cost"]["price"]
+    projected = records["coral-edgetpu", "single-stream"]
+    rate = 1e3 / projected["metrics"]["projected_latency_ms"]["value"]
+    assert projected["cost"]["throughput"] == "projected"
+    assert projected["cost"]["usd_per_million"] == pytest.approx(
+        usd_per_million(rate, 75 / (3 * 8760))
+    )
+    assert "cost" not in records["nvidia-t4", "single-stream"]  # its price is unknown
+    table = (out / "summary.md").read_text(encoding="utf-8")
+    assert "$ per M inf" in table
+    assert f"{projected['cost']['usd_per_million']:.3g} (projected)" in table
+    assert f"{measured['cost']['usd_per_million']:.3g} (measured)" in table

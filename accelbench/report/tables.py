@@ -55,6 +55,9 @@ def flatten(record: Record) -> dict[str, Any]:
             row[key] = settings[key]
     for name in sorted(record.metrics or {}):
         row[name] = record.metric(name)
+    if record.cost is not None:
+        row["usd_per_million_inferences"] = record.cost.usd_per_million
+        row["cost_throughput"] = record.cost.throughput
     row["artifact_sha256"] = record.artifact_sha256
     row["error"] = record.error
     return row
@@ -109,6 +112,21 @@ LEGEND = (
     "never measured, with its error band in brackets (from the published figures it was "
     "checked on; unchecked where none)."
 )
+COST_COLUMN = "$ per M inf"
+COST_LEGEND = (
+    "$ per M inf = US$ per million inferences at the device's throughput (measured, or "
+    "projected for projected and emulated cells), the device busy the whole hour, priced by "
+    "its profile's price block (cloud on demand per hour, or a purchase over its service life)."
+)
+
+
+def cost_cell(record: Record) -> str:
+    """'0.0123 (projected)': a record's US$ per million inferences and the throughput it rests
+    on; '-' where its profile states no price or it has no throughput."""
+    cost = record.cost
+    if cost is None or cost.usd_per_million is None:
+        return "-"
+    return f"{cost.usd_per_million:.3g} ({cost.throughput})"
 
 
 def band_cell(record: Record, metric: str) -> str:
@@ -132,7 +150,11 @@ def display_rows(
     configured = any(_configuration(r) for r in records)
     if configured:
         header.append("config")
-    header += [SHORT_NAMES[m] for m in present] + ["error"]
+    header += [SHORT_NAMES[m] for m in present]
+    priced = any(r.cost is not None for r in records)
+    if priced:
+        header.append(COST_COLUMN)
+    header.append("error")
     rows = []
     for r in records:
         cells = [
@@ -146,6 +168,8 @@ def display_rows(
         if configured:
             cells.append(_configuration(r))
         cells += [_fmt(r.metric(m), m) + band_cell(r, m) for m in present]
+        if priced:
+            cells.append(cost_cell(r))
         cells.append(str(r.error or ""))
         rows.append(cells)
     return header, rows
@@ -204,6 +228,8 @@ def summary_markdown(records: Iterable[Record | dict[str, Any]], run_dir: Path) 
         LEGEND,
         "",
     ]
+    if COST_COLUMN in header:
+        lines += [COST_LEGEND, ""]
     from accelbench.benchmarks.presets import comparability_note
 
     note = comparability_note([r.settings or {} for r in records])
@@ -229,3 +255,5 @@ def print_table(records: Iterable[Record | dict[str, Any]], title: str | None = 
     console.print(table)
     if any(r.execution in ("emulated", "projected") for r in records):
         console.print(LEGEND)
+    if COST_COLUMN in header:
+        console.print(COST_LEGEND)

@@ -841,7 +841,7 @@ def make_record(
         **cell.settings,
         **(result.get("settings") or {}),
     }
-    return {
+    record = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "cell_id": cell.cell_id,
@@ -876,6 +876,18 @@ def make_record(
         "log": str(log_file),
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    cost = _cost(record)
+    if cost is not None:
+        record["cost"] = cost
+    return record
+
+
+def _cost(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The record's cost part (pricing.cost_part), read from the parts it rests on."""
+    from accelbench.hardware_profiles.pricing import cost_part
+
+    parts = ("status", "execution", "scenario", "metrics", "profile_data")
+    return cost_part(Record.parse({k: record[k] for k in parts}, "the record's cost parts"))
 
 
 def _graph_summary(graph: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -5,32 +5,10 @@ from __future__ import annotations
 from accelbench.records import Record
 from accelbench.report.document import Document
 from accelbench.report.sections.context import Context, RunProfile, num
-from accelbench.report.tradeoffs import device_latency
 
 title = "Hardware comparison"
 
 _BASIS_RANK = {"Offline samples/s": 2, "Server completed samples/s": 1}
-
-
-def _throughput(record: Record) -> tuple[float, str, str] | None:
-    """(inferences/s, what it is, measured|emulated|projected) for one benchmark record."""
-    execution = record.execution
-    scenario = record.scenario
-    if execution in ("projected", "emulated"):
-        # An emulated cell's own figures are this host's speed; the device's is the projection.
-        projected = device_latency(record)[0] if scenario == "single-stream" else None
-        if not projected:
-            return None
-        return 1e3 / projected, "1 / projected latency (batch 1)", "projected"
-    qps = record.metric("qps")
-    if scenario == "offline" and qps:
-        return qps, "Offline samples/s", "measured"
-    if scenario == "server" and qps:
-        return qps, "Server completed samples/s", "measured"
-    p50 = record.latency_p50_ms
-    if scenario == "single-stream" and p50:
-        return 1e3 / p50, "1 / single-stream p50 (batch 1)", "measured"
-    return None
 
 
 def _rate_band(record: Record) -> str:
@@ -46,7 +24,11 @@ def hardware_rows(
 ) -> tuple[list[str], list[list[str]]]:
     """Per model and profile (and threads), the best throughput, per watt and per dollar."""
     from accelbench.benchmarks.presets import SCENARIOS as LOADGEN_SCENARIOS
-    from accelbench.hardware_profiles.pricing import hourly_price, usd_per_million
+    from accelbench.hardware_profiles.pricing import (
+        device_throughput,
+        hourly_price,
+        usd_per_million,
+    )
 
     # fmt: skip below: 12 names packed as a paragraph, not one per line.
     header = ["model", "profile", "thr", "figure", "best optimization", "inferences/s", "basis",
@@ -56,7 +38,7 @@ def hardware_rows(
     for r in records:
         if r.status != "ok" or r.scenario not in LOADGEN_SCENARIOS:
             continue
-        got = _throughput(r)
+        got = device_throughput(r)
         if got is None:
             continue
         key = (str(r.model), str(r.profile), r.threads or 0)
