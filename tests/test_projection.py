@@ -379,6 +379,8 @@ def test_project_prints_a_table_and_json():
     ("args", "message"),
     [
         (["missing.tflite"], "model file 'missing.tflite' does not exist"),
+        (["digits_cnm"], "model 'digits_cnm' is no file, folder or reference model"),
+        (["{cnn}", "--precision", "int4"], "argument --precision: invalid choice"),
         (["{cnn}", "--profile", "nope"], "unknown hardware profile 'nope'"),
         ([], "give at least one MODEL"),
     ],
@@ -389,6 +391,26 @@ def test_project_bad_input_is_one_line_and_exit_2(args, message):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_project_takes_reference_model_names_and_keras_models(tmp_path):
+    cache = {"ACCELBENCH_CACHE_DIR": str(tmp_path)}
+    args = ["--profile", "coral-edgetpu,rpi4", "--format", "json", "--precision", "int8"]
+    shown = run_cli("project", "digits_cnn", str(DATA / "mlp.keras"), *args, env=cache)
+    assert shown.returncode == 0, shown.stderr
+    rows = json.loads(shown.stdout)
+    assert [(r["model"], r["profile"]) for r in rows] == [
+        ("digits_cnn (int8, untrained)", "coral-edgetpu"),
+        ("digits_cnn (int8, untrained)", "rpi4"),
+        ("mlp.keras (int8)", "coral-edgetpu"),
+        ("mlp.keras (int8)", "rpi4"),
+    ]
+    # Converted to full int8, so the Edge TPU takes both; the built model is cached, and its
+    # projection is the one its .tflite gets.
+    assert all(r["projected_latency_ms"] > 0 for r in rows)
+    built = tmp_path / "projection" / "reference" / "int8" / "digits_cnn.tflite"
+    expected = projection_record(analyze_tflite(built), load_profile("rpi4"))
+    assert rows[1]["projected_latency_ms"] == pytest.approx(expected["projected_latency_ms"])
 
 
 def test_validate_prints_projected_published_ratio_and_errors(tmp_path):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +17,14 @@ from accelbench.errors import UsageError
 
 class Project(Command):
     name = "project"
-    help = "project a .tflite's latency onto device profiles, or check projections (--validate)"
+    help = "project a model's latency onto device profiles, or check projections (--validate)"
     description = (
-        "Project each MODEL (.tflite) onto each --profile with the per-op device model of the "
-        "profile's projection block: latency, its error band, what bounds it (compute, memory, "
-        "overhead, link) and the ops that take longest. Nothing is run on this host. "
+        "Project each MODEL onto each --profile with the per-op device model of the profile's "
+        "projection block: latency, its error band, what bounds it (compute, memory, overhead, "
+        "link) and the ops that take longest. Nothing is run on this host. A MODEL is a .tflite, "
+        "a reference model's name (built untrained, since latency does not depend on trained "
+        "weights, converted at --precision and cached) or a Keras model (.keras, .h5, "
+        "SavedModel folder; converted at --precision). "
         "--validate instead projects the published rows of the validation table (building and "
         "caching their Keras Applications models on first use) and prints projected against "
         "published, the ratio per row, and the worst and median error per device."
@@ -26,7 +32,20 @@ class Project(Command):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("models", nargs="*", metavar="MODEL", help=".tflite model files")
+        parser.add_argument(
+            "models",
+            nargs="*",
+            metavar="MODEL",
+            help=".tflite files, reference model names (accelbench models list), or Keras models "
+            "(.keras, .h5, SavedModel folder)",
+        )
+        parser.add_argument(
+            "--precision",
+            choices=("fp32", "int8"),
+            default="fp32",
+            help="what a reference or Keras model is converted to (default fp32; int8: full "
+            "integer, calibrated on random inputs); a .tflite is projected as it is",
+        )
         parser.add_argument(
             "--profile",
             type=comma_list("profile"),
@@ -69,7 +88,10 @@ class Project(Command):
                 raise UsageError("--validate takes no MODEL; drop the model files or --validate")
             return _validate(args)
         if not args.models:
-            raise UsageError("give at least one MODEL (.tflite file), or --validate")
+            raise UsageError(
+                "give at least one MODEL (.tflite file, reference model name or Keras model), "
+                "or --validate"
+            )
         return _project(args)
 
 
@@ -80,6 +102,18 @@ def _profiles(names: list[str] | None) -> list[Any]:
         return [load_profile(name) for name in names]
     loaded = (load_profile(name) for name in builtin_names())
     return [profile for profile in loaded if profile.projection is not None]
+
+
+@contextlib.contextmanager
+def _tflite(model: str, precision: str) -> Iterator[tuple[Path, str]]:
+    """A .tflite file as it is (no TensorFlow loaded); anything else converted to one."""
+    if Path(model).suffix.lower() == ".tflite" and Path(model).is_file():
+        yield Path(model), Path(model).name
+        return
+    from accelbench.optimizers.projected_models import tflite_of
+
+    with tflite_of(model, precision) as found:
+        yield found
 
 
 def _project(args: argparse.Namespace) -> int:
@@ -94,19 +128,12 @@ def _project(args: argparse.Namespace) -> int:
     )
     from accelbench.runtimes.tflite_cost import analyze_tflite
 
+    profiles = _profiles(args.profile)
     tables = []
     for model in args.models:
-        path = Path(model)
-        if not path.is_file():
-            raise UsageError(f"model file '{path}' does not exist; pass a .tflite file")
-        if path.suffix.lower() != ".tflite":
-            raise UsageError(
-                f"model '{path}' is not a .tflite; projection reads a .tflite graph, so convert "
-                "it first (accelbench optimize)"
-            )
-        cost = analyze_tflite(path)
-        tables.append((OpTable.from_graph_cost(cost), cost))
-    profiles = _profiles(args.profile)
+        with _tflite(model, args.precision) as (path, label):
+            cost = analyze_tflite(path)
+        tables.append((dataclasses.replace(OpTable.from_graph_cost(cost), model=label), cost))
     rows = []
     for table, cost in tables:
         for profile in profiles:
