@@ -19,6 +19,7 @@ from accelbench.hardware_profiles.projection import (
     project,
     projection_record,
 )
+from accelbench.records import read_records
 from accelbench.runtimes.tflite_cost import analyze_tflite
 
 DATA = Path(__file__).parent / "data"
@@ -391,6 +392,39 @@ def test_project_bad_input_is_one_line_and_exit_2(args, message):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_with_emulated_and_projected_cells_does_not_calibrate_this_host(tmp_path):
+    # Neither an emulated cell (this host under the device's limits) nor a projection reads the
+    # host's calibration, so a run of them on a fresh cache measures nothing before its cells.
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    out = tmp_path / "run"
+    shown = run_cli(
+        "bench",
+        str(DATA / "cnn_int8.tflite"),
+        "--profile",
+        "rpi4,coral-edgetpu",
+        "--threads",
+        "1",
+        "--scenario",
+        "single-stream",
+        "--preset",
+        "quick",
+        "--out",
+        str(out),
+        "--no-progress",
+        env={"ACCELBENCH_CACHE_DIR": str(cache)},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "calibrating" not in shown.stderr
+    assert not (cache / "calibration.json").exists()
+    records = {r["profile"]: r for r in read_records(out)}
+    cost = analyze_tflite(DATA / "cnn_int8.tflite")
+    for name in ("rpi4", "coral-edgetpu"):
+        assert records[name]["status"] == "ok"
+        expected = projection_record(cost, load_profile(name))["projected_latency_ms"]
+        assert records[name]["projection"]["projected_latency_ms"] == pytest.approx(expected)
 
 
 def test_project_takes_reference_model_names_and_keras_models(tmp_path):

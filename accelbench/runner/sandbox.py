@@ -276,8 +276,9 @@ def _cache_dir() -> Path:
 
 
 def cache_paths() -> list[Path]:
-    """The host calibration a projection reads, when there is one: that file of accelbench's
-    cache folder only (the folder also keeps every prepared model's artifacts)."""
+    """The host calibration, when there is one (a JAX cell's MFU on this host's CPU reads its
+    peak): that file of accelbench's cache folder only (the folder also keeps every prepared
+    model's artifacts)."""
     from accelbench.hardware_profiles.calibrate import CALIBRATION_FILE
 
     calibration = _cache_dir() / CALIBRATION_FILE

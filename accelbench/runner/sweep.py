@@ -219,8 +219,6 @@ def _sweep(
     plan = run_plan.make_plan(todo, jobs, cached_jobs=cached)
     # First, so that a run of hours says so before it starts (accelbench run --dry-run: details).
     print(plan.headline(), file=sys.stderr, flush=True)
-    if any(c.execution in ("emulated", "projected") for c in todo):
-        _ensure_calibration(progress)
     bar = _Progress(plan, enabled=progress)
     fresh_from: int | None = None
 
@@ -270,16 +268,6 @@ def finished_cells(records: list[dict[str, Any]]) -> set[str]:
         if keys is None or all(f"{parent}.{key}" in recorded for key in keys):
             done.add(parent)
     return done
-
-
-def _ensure_calibration(verbose: bool) -> None:
-    """Projections are calibrated against this host: measure it once (a few seconds), cached."""
-    from accelbench.hardware_profiles.calibrate import calibrate, load_calibration
-
-    if load_calibration() is None:
-        if verbose:
-            print("calibrating this host for projections (once; cached)...", file=sys.stderr)
-        calibrate()
 
 
 def _spawn(
