@@ -273,3 +273,13 @@ def test_compare_shows_projected_figures_with_their_bands_and_never_judges_them(
     band = record["projection"]["band"]
     assert f"[{band['low_ms']:.3g}–{band['high_ms']:.3g}]" in line
     assert "info (projected, never measured: not judged; the bands overlap" in line
+
+    # A baseline keeps the band, so a compare against it shows the same.
+    store = tmp_path / "store"
+    saved = run_cli("baseline", "save", str(small), "--name", "main", "--store", str(store))
+    assert saved.returncode == 0, saved.stderr
+    against = run_cli("compare", "baseline:main", str(again), "--store", str(store))
+    assert against.returncode == 0, against.stderr
+    (line,) = [x for x in against.stdout.splitlines() if "projected_latency_ms" in x]
+    assert line.count(f"[{band['low_ms']:.3g}–{band['high_ms']:.3g}]") == 2
+    assert "the bands overlap" in line

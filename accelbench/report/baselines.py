@@ -32,7 +32,8 @@ DEFAULT_STORE = Path(".accelbench") / "baselines"
 PREFIX = "baseline:"
 ARTIFACTS_DIR = "artifacts"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-# Record fields a comparison or a trend reads; loadgen logs, graphs and projections stay behind.
+# Record fields a comparison or a trend reads; loadgen logs, graphs and projections (but for
+# their bands) stay behind.
 # fmt: skip below: 20 names packed as a paragraph, not one per line.
 _KEPT_FIELDS = (
     "cell_id", "run_id", "model", "optimization", "profile", "execution", "threads", "scenario",
@@ -69,6 +70,10 @@ def slim_record(record: dict[str, Any]) -> dict[str, Any]:
     bits = (record.get("quality") or {}).get("correct_bits")
     if bits:
         out["quality"] = {"correct_bits": bits}
+    band = (record.get("projection") or {}).get("band")
+    if band:
+        # compare shows a projected figure with its error band, from a baseline too.
+        out["projection"] = {"band": band}
     return out
 
 
