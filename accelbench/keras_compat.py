@@ -24,12 +24,34 @@ def tflite_for_timing(model: Any, precision: str, *, samples: int = 2) -> bytes:
     """A tf_keras ``model`` as .tflite bytes, for graphs timed rather than scored: fp32 as it is,
     or full int8 (int8 in and out) calibrated on ``samples`` uniform random inputs of each of the
     model's input shapes, which set the graph's scales but not its cost."""
-    import numpy as np
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    shapes = [tuple(int(d) for d in x.shape[1:]) for x in model.inputs]
+    return _convert_for_timing(converter, shapes, precision, samples)
+
+
+def saved_model_tflite_for_timing(path: str, precision: str, *, samples: int = 2) -> bytes:
+    """A SavedModel's serving signature as .tflite bytes, as `tflite_for_timing` converts a Keras
+    model (the inputs' shapes from the signature, batch 1)."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(path)
+    signature = loaded.signatures["serving_default"]
+    specs = signature.structured_input_signature[1].values()
+    shapes = [tuple(int(d or 1) for d in spec.shape[1:]) for spec in specs]
+    # From the concrete function, so that its variables are frozen into constants.
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([signature], loaded)
+    return _convert_for_timing(converter, shapes, precision, samples)
+
+
+def _convert_for_timing(
+    converter: Any, shapes: list[tuple[int, ...]], precision: str, samples: int
+) -> bytes:
+    import numpy as np
+    import tensorflow as tf
+
     if precision == "int8":
-        shapes = [tuple(int(d) for d in x.shape[1:]) for x in model.inputs]
 
         def representative() -> Any:
             rng = np.random.default_rng(0)

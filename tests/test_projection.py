@@ -430,7 +430,8 @@ def test_a_run_with_emulated_and_projected_cells_does_not_calibrate_this_host(tm
 def test_project_takes_reference_model_names_and_keras_models(tmp_path):
     cache = {"ACCELBENCH_CACHE_DIR": str(tmp_path)}
     args = ["--profile", "coral-edgetpu,rpi4", "--format", "json", "--precision", "int8"]
-    shown = run_cli("project", "digits_cnn", str(DATA / "mlp.keras"), *args, env=cache)
+    models = ["digits_cnn", str(DATA / "mlp.keras"), str(DATA / "mlp_savedmodel")]
+    shown = run_cli("project", *models, *args, env=cache)
     assert shown.returncode == 0, shown.stderr
     rows = json.loads(shown.stdout)
     assert [(r["model"], r["profile"]) for r in rows] == [
@@ -438,9 +439,13 @@ def test_project_takes_reference_model_names_and_keras_models(tmp_path):
         ("digits_cnn (int8, untrained)", "rpi4"),
         ("mlp.keras (int8)", "coral-edgetpu"),
         ("mlp.keras (int8)", "rpi4"),
+        ("mlp_savedmodel (int8)", "coral-edgetpu"),
+        ("mlp_savedmodel (int8)", "rpi4"),
     ]
-    # Converted to full int8, so the Edge TPU takes both; the built model is cached, and its
+    # Converted to full int8, so the Edge TPU takes all three (the SavedModel's variables frozen:
+    # the same two dense layers as the Keras file); the built reference model is cached, and its
     # projection is the one its .tflite gets.
+    assert rows[4]["top_ops"][0]["op"].startswith("FULLY_CONNECTED")
     assert all(r["projected_latency_ms"] > 0 for r in rows)
     built = tmp_path / "projection" / "reference" / "int8" / "digits_cnn.tflite"
     expected = projection_record(analyze_tflite(built), load_profile("rpi4"))

@@ -2,7 +2,8 @@
 
 Projection reads a .tflite graph's ops and nothing else, so a model that is not one yet is
 converted as for timing (`keras_compat.tflite_for_timing`: fp32 as it is, or full int8 calibrated
-on random inputs, which set the graph's scales but not its cost). A reference model is built with
+on random inputs, which set the graph's scales but not its cost; a SavedModel not saved from Keras,
+from its serving signature). A reference model is built with
 its initial weights and never trained (latency does not depend on trained weights) and cached
 under ``<cache>/projection/reference/<precision>/``; a JAX reference model goes through jax2tf as
 `accelbench optimize` converts it. Nothing is measured.
@@ -103,13 +104,21 @@ def _jax_tflite(name: str, precision: str) -> bytes:
 
 
 def _keras_tflite(path: Path, precision: str, folder: Path) -> Path:
-    from accelbench.keras_compat import tflite_for_timing
+    from accelbench.keras_compat import saved_model_tflite_for_timing, tflite_for_timing
     from accelbench.optimizers.user_models import load_user_model
+    from accelbench.runtimes.model_inspect import refuse_unsafe
 
     _keras(path.name)
-    model = load_user_model(path)
+    # A SavedModel not saved from Keras is converted from its serving signature.
+    plain = path.is_dir() and not (path / "keras_metadata.pb").is_file()
+    if plain:
+        refuse_unsafe(path)
+    model = None if plain else load_user_model(path)
     try:
-        data = tflite_for_timing(model, precision)
+        if plain:
+            data = saved_model_tflite_for_timing(str(path), precision)
+        else:
+            data = tflite_for_timing(model, precision)
     except Exception as err:  # every converter failure is the model's
         raise UsageError(
             f"cannot convert '{path}' to a {precision} .tflite ({first_line(err)}); convert it "
