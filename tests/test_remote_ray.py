@@ -313,12 +313,14 @@ def test_agent_start_serves_its_profiles_to_a_sweep(tmp_path: Path) -> None:
 _RAY_MARKS = ("ray::", "raylet", "gcs_server", "/ray/", "ray start")
 
 
-def _new_ray_processes(before: set[int]) -> list[str]:
+def _new_ray_processes(before: set[int], ours: bool = True) -> list[str]:
+    """Ray processes not in ``before``; without ``ours``, not this process's children either."""
     import psutil
 
+    mine = set() if ours else set(_ray_processes())
     found = []
     for p in psutil.process_iter(["name", "cmdline", "status"]):
-        if p.pid in before or p.info["status"] == psutil.STATUS_ZOMBIE:
+        if p.pid in before or p.pid in mine or p.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         text = " ".join(p.info["cmdline"] or []) or (p.info["name"] or "")
         if any(mark in text for mark in _RAY_MARKS) and "pytest" not in text:
@@ -331,3 +333,32 @@ def test_agent_needs_head_or_address(tmp_path: Path) -> None:
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     proc = run_cli("bench", str(MODEL), "--cluster", "nohost", "--no-progress")
     assert proc.returncode == 2 and "HOST:PORT" in proc.stderr, proc.stderr
+
+
+def test_agent_stop_stops_only_the_node_agent_start_started(cluster, tmp_path: Path) -> None:
+    import socket
+
+    import psutil
+    from loopback_sshd import free_port
+
+    made, _ = cluster
+    port = free_port()
+    before = {p.pid for p in psutil.process_iter()}
+    profile = _profile(tmp_path, "agent-stopped")
+    start = ["agent", "start", "--head", "--port", str(port), "--num-cpus", "1"]
+    proc = run_cli(*start, "--profile", str(profile))
+    try:
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        stop = run_cli("agent", "stop")
+    assert stop.returncode == 0 and "stopped" in stop.stdout, stop.stderr + stop.stdout
+    # The module's cluster (this process's children) starts and ends workers of its own.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _new_ray_processes(before, ours=False):
+        time.sleep(0.5)
+    assert not _new_ray_processes(before, ours=False)
+    # The other cluster of this machine (the module's) runs on: ray stop would have ended it.
+    assert made.head_node.remaining_processes_alive()
+    again = run_cli("agent", "stop")
+    assert again.returncode == 0 and "no Ray node" in again.stdout

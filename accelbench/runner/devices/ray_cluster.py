@@ -416,3 +416,88 @@ def _environment() -> dict[str, Any]:
 
         _ENVIRONMENT = environment_fingerprint()
     return _ENVIRONMENT
+
+
+# -- The nodes `accelbench agent start` started on this machine, so that `agent stop` stops them
+# alone (`ray stop` stops every Ray process of the machine, other users' and clusters' included).
+
+AGENT_FILE = "agent-nodes.json"
+
+
+def _agent_file() -> Path:
+    from accelbench.hardware_profiles.calibrate import cache_dir
+
+    return cache_dir() / AGENT_FILE
+
+
+def start_node(argv: list[str]) -> int:
+    """Run ``ray start`` (``argv``) and remember the processes it leaves running (the node's
+    daemons: they outlive ``ray start``, which made this process their parent as a Linux child
+    subreaper); its exit status."""
+    import ctypes
+    import subprocess
+
+    import psutil
+
+    try:  # PR_SET_CHILD_SUBREAPER: ray start's orphaned daemons become this process's children
+        subreaper = sys.platform.startswith("linux") and ctypes.CDLL(None).prctl(36, 1) == 0
+    except (OSError, AttributeError):
+        subreaper = False
+    code = subprocess.run(argv, check=False).returncode
+    if code != 0 or not subreaper:
+        return code
+    started = [
+        {"pid": p.pid, "create_time": p.create_time(), "cmdline": " ".join(p.cmdline())[:200]}
+        for p in psutil.Process().children(recursive=True)
+        if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    ]
+    path = _agent_file()
+    nodes = _read_agent_file(path)
+    nodes.append({"started_at": _now(), "argv": argv, "processes": started})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(nodes, indent=2), encoding="utf-8")
+    return code
+
+
+def stop_nodes(grace_s: float = 10.0) -> int:
+    """Stop the nodes ``start_node`` started here that still run (their daemons and the Ray
+    workers under them), SIGTERM first, SIGKILL after ``grace_s``; how many processes were
+    stopped. A recorded pid that now names another process (its start time differs) is left."""
+    import psutil
+
+    path = _agent_file()
+    targets: dict[int, psutil.Process] = {}
+    for node in _read_agent_file(path):
+        for entry in node.get("processes", []):
+            try:
+                proc = psutil.Process(entry["pid"])
+                if abs(proc.create_time() - entry["create_time"]) > 0.01:
+                    continue
+                for p in [proc, *proc.children(recursive=True)]:
+                    targets[p.pid] = p
+            except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError):
+                continue
+    for proc in targets.values():
+        with _quiet(psutil):
+            proc.terminate()
+    _, alive = psutil.wait_procs(list(targets.values()), timeout=grace_s)
+    for proc in alive:
+        with _quiet(psutil):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=grace_s)
+    path.unlink(missing_ok=True)
+    return len(targets)
+
+
+def _quiet(psutil: Any) -> Any:
+    import contextlib
+
+    return contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied)
+
+
+def _read_agent_file(path: Path) -> list[dict[str, Any]]:
+    try:
+        nodes = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return nodes if isinstance(nodes, list) else []
