@@ -251,7 +251,8 @@ def _sweep(
             )
             for record in records_of:
                 emit(record)
-        here = [c for c in todo if all(c is not d for d in on_cluster)]
+        sent = {id(c) for c in on_cluster}
+        here = [c for c in todo if id(c) not in sent]
         # Cells that share a worker run one after another (runner/pool.py).
         for group in group_by_worker(here):
             for record in run_cells(group, run_dir, run_id, environment, bar.start):
@@ -405,10 +406,11 @@ def _cluster_records(
     for job in run_on_cluster(jobs, on_start):
         files, quality = made[id(job.cell)]
         outcome = Outcome(job.code, job.timed_out, job.wall_s, {"id": 0, "earlier_cells": 0})
-        node = _node_part(files.result_file)
+        ray_profile = is_ray_cell(job.cell.profile_data, job.cell.execution)
+        node = None if ray_profile else _node_part(files.result_file)
         if node:
             box = Sandbox(**node["sandbox"])
-        elif is_ray_cell(job.cell.profile_data, job.cell.execution):
+        elif ray_profile:
             box = choose_sandbox(False)
         else:
             box = Sandbox("none", "the cell did not run on a node")
