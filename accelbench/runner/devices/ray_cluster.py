@@ -18,6 +18,7 @@ only when a cell goes to the cluster.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -342,20 +343,21 @@ def _measure_on_node(
         )
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         clock = time.monotonic()
-        try:
-            done = subprocess.run(
-                _dying_with_parent(command),
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=cell["timeout_s"],
-                check=False,
-            )
-            output = done.stdout + done.stderr
-            ended = f"exit status {done.returncode}"
-        except subprocess.TimeoutExpired as expired:
-            output = _text(expired.stdout) + _text(expired.stderr)
-            ended = f"timed out after {cell['timeout_s']:g} s"
+        with _cores_of_its_own(int(cell["threads"]) if spread else 0):
+            try:
+                done = subprocess.run(
+                    _dying_with_parent(command),
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=cell["timeout_s"],
+                    check=False,
+                )
+                output = done.stdout + done.stderr
+                ended = f"exit status {done.returncode}"
+            except subprocess.TimeoutExpired as expired:
+                output = _text(expired.stdout) + _text(expired.stderr)
+                ended = f"timed out after {cell['timeout_s']:g} s"
         node_wall_s = time.monotonic() - clock
         if result_file.is_file():
             result = json.loads(result_file.read_text(encoding="utf-8", errors="replace"))
@@ -397,6 +399,49 @@ def _measure_on_node(
         return result
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _cores_of_its_own(count: int) -> Iterator[None]:
+    """Run what this thread starts inside on ``count`` cores of this machine that no other
+    spread cell holds, so that cells measured at once never share a core (Ray counts CPUs but
+    pins nothing, and an emulated cell pins itself to the first cores it may use). A core is
+    held by a lock on a file of its own under the temporary folder, which every node of this
+    machine shares and the kernel releases when its holder ends. Without enough free cores (or
+    on a system without affinity), nothing is pinned."""
+    import fcntl
+    import tempfile
+
+    if count <= 0 or not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    folder = Path(tempfile.gettempdir()) / "accelbench-cores"
+    folder.mkdir(exist_ok=True)
+    allowed = sorted(os.sched_getaffinity(0))
+    held: list[tuple[int, int]] = []
+    try:
+        for core in allowed:
+            if len(held) == count:
+                break
+            fd = os.open(folder / str(core), os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            held.append((core, fd))
+        if len(held) < count:
+            yield
+            return
+        # This thread's affinity, which the worker it starts inherits; restored after.
+        os.sched_setaffinity(0, [core for core, _ in held])
+        try:
+            yield
+        finally:
+            os.sched_setaffinity(0, allowed)
+    finally:
+        for _, fd in held:
+            os.close(fd)
 
 
 def _text(data: bytes | str | None) -> str:
