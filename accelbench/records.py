@@ -260,8 +260,8 @@ class Remote(_Part):
 
 
 class Node(_Part):
-    """The Ray cluster node that measured a ``local`` or ``emulated`` cell sent there with
-    ``--spread`` (the record's ``environment`` is that node's)."""
+    """The Ray cluster node that measured a `local` or `emulated` cell sent there with
+    `--spread` (the record's `environment` is that node's)."""
 
     transport: str | None = Field(None, description="`ray`")
     host: str | None = Field(None, description="the node's address")
