@@ -1,6 +1,6 @@
 """Cells of transport: ray profiles on a real local Ray cluster of two nodes serving different
 profiles: each cell lands on its profile's node, the two nodes measure at once; --spread sends
-local cells to the nodes; Ctrl-C cancels the cells in flight; a node killed mid-sweep fails its
+local cells to the nodes; Ctrl-C ends the cells in flight; a node killed mid-sweep fails its
 cell."""
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def test_cells_land_on_their_nodes_at_once_and_spread_cells_on_any(cluster, tmp_
     assert "host (remote)" not in proc.stdout
 
 
-def test_ctrl_c_cancels_the_cells_in_flight_and_keeps_the_finished(cluster, tmp_path: Path) -> None:
+def test_ctrl_c_ends_the_cells_in_flight_and_keeps_the_finished(cluster, tmp_path: Path) -> None:
     import signal
     import subprocess
     import sys
@@ -166,7 +166,7 @@ def test_ctrl_c_cancels_the_cells_in_flight_and_keeps_the_finished(cluster, tmp_
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and _worker_running():
         time.sleep(0.2)
-    assert not _worker_running(), "a cancelled cell's worker still runs on its node"
+    assert not _worker_running(), "an interrupted cell's worker still runs on its node"
     proc = run_cli("bench", "--resume", str(out), "--no-progress")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert len(_records(out)) == 4

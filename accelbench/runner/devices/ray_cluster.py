@@ -34,6 +34,9 @@ SPREAD_ENV = "ACCELBENCH_SPREAD"
 RESOURCE_PREFIX = "accelbench:"
 # How often the driver looks at its cells' deadlines while none finishes.
 _POLL_S = 0.5
+# Time the node keeps back from a cell's timeout: it stops the worker and answers "timed out"
+# before the driver's deadline, which then cancels the task only when the node does not answer.
+NODE_TIMEOUT_MARGIN_S = 5.0
 
 
 def resource_name(profile: str) -> str:
@@ -185,8 +188,12 @@ def run_on_cluster(
                     job.timed_out = True
                     yield _finish(job, "failed", f"timed out after {job.cell.timeout_s:g} s")
     finally:
-        for ref in in_flight:  # Ctrl-C, or the caller stopped: nothing of theirs is recorded
-            ray.cancel(ref, force=True)
+        # Ctrl-C, or the caller stopped: the cells in flight get no record. Their tasks are not
+        # cancelled here: Ray 2.60's driver aborts when a cancelled task's reply crosses the
+        # cancellation ("Tried to complete task that was not pending"), which Ctrl-C makes
+        # likely. They end with this driver: Ray kills the workers of a job whose driver exits,
+        # and a cell's worker dies with the Ray worker that started it.
+        in_flight.clear()
 
 
 def _connect(address: str) -> None:
@@ -343,6 +350,8 @@ def _measure_on_node(
         )
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         clock = time.monotonic()
+        timeout_s = float(cell["timeout_s"])
+        timed_out = False
         with _cores_of_its_own(int(cell["threads"]) if spread else 0):
             try:
                 done = subprocess.run(
@@ -350,17 +359,25 @@ def _measure_on_node(
                     capture_output=True,
                     text=True,
                     env=env,
-                    timeout=cell["timeout_s"],
+                    timeout=max(timeout_s - NODE_TIMEOUT_MARGIN_S, timeout_s / 2),
                     check=False,
                 )
                 output = done.stdout + done.stderr
                 ended = f"exit status {done.returncode}"
             except subprocess.TimeoutExpired as expired:
                 output = _text(expired.stdout) + _text(expired.stderr)
-                ended = f"timed out after {cell['timeout_s']:g} s"
+                ended, timed_out = f"timed out after {timeout_s:g} s", True
         node_wall_s = time.monotonic() - clock
-        if result_file.is_file():
-            result = json.loads(result_file.read_text(encoding="utf-8", errors="replace"))
+        if timed_out:
+            result = {"status": "failed", "error": ended}
+        elif result_file.is_file():
+            try:
+                result = json.loads(result_file.read_text(encoding="utf-8", errors="replace"))
+            except ValueError:
+                result = {
+                    "status": "failed",
+                    "error": "the worker's result on the node is unreadable",
+                }
         else:
             tail = (output.strip().splitlines() or [ended])[-1]
             result = {"status": "failed", "error": f"the worker on the node wrote nothing: {tail}"}
