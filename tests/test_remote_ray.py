@@ -172,6 +172,35 @@ def test_ctrl_c_ends_the_cells_in_flight_and_keeps_the_finished(cluster, tmp_pat
     assert len(_records(out)) == 4
 
 
+def test_a_cell_past_its_timeout_fails_with_the_reason_and_the_sweep_ends(
+    cluster, tmp_path: Path
+) -> None:
+    made, _ = cluster
+    out = tmp_path / "run"
+    # The standard preset measures for 10 s at least: past the 8 s timeout.
+    proc = run_cli(
+        "bench",
+        str(MODEL),
+        "--preset",
+        "standard",
+        "--timeout",
+        "8",
+        "--threads",
+        "1",
+        "--cluster",
+        made.address,
+        "--spread",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
+    assert proc.returncode == 1, proc.stderr + proc.stdout
+    (record,) = _records(out)
+    assert record["status"] == "failed" and record["error"] == "timed out after 8 s"
+    assert record["wall_s"] < 8 and record["node"]["node_id"]
+    assert not _worker_running()
+
+
 def test_spread_needs_a_cluster() -> None:
     proc = run_cli("bench", str(MODEL), "--spread", "--no-progress", env={"ACCELBENCH_CLUSTER": ""})
     assert proc.returncode == 2, proc.stderr
