@@ -253,6 +253,22 @@ class Remote(_Part):
         description="where the device contradicts the profile (another CPU architecture, fewer "
         "cores, less memory); empty when it does not",
     )
+    started_at: str | None = Field(
+        None, description="when the cell started on the node, ISO 8601 UTC (ray)"
+    )
+    ended_at: str | None = Field(None, description="when it ended there, ISO 8601 UTC (ray)")
+
+
+class Node(_Part):
+    """The Ray cluster node that measured a `local` or `emulated` cell sent there with
+    `--spread` (the record's `environment` is that node's)."""
+
+    transport: str | None = Field(None, description="`ray`")
+    host: str | None = Field(None, description="the node's address")
+    node_id: str | None = Field(None, description="the Ray node's id")
+    hostname: str | None = Field(None, description="the node machine's host name")
+    started_at: str | None = Field(None, description="when the cell started there, ISO 8601 UTC")
+    ended_at: str | None = Field(None, description="when it ended there, ISO 8601 UTC")
 
 
 class Cost(_Part):
@@ -377,6 +393,11 @@ class Record(_Part):
         None,
         description="`remote` records: transport, host, the device's own fingerprint, how it "
         "was timed, and where the device contradicts the profile",
+    )
+    node: Node | None = Field(
+        None,
+        description="`--spread` records: the Ray node that measured the cell (address, node id, "
+        "host name, when the cell started and ended there); `environment` is that node's",
     )
     graph: Graph | None = Field(
         None, description="FLOPs, bytes, precision, float and integer ops of a .tflite graph"

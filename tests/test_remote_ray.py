@@ -1,5 +1,7 @@
 """Cells of transport: ray profiles on a real local Ray cluster of two nodes serving different
-profiles: each cell lands on its profile's node; a node killed mid-sweep fails its cell."""
+profiles: each cell lands on its profile's node, the two nodes measure at once; --spread sends
+local cells to the nodes; Ctrl-C ends the cells in flight; a node killed mid-sweep fails its
+cell."""
 
 from __future__ import annotations
 
@@ -51,8 +53,10 @@ def _ray_processes() -> list[int]:
     return [p.pid for p in psutil.Process(os.getpid()).children(recursive=True)]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cluster():
+    # One cluster for the module (a cluster takes seconds to start); the test that kills a node
+    # comes last and puts a new one in its place.
     made = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 1, "resources": {resource_name("ray-a"): 1}},
@@ -67,12 +71,13 @@ def cluster():
     assert not _ray_processes(), "Ray processes left behind"
 
 
-def test_cells_land_on_the_node_serving_their_profile(cluster, tmp_path: Path) -> None:
+def test_cells_land_on_their_nodes_at_once_and_spread_cells_on_any(cluster, tmp_path: Path) -> None:
     made, node_b = cluster
     profiles = [
         _profile(tmp_path, "ray-a"),
         _profile(tmp_path, "ray-b"),
         _profile(tmp_path, "ray-c"),
+        "host",
     ]
     out = tmp_path / "run"
     proc = run_cli(
@@ -84,6 +89,7 @@ def test_cells_land_on_the_node_serving_their_profile(cluster, tmp_path: Path) -
         "1",
         "--cluster",
         made.address,
+        "--spread",
         "--out",
         str(out),
         "--no-progress",
@@ -91,15 +97,114 @@ def test_cells_land_on_the_node_serving_their_profile(cluster, tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr + proc.stdout
     records = {r["profile"]: r for r in _records(out)}
     head_id = made.head_node.node_id
-    assert records["ray-a"]["status"] == "ok", records["ray-a"]["error"]
-    assert records["ray-a"]["remote"]["node_id"] == head_id
-    assert records["ray-b"]["status"] == "ok", records["ray-b"]["error"]
-    assert records["ray-b"]["remote"]["node_id"] == node_b.node_id
-    assert records["ray-b"]["execution"] == "remote"
-    assert records["ray-b"]["metrics"]["latency_p50_ms"]["value"] > 0
+    a, b = records["ray-a"], records["ray-b"]
+    assert a["status"] == "ok", a["error"]
+    assert a["remote"]["node_id"] == head_id
+    assert b["status"] == "ok", b["error"]
+    assert b["remote"]["node_id"] == node_b.node_id
+    assert b["execution"] == "remote"
+    assert b["metrics"]["latency_p50_ms"]["value"] > 0
+    # Both nodes measured at once: each cell started there before the other ended.
+    started = max(a["remote"]["started_at"], b["remote"]["started_at"])
+    assert started < min(a["remote"]["ended_at"], b["remote"]["ended_at"]), (
+        a["remote"],
+        b["remote"],
+    )
     assert records["ray-c"]["status"] == "skipped"
     assert "no node of the Ray cluster" in records["ray-c"]["error"]
     assert "ray-b (remote)" in proc.stdout
+    # --spread: the host cell ran on a node of the cluster, which its record names, and stays
+    # a local measurement (of that node's CPU), sandboxed as a local cell here is.
+    host = records["host"]
+    assert host["status"] == "ok", host["error"]
+    assert host["execution"] == "local" and host["remote"] is None
+    assert host["artifact"]["path"] == str(MODEL.resolve())
+    assert host["node"]["node_id"] in {head_id, node_b.node_id}
+    assert host["node"]["transport"] == "ray" and host["node"]["hostname"]
+    assert host["environment"]["host_fingerprint_id"]
+    from accelbench.runner.sandbox import choose
+
+    assert host["sandbox"] == choose(True).mode
+    assert "host (remote)" not in proc.stdout
+
+
+def test_ctrl_c_ends_the_cells_in_flight_and_keeps_the_finished(cluster, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    made, _ = cluster
+    out = tmp_path / "run"
+    argv = [
+        sys.executable,
+        "-m",
+        "accelbench.cli",
+        "bench",
+        str(MODEL),
+        "--scenario",
+        "single-stream,multi-stream,offline,server",
+        "--threads",
+        "1",
+        "--cluster",
+        made.address,
+        "--spread",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    sweep = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = out / "records.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (records.is_file() and records.read_text()):
+        assert sweep.poll() is None, sweep.communicate()
+        time.sleep(0.1)
+    sweep.send_signal(signal.SIGINT)
+    stdout, stderr = sweep.communicate(timeout=60)
+    assert sweep.returncode == 130, stderr + stdout
+    kept = _records(out)
+    assert 1 <= len(kept) < 4 and all(r["status"] in ("ok", "invalid") for r in kept), kept
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _worker_running():
+        time.sleep(0.2)
+    assert not _worker_running(), "an interrupted cell's worker still runs on its node"
+    proc = run_cli("bench", "--resume", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert len(_records(out)) == 4
+
+
+def test_a_cell_past_its_timeout_fails_with_the_reason_and_the_sweep_ends(
+    cluster, tmp_path: Path
+) -> None:
+    made, _ = cluster
+    out = tmp_path / "run"
+    # The standard preset measures for 10 s at least: past the 8 s timeout.
+    proc = run_cli(
+        "bench",
+        str(MODEL),
+        "--preset",
+        "standard",
+        "--timeout",
+        "8",
+        "--threads",
+        "1",
+        "--cluster",
+        made.address,
+        "--spread",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
+    assert proc.returncode == 1, proc.stderr + proc.stdout
+    (record,) = _records(out)
+    assert record["status"] == "failed" and record["error"] == "timed out after 8 s"
+    assert record["wall_s"] < 8 and record["node"]["node_id"]
+    assert not _worker_running()
+
+
+def test_spread_needs_a_cluster() -> None:
+    proc = run_cli("bench", str(MODEL), "--spread", "--no-progress", env={"ACCELBENCH_CLUSTER": ""})
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "--cluster" in proc.stderr
 
 
 def test_a_node_killed_mid_sweep_fails_its_cell_and_resume_completes(
@@ -237,12 +342,14 @@ def test_agent_start_serves_its_profiles_to_a_sweep(tmp_path: Path) -> None:
 _RAY_MARKS = ("ray::", "raylet", "gcs_server", "/ray/", "ray start")
 
 
-def _new_ray_processes(before: set[int]) -> list[str]:
+def _new_ray_processes(before: set[int], ours: bool = True) -> list[str]:
+    """Ray processes not in ``before``; without ``ours``, not this process's children either."""
     import psutil
 
+    mine = set() if ours else set(_ray_processes())
     found = []
     for p in psutil.process_iter(["name", "cmdline", "status"]):
-        if p.pid in before or p.info["status"] == psutil.STATUS_ZOMBIE:
+        if p.pid in before or p.pid in mine or p.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         text = " ".join(p.info["cmdline"] or []) or (p.info["name"] or "")
         if any(mark in text for mark in _RAY_MARKS) and "pytest" not in text:
@@ -255,3 +362,32 @@ def test_agent_needs_head_or_address(tmp_path: Path) -> None:
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     proc = run_cli("bench", str(MODEL), "--cluster", "nohost", "--no-progress")
     assert proc.returncode == 2 and "HOST:PORT" in proc.stderr, proc.stderr
+
+
+def test_agent_stop_stops_only_the_node_agent_start_started(cluster, tmp_path: Path) -> None:
+    import socket
+
+    import psutil
+    from loopback_sshd import free_port
+
+    made, _ = cluster
+    port = free_port()
+    before = {p.pid for p in psutil.process_iter()}
+    profile = _profile(tmp_path, "agent-stopped")
+    start = ["agent", "start", "--head", "--port", str(port), "--num-cpus", "1"]
+    proc = run_cli(*start, "--profile", str(profile))
+    try:
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        stop = run_cli("agent", "stop")
+    assert stop.returncode == 0 and "stopped" in stop.stdout, stop.stderr + stop.stdout
+    # The module's cluster (this process's children) starts and ends workers of its own.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _new_ray_processes(before, ours=False):
+        time.sleep(0.5)
+    assert not _new_ray_processes(before, ours=False)
+    # The other cluster of this machine (the module's) runs on: ray stop would have ended it.
+    assert made.head_node.remaining_processes_alive()
+    again = run_cli("agent", "stop")
+    assert again.returncode == 0 and "no Ray node" in again.stdout

@@ -20,7 +20,8 @@ class Agent(Command):
         "start: start a Ray node on this machine (a head with --head, or one joining the head "
         "at --address) that advertises the resource accelbench:<profile> for each profile it "
         "serves; a sweep run with --cluster sends each cell of a transport: ray profile to a "
-        "node serving it. stop: stop this machine's Ray processes (ray stop). Needs Ray: "
+        "node serving it. stop: stop the nodes agent start started on this machine (--all: "
+        "every Ray process of this machine, as ray stop does). Needs Ray: "
         "pip install 'accelbench[ray]'."
     )
 
@@ -44,17 +45,32 @@ class Agent(Command):
             action="store_true",
             help="stay in the foreground; Ctrl-C or SIGTERM stops the node (for a service)",
         )
-        actions.add_parser("stop", help="stop this machine's Ray processes")
+        stop = actions.add_parser("stop", help="stop the Ray nodes agent start started here")
+        stop.add_argument(
+            "--all",
+            action="store_true",
+            help="stop every Ray process of this machine (ray stop), not only agent start's",
+        )
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
         if args.agent_command not in ("start", "stop"):
             raise UsageError("say 'accelbench agent start ...' or 'accelbench agent stop'")
         ray = _ray_command()
+        from accelbench.runner.devices.ray_cluster import resource_name, start_node, stop_nodes
+
         if args.agent_command == "stop":
-            return _call([ray, "stop"])
+            if args.all:
+                return _call([ray, "stop"])
+            stopped = stop_nodes()
+            print(
+                f"stopped {stopped} process(es) of the Ray nodes agent start started here"
+                if stopped
+                else "no Ray node that agent start started here is running (--all stops every "
+                "Ray process of this machine)"
+            )
+            return EXIT_OK
         from accelbench.hardware_profiles import load_profile
-        from accelbench.runner.devices.ray_cluster import resource_name
 
         names = [load_profile(p).name for p in args.profile]
         resources = {resource_name(name): 1 for name in names}
@@ -66,7 +82,7 @@ class Agent(Command):
         if args.block:
             print(served, flush=True)
             return _call([*argv, "--block"])
-        code = _call(argv)
+        code = EXIT_OK if start_node(argv) == 0 else EXIT_FAILED_CELLS
         if code == EXIT_OK:
             print(served)
         return code

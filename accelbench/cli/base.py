@@ -197,16 +197,31 @@ def add_cluster_argument(p: argparse.ArgumentParser) -> None:
         help="a Ray cluster's head (accelbench agent start): each cell of a transport: ray "
         "profile runs on the node serving it (default: $ACCELBENCH_CLUSTER)",
     )
+    p.add_argument(
+        "--spread",
+        action="store_true",
+        help="with --cluster: also send the local and emulated cells of LoadGen scenarios and "
+        "paired cells to the cluster's nodes, each to a node with as many free CPUs as it has "
+        "threads, many at once (training, input-pipeline, serving and GPU/TPU cells stay here)",
+    )
 
 
 def apply_cluster(args: argparse.Namespace) -> None:
-    """Hand --cluster to the sweep (and its workers) as $ACCELBENCH_CLUSTER."""
+    """Hand --cluster to the sweep (and its workers) as $ACCELBENCH_CLUSTER, --spread as
+    $ACCELBENCH_SPREAD."""
     if getattr(args, "cluster", None):
         if ":" not in args.cluster:
             raise UsageError(
                 f"--cluster {args.cluster!r} names no port; give HOST:PORT, e.g. 10.0.0.5:6379"
             )
         os.environ["ACCELBENCH_CLUSTER"] = args.cluster
+    if getattr(args, "spread", False):
+        if not os.environ.get("ACCELBENCH_CLUSTER"):
+            raise UsageError(
+                "--spread sends cells to a Ray cluster's nodes, and no cluster is named; give "
+                "--cluster HOST:PORT too (or set ACCELBENCH_CLUSTER)"
+            )
+        os.environ["ACCELBENCH_SPREAD"] = "1"
 
 
 def trust_settings(args: argparse.Namespace) -> dict[str, bool]:

@@ -275,6 +275,8 @@ def observed_costs(
         cell_id = r.get("parent_cell_id") or r.get("cell_id")
         if cell_id in done_cells or r.get("status") not in ("ok", "invalid", "skipped"):
             continue
+        if r.get("node"):  # spread to a cluster node: its time and Ray's, not this machine's
+            continue
         done_cells.add(cell_id)
         kind = cell_kind(r["scenario"], r["execution"])
         fake = _record_cell(r)

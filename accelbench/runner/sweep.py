@@ -31,7 +31,7 @@ from accelbench.records import (
     write_atomic,
 )
 from accelbench.runner import plan as run_plan
-from accelbench.runner.devices.ray_cluster import is_ray_cell
+from accelbench.runner.devices.ray_cluster import cluster_cells, is_ray_cell
 from accelbench.runner.pool import CellFiles, CellWorkers, Outcome, group_by_worker
 from accelbench.runner.sandbox import Sandbox, exit_status, named_paths, read_untrusted
 from accelbench.runner.sandbox import choose as choose_sandbox
@@ -240,8 +240,19 @@ def _sweep(
             bar.describe(f"{job.model}: train and optimize")
             run_prepare(job, run_dir, run_id, environment, emit, cache=cache)
             bar.advance_job(job.model)
+        # The cluster's cells first, many at once; then this machine's, whose measurements the
+        # cluster's would disturb where a node shares the machine (the head often does).
+        on_cluster = cluster_cells(todo)
+        if on_cluster:
+            records_of = run_cells(
+                on_cluster, run_dir, run_id, environment, bar.start, cluster=True
+            )
+            for record in records_of:
+                emit(record)
+        sent = {id(c) for c in on_cluster}
+        here = [c for c in todo if id(c) not in sent]
         # Cells that share a worker run one after another (runner/pool.py).
-        for group in group_by_worker(todo):
+        for group in group_by_worker(here):
             for record in run_cells(group, run_dir, run_id, environment, bar.start):
                 emit(record)
     finally:
@@ -310,9 +321,13 @@ def run_cells(
     run_id: str,
     environment: dict[str, Any],
     on_start: Callable[[Cell], None] | None = None,
+    *,
+    cluster: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Run cells of one worker environment (a group of pool.group_by_worker) one after another
-    in a shared worker, and yield each cell's records as soon as the cell ends.
+    in a shared worker, and yield each cell's records as soon as the cell ends. Cells of ray
+    profiles, and every cell with ``cluster`` (those ray_cluster.cluster_cells chose), run on
+    the Ray cluster instead, many at once, each yielded as it ends.
 
     A cell is one record, except when its worker measured several configurations (an input
     pipeline's formats and settings, a server's batching modes): then each is a record of its
@@ -337,7 +352,7 @@ def run_cells(
         files.cell_file.write_text(json.dumps(cell.to_dict()), encoding="utf-8")
         files.result_file.unlink(missing_ok=True)
         ready.append((cell, files, quality))
-    on_cluster = [r for r in ready if is_ray_cell(r[0].profile_data, r[0].execution)]
+    on_cluster = [r for r in ready if cluster or is_ray_cell(r[0].profile_data, r[0].execution)]
     if on_cluster:
         yield from _cluster_records(on_cluster, run_id, environment, on_start)
         ready = [r for r in ready if r not in on_cluster]
@@ -366,19 +381,49 @@ def _cluster_records(
     environment: dict[str, Any],
     on_start: Callable[[Cell], None] | None,
 ) -> Iterator[dict[str, Any]]:
-    """Cells of ``transport: ray`` profiles: each a Ray task on the node that serves its profile
-    (runner/devices/ray_cluster.py); their worker runs there outside this host's sandbox."""
-    from accelbench.runner.devices.ray_cluster import run_on_cluster
+    """Cells on the Ray cluster (runner/devices/ray_cluster.py), many at once, each cell's
+    records yielded as it ends. A ray profile's worker runs on its node outside any sandbox; a
+    spread cell's runs in the sandbox its node has, measured on that node: its records carry
+    the node and its environment."""
+    from accelbench.runner.devices.ray_cluster import ClusterJob, run_on_cluster
 
-    box = choose_sandbox(False)
-    for cell, files, quality in ready:
-        if on_start:
-            on_start(cell)
-        files.result_file.unlink(missing_ok=True)
-        started = time.time()
-        code, timed_out = run_on_cluster(cell, files.result_file, files.log_file)
-        outcome = Outcome(code, timed_out, time.time() - started, {"id": 0, "earlier_cells": 0})
-        yield from _cell_records(cell, files, outcome, quality, box, run_id, environment)
+    made = {id(c): (files, quality) for c, files, quality in ready}
+    jobs = [ClusterJob(c, files.result_file, files.log_file) for c, files, _ in ready]
+    for job in jobs:
+        job.result_file.unlink(missing_ok=True)
+    for job in run_on_cluster(jobs, on_start):
+        files, quality = made[id(job.cell)]
+        outcome = Outcome(job.code, job.timed_out, job.wall_s, {"id": 0, "earlier_cells": 0})
+        ray_profile = is_ray_cell(job.cell.profile_data, job.cell.execution)
+        node = None if ray_profile else _node_part(files.result_file)
+        if node:
+            box = Sandbox(**node["sandbox"])
+        elif ray_profile:
+            box = choose_sandbox(False)
+        else:
+            box = Sandbox("none", "the cell did not run on a node")
+        records = _cell_records(job.cell, files, outcome, quality, box, run_id, environment)
+        for record in records:
+            if node:
+                record["node"], record["environment"] = node["node"], node["environment"]
+        yield from records
+
+
+def _node_part(result_file: Path) -> dict[str, Any] | None:
+    """Where a spread cell ran, as its node's result says: the node, its environment and its
+    sandbox; None for a ray profile's cell, or one that never reached a node."""
+    try:
+        result = json.loads(result_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not result.get("node"):
+        return None
+    fields = result.get("sandbox_fields") or {}
+    return {
+        "node": result["node"],
+        "environment": result.get("environment"),
+        "sandbox": {"mode": fields.get("sandbox", "none"), "reason": fields.get("sandbox_reason")},
+    }
 
 
 def _ssh_paths(cell: Cell) -> list[str]:
