@@ -19,6 +19,7 @@ from accelbench.hardware_profiles.projection import (
     project,
     projection_record,
 )
+from accelbench.hardware_profiles.schema import HardwareProfile
 from accelbench.runtimes.tflite_cost import analyze_tflite
 
 DATA = Path(__file__).parent / "data"
@@ -573,7 +574,7 @@ def test_weights_beyond_a_core_s_cache_arrive_cold_only_up_to_its_size():
     """With ``cache_mb``, an op's weights add at most a cache's worth at the weight stream's
     rate: a layer too large for the cache streams its weights on every pass, which its fitted
     efficiency already holds. Without it, every byte of the weights is streamed once."""
-    from accelbench.hardware_profiles.schema import HardwareProfile, ProjectionParameters
+    from accelbench.hardware_profiles.schema import ProjectionParameters
 
     def with_stream(**extra: float) -> HardwareProfile:
         params = ProjectionParameters(
@@ -590,6 +591,30 @@ def test_weights_beyond_a_core_s_cache_arrive_cold_only_up_to_its_size():
     extra_ms = project(large, uncached).latency_ms - project(large, cached).latency_ms
     assert extra_ms == pytest.approx(0.6)
     assert project(small, cached).latency_ms == pytest.approx(project(small, uncached).latency_ms)
+
+
+def test_an_op_s_bytes_beyond_a_core_s_cache_move_at_the_spill_rate():
+    """An element-wise op whose activations fit in the cache moves them at the device bandwidth;
+    the bytes of one that do not fit move at ``spill_bandwidth_gbps``. Without a spill rate the
+    model is today's single bandwidth."""
+    from accelbench.hardware_profiles.schema import ProjectionParameters
+
+    def profile(**extra: float) -> HardwareProfile:
+        params = ProjectionParameters(device_bandwidth_gbps=50.0, **extra)
+        return _bare("rpi5").model_copy(update={"projection": params})
+
+    def add(elements: int) -> OpTable:
+        entry = OpEntry("ADD", "fp32", elements, 0, 8 * elements, 4 * elements, elements)
+        return OpTable("add", [entry], 8 * elements, 4 * elements, "fp32")
+
+    spilling = profile(cache_mb=2.0, spill_bandwidth_gbps=10.0)
+    # 100,000 elements: 1.2 MB, in cache either way.
+    assert project(add(100_000), spilling).memory_ms == pytest.approx(
+        project(add(100_000), profile()).memory_ms
+    )
+    # A million: 12 MB, of which 2 MB at 50 GB/s (0.04 ms) and 10 MB at 10 GB/s (1 ms).
+    assert project(add(1_000_000), spilling).memory_ms == pytest.approx(1.04)
+    assert project(add(1_000_000), profile()).memory_ms == pytest.approx(0.24)
 
 
 def test_profiles_fit_writes_a_profile_that_project_finds(monkeypatch):

@@ -50,6 +50,8 @@ KERNELS: tuple[tuple[str, str, int, int, dict[str, Any]], ...] = (
     ("dense-256", "dense", 1, 256, {"units": 256}),
     ("dense-1024", "dense", 1, 1024, {"units": 1024}),
     ("dense-2048-1000", "dense", 1, 2048, {"units": 1000}),
+    ("conv1x1-112-16", "conv", 112, 16, {"filters": 96, "kernel_size": 1}),
+    ("add-112-96", "add", 112, 96, {}),
     ("add-56-64", "add", 56, 64, {}),
     ("add-14-256", "add", 14, 256, {}),
     ("relu-56-64", "relu", 56, 64, {}),
@@ -202,6 +204,9 @@ _SCALARS: dict[str, tuple[float, float, float]] = {
 # cold call's fixed extra cost (code and tables out of cache), which no byte count explains and
 # which only the kernels' cold calls pay (it is not written to the profile).
 _STREAM = {"weight_stream_gbps": (10.0, 0.1, 2000.0), "cold_call_us": (5.0, 1e-3, 1000.0)}
+# Fitted where a core's cache size is given: the rate of an op's bytes beyond it (a large
+# activation read or written through the outer caches or memory).
+_SPILL = {"spill_bandwidth_gbps": (10.0, 0.1, 2000.0)}
 
 
 def _free_parameters(
@@ -288,6 +293,8 @@ def fit_projection(
     free = _free_parameters(measured, profile)
     if cold_ms is not None:
         free.update(_STREAM)
+    if cache_mb:
+        free.update(_SPILL)
     names = list(free)
     start = np.log([free[n][0] for n in names])
     bounds = (np.log([free[n][1] for n in names]), np.log([free[n][2] for n in names]))
@@ -306,6 +313,8 @@ def fit_projection(
         data = block(x)
         data.pop("weight_stream_gbps", None)  # a warm call reads its weights from cache
         data.pop("cold_call_us", None)
+        if cache_mb:
+            data["cache_mb"] = cache_mb
         params = ProjectionParameters.model_validate(data)
         return profile.model_copy(update={"projection": params})
 
@@ -336,15 +345,16 @@ def fit_projection(
         for by_precision in data[group].values():
             for precision, value in by_precision.items():
                 by_precision[precision] = float(f"{value:.4g}")
-    for name in (*_SCALARS, *(["weight_stream_gbps"] if cold_ms is not None else [])):
-        data[name] = float(f"{data[name]:.4g}")
+    if cache_mb:
+        data["cache_mb"] = cache_mb
+    for name, value in data.items():
+        if isinstance(value, float):
+            data[name] = float(f"{value:.4g}")
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     fitted_to = (
         f"fitted to: {len(measured)} micro-kernels timed on this host with LiteRT + XNNPACK, "
         f"{threads} threads, {when} (accelbench profiles fit)"
     )
-    if cold_ms is not None and cache_mb:
-        data["cache_mb"] = float(f"{cache_mb:.4g}")
     data = {
         "runtime": f"LiteRT + XNNPACK, {threads} threads",
         **data,
@@ -357,8 +367,11 @@ def fit_projection(
             "link_bandwidth_gbps": fitted_to,
             **({"weight_stream_gbps": fitted_to} if cold_ms is not None else {}),
             **(
-                {"cache_mb": "detected: the level-2 cache of one core (Linux sysfs)"}
-                if cold_ms is not None and cache_mb
+                {
+                    "cache_mb": "detected: the level-2 cache of one core (Linux sysfs)",
+                    "spill_bandwidth_gbps": fitted_to,
+                }
+                if cache_mb
                 else {}
             ),
         },

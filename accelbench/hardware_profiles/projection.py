@@ -16,7 +16,8 @@ where the profile gives it, is the rate at which a CPU reads an op's weights fro
 cache: inside a model each layer's weights are read once per inference, cold, while its input is
 still in cache from the op before; where the profile gives a core's cache (``cache_mb``), at most
 that much of them, since weights larger than the cache stream on every pass of the kernel, which
-its efficiency already holds.
+its efficiency already holds. With ``cache_mb`` and ``spill_bandwidth_gbps``, the bytes an op moves
+beyond the cache's size (a large activation) move at that rate, the rest at the device bandwidth.
 
 ``fill`` = min(1, B · output elements / elements that fill the device): a batch-1 layer too small
 to occupy every unit of a wide device (a GPU's SMs) runs at that fraction of its peak. Where the
@@ -285,6 +286,7 @@ def project(
     per_op_s = params.per_op_overhead_us * 1e-6
     weight_stream = (params.weight_stream_gbps or 0.0) * 1e9
     cache_bytes = params.cache_mb * 1e6 if params.cache_mb else math.inf
+    spill = (params.spill_bandwidth_gbps or 0.0) * 1e9
     result = Projection(table.model, profile.name, scenario, batch, 0.0)
     for index, op in enumerate(table.ops):
         if op.kind == "data" and not op.input_bytes + op.output_bytes:
@@ -298,7 +300,10 @@ def project(
             if params.fill_output_elements:
                 fill = min(1.0, batch * op.parallel_elements / params.fill_output_elements)
             compute_s = batch * op.flops / (peak * efficiency * fill)
-        memory_s = (op.weight_bytes + batch * (op.input_bytes + op.output_bytes)) / bandwidth
+        moved = op.weight_bytes + batch * (op.input_bytes + op.output_bytes)
+        memory_s = min(moved, cache_bytes) / bandwidth
+        if moved > cache_bytes:
+            memory_s += (moved - cache_bytes) / (spill or bandwidth)
         overhead_s = per_op_s if op.kind != "data" else 0.0
         # Weights arrive from beyond the cache once per call; the activations are already there.
         stream_s = min(op.weight_bytes, cache_bytes) / weight_stream if weight_stream else 0.0
