@@ -197,7 +197,8 @@ _SCALARS: dict[str, tuple[float, float, float]] = {
     "device_bandwidth_gbps": (20.0, 0.5, 2000.0),
     # A call copies its input in and its output out of the interpreter: for a micro-kernel the
     # op's whole activations, inside a model only the model's input and output. Left in the op's
-    # own time, it made every op with large activations look several times slower than it runs.
+    # own time, it would make an op with large activations look up to 2-3 times slower than it
+    # runs inside a model.
     "link_bandwidth_gbps": (10.0, 0.1, 2000.0),
 }
 # Fitted where cold calls are given: how fast a cold call's weights and input arrive, and a
