@@ -19,6 +19,7 @@ from accelbench.hardware_profiles.projection import (
     project,
     projection_record,
 )
+from accelbench.hardware_profiles.schema import HardwareProfile
 from accelbench.records import read_records
 from accelbench.runtimes.tflite_cost import analyze_tflite
 
@@ -521,16 +522,20 @@ def test_the_fit_recovers_a_known_device_from_its_kernel_times():
     assert block["sources"]["efficiency"].startswith("fitted to: 5 micro-kernels")
 
 
-def _kernel(name: str, op: str, weights: int, flops: int, area: int = 9) -> OpTable:
-    """A one-op table, as a micro-kernel's .tflite gives it (fp32)."""
-    entry = OpEntry(op, "fp32", flops, 4 * weights, 200_000, 200_000, 50_000, area)
-    return OpTable(name, [entry], 200_000, 200_000, "fp32")
+def _kernel(
+    name: str, op: str, weights: int, flops: int, area: int = 9, io_bytes: int = 200_000
+) -> OpTable:
+    """A one-op table, as a micro-kernel's .tflite gives it (fp32): the op's input and output
+    are the graph's."""
+    entry = OpEntry(op, "fp32", flops, 4 * weights, io_bytes, io_bytes, 50_000, area)
+    return OpTable(name, [entry], io_bytes, io_bytes, "fp32")
 
 
 def test_the_fit_recovers_shape_and_weight_stream_from_fake_kernel_times():
     """A fake timing function (a known block, its weight stream added to the cold calls) over
     convolutions of 100 to a million parameters is fitted back: the efficiency, the parameter
-    count at half of it, the fixed cost and the weight stream, each to within 10%."""
+    count at half of it, the fixed cost, the rate at which a call's input and output cross into
+    and out of the interpreter, and the weight stream, each to within 10%."""
     from accelbench.hardware_profiles.fit import fit_projection
     from accelbench.hardware_profiles.schema import ProjectionParameters
 
@@ -540,12 +545,13 @@ def test_the_fit_recovers_shape_and_weight_stream_from_fake_kernel_times():
         weights_half={"conv": {"fp32": 2000.0}, "pointwise": {"fp32": 500.0}},
         per_op_overhead_us=3.0,
         device_bandwidth_gbps=400.0,
+        link_bandwidth_gbps=5.0,
     )
     device = host.model_copy(update={"projection": truth})
     tables = [
-        _kernel(f"conv-{w}", "CONV_2D", w, flops, area)
-        for w in (100, 300, 1000, 3000, 10_000, 100_000, 1_000_000)
-        for flops, area in ((2_000_000, 9), (20_000_000, 9), (5_000_000, 1))
+        _kernel(f"conv-{w}", "CONV_2D", w, flops, area, 100_000 * 4 ** ((index + shift) % 3))
+        for index, w in enumerate((100, 300, 1000, 3000, 10_000, 100_000, 1_000_000))
+        for shift, (flops, area) in enumerate(((2_000_000, 9), (20_000_000, 9), (5_000_000, 1)))
     ]
     stream_gbps = 8.0
     warm = [project(table, device).latency_ms for table in tables]
@@ -565,13 +571,15 @@ def test_the_fit_recovers_shape_and_weight_stream_from_fake_kernel_times():
     # One op a kernel: its per-op and per-inference costs are one constant, split between them.
     fixed_us = block["per_op_overhead_us"] + block["per_inference_overhead_us"]
     assert fixed_us == pytest.approx(3.0, rel=0.1)
+    assert block["link_bandwidth_gbps"] == pytest.approx(5.0, rel=0.1)
     assert block["weight_stream_gbps"] == pytest.approx(stream_gbps, rel=0.1)
     assert block["sources"]["weight_stream_gbps"].startswith("fitted to: 21 micro-kernels")
 
 
 def test_kinds_fall_back_to_their_parent_and_shape_slows_small_ops():
     """A profile with no pointwise efficiency projects a 1×1 convolution with its conv one (the
-    built-in profiles are unchanged); W½ slows an op with few parameters and not a wide one."""
+    built-in profiles are unchanged); W½ slows an op with few parameters per filter tap (input
+    × output channels) and not a wide one."""
     from accelbench.hardware_profiles.schema import ProjectionParameters
 
     host = _bare("rpi5")
@@ -579,7 +587,7 @@ def test_kinds_fall_back_to_their_parent_and_shape_slows_small_ops():
         update={"projection": ProjectionParameters(efficiency={"conv": {"fp32": 0.5}})}
     )
     pointwise = _kernel("pw", "CONV_2D", 1000, 10_000_000, area=1)
-    spatial = _kernel("sp", "CONV_2D", 1000, 10_000_000, area=9)
+    spatial = _kernel("sp", "CONV_2D", 9 * 1000, 10_000_000, area=9)  # 1000 a tap
     assert pointwise.ops[0].kind == "pointwise" and spatial.ops[0].kind == "conv"
     assert project(pointwise, plain).latency_ms == project(spatial, plain).latency_ms
     shaped = host.model_copy(
@@ -596,6 +604,78 @@ def test_kinds_fall_back_to_their_parent_and_shape_slows_small_ops():
     assert project(wide, shaped).compute_ms == pytest.approx(
         project(wide, plain).compute_ms, rel=1e-5
     )
+
+
+def test_a_convolution_s_shape_follows_its_channels_not_its_kernel_area():
+    """A CPU kernel runs a convolution as one GEMM per filter tap: a 7×7 stem of 3 input
+    channels is as far below the efficiency as a 3×3 one, where its 49 taps' parameters would
+    have put it among the wide layers."""
+    from accelbench.hardware_profiles.schema import ProjectionParameters
+
+    shaped = _bare("rpi5").model_copy(
+        update={
+            "projection": ProjectionParameters(
+                efficiency={"conv": {"fp32": 0.5}}, weights_half={"conv": {"fp32": 1000.0}}
+            )
+        }
+    )
+    stem_3x3 = _kernel("stem-3x3", "CONV_2D", 3 * 64 * 9, 9 * 10_000_000, area=9)
+    stem_7x7 = _kernel("stem-7x7", "CONV_2D", 3 * 64 * 49, 49 * 10_000_000, area=49)
+    per_tap = [project(t, shaped).compute_ms / t.flops for t in (stem_3x3, stem_7x7)]
+    assert per_tap[1] == pytest.approx(per_tap[0])
+    # 192 channel pairs against W½ = 1000: under a sixth of the efficiency, whatever the area.
+    plain = _bare("rpi5").model_copy(
+        update={"projection": ProjectionParameters(efficiency={"conv": {"fp32": 0.5}})}
+    )
+    slowdown = project(stem_7x7, shaped).compute_ms / project(stem_7x7, plain).compute_ms
+    assert slowdown == pytest.approx((192 + 1000) / 192)
+
+
+def test_weights_beyond_a_core_s_cache_arrive_cold_only_up_to_its_size():
+    """With ``cache_mb``, an op's weights add at most a cache's worth at the weight stream's
+    rate: a layer too large for the cache streams its weights on every pass, which its fitted
+    efficiency already holds. Without it, every byte of the weights is streamed once."""
+    from accelbench.hardware_profiles.schema import ProjectionParameters
+
+    def with_stream(**extra: float) -> HardwareProfile:
+        params = ProjectionParameters(
+            efficiency={"matmul": {"fp32": 0.5}}, weight_stream_gbps=10.0, **extra
+        )
+        return _bare("rpi5").model_copy(update={"projection": params})
+
+    entry = OpEntry("FULLY_CONNECTED", "fp32", 4_000_000, 8_000_000, 4000, 4000, 1000)
+    large = OpTable("large-dense", [entry], 4000, 4000, "fp32")
+    small_entry = OpEntry("FULLY_CONNECTED", "fp32", 500_000, 1_000_000, 4000, 4000, 1000)
+    small = OpTable("small-dense", [small_entry], 4000, 4000, "fp32")
+    uncached, cached = with_stream(), with_stream(cache_mb=2.0)
+    # 8 MB at 10 GB/s is 0.8 ms; with a 2 MB cache only 2 MB of it, 0.2 ms.
+    extra_ms = project(large, uncached).latency_ms - project(large, cached).latency_ms
+    assert extra_ms == pytest.approx(0.6)
+    assert project(small, cached).latency_ms == pytest.approx(project(small, uncached).latency_ms)
+
+
+def test_an_op_s_bytes_beyond_a_core_s_cache_move_at_the_spill_rate():
+    """An element-wise op whose activations fit in the cache moves them at the device bandwidth;
+    the bytes of one that do not fit move at ``spill_bandwidth_gbps``. Without a spill rate the
+    model is today's single bandwidth."""
+    from accelbench.hardware_profiles.schema import ProjectionParameters
+
+    def profile(**extra: float) -> HardwareProfile:
+        params = ProjectionParameters(device_bandwidth_gbps=50.0, **extra)
+        return _bare("rpi5").model_copy(update={"projection": params})
+
+    def add(elements: int) -> OpTable:
+        entry = OpEntry("ADD", "fp32", elements, 0, 8 * elements, 4 * elements, elements)
+        return OpTable("add", [entry], 8 * elements, 4 * elements, "fp32")
+
+    spilling = profile(cache_mb=2.0, spill_bandwidth_gbps=10.0)
+    # 100,000 elements: 1.2 MB, in cache either way.
+    assert project(add(100_000), spilling).memory_ms == pytest.approx(
+        project(add(100_000), profile()).memory_ms
+    )
+    # A million: 12 MB, of which 2 MB at 50 GB/s (0.04 ms) and 10 MB at 10 GB/s (1 ms).
+    assert project(add(1_000_000), spilling).memory_ms == pytest.approx(1.04)
+    assert project(add(1_000_000), profile()).memory_ms == pytest.approx(0.24)
 
 
 def test_profiles_fit_writes_a_profile_that_project_finds(monkeypatch):

@@ -3,10 +3,12 @@
 The kernels (convolutions 1×1 and 3×3 over channel counts and strides, depthwise, fully
 connected, add, pooling; fp32 and int8) are one-layer Keras models converted to .tflite and cached
 under ``<cache>/microkernels/``. Each is timed with the runtime a cell uses (LiteRT with XNNPACK,
-the given threads); the per-op model's efficiencies per op kind and precision and its per-op and
-per-inference overheads are fitted to those times (scipy ``least_squares`` on log time), against
-this host's calibrated peaks. This is nn-Meter's kernel-level approach (MobiSys 2021), with
-accelbench's own per-op model.
+the given threads); the per-op model's efficiencies per op kind and precision, its per-op and
+per-inference overheads and the rate of the copy of a call's input and output into and out of
+the interpreter (the profile's link: a kernel's input and output are its graph's, where inside a
+model only the model's own cross) are fitted to those times (scipy ``least_squares`` on log
+time), against this host's calibrated peaks. This is nn-Meter's kernel-level approach (MobiSys
+2021), with accelbench's own per-op model.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ KERNELS: tuple[tuple[str, str, int, int, dict[str, Any]], ...] = (
     ("dense-256", "dense", 1, 256, {"units": 256}),
     ("dense-1024", "dense", 1, 1024, {"units": 1024}),
     ("dense-2048-1000", "dense", 1, 2048, {"units": 1000}),
+    ("conv1x1-112-24", "conv", 112, 24, {"filters": 48, "kernel_size": 1}),
+    ("add-96-128", "add", 96, 128, {}),
     ("add-56-64", "add", 56, 64, {}),
     ("add-14-256", "add", 14, 256, {}),
     ("relu-56-64", "relu", 56, 64, {}),
@@ -191,11 +195,19 @@ _SCALARS: dict[str, tuple[float, float, float]] = {
     "per_inference_overhead_us": (2.0, 1e-3, 1000.0),
     # A kernel timed again and again reads its weights from cache, faster than DRAM.
     "device_bandwidth_gbps": (20.0, 0.5, 2000.0),
+    # A call copies its input in and its output out of the interpreter: for a micro-kernel the
+    # op's whole activations, inside a model only the model's input and output. Left in the op's
+    # own time, it would make an op with large activations look up to 2-3 times slower than it
+    # runs inside a model.
+    "link_bandwidth_gbps": (10.0, 0.1, 2000.0),
 }
 # Fitted where cold calls are given: how fast a cold call's weights and input arrive, and a
 # cold call's fixed extra cost (code and tables out of cache), which no byte count explains and
 # which only the kernels' cold calls pay (it is not written to the profile).
 _STREAM = {"weight_stream_gbps": (10.0, 0.1, 2000.0), "cold_call_us": (5.0, 1e-3, 1000.0)}
+# Fitted where a core's cache size is given: the rate of an op's bytes beyond it (a large
+# activation read or written through the outer caches or memory).
+_SPILL = {"spill_bandwidth_gbps": (10.0, 0.1, 2000.0)}
 
 
 def _free_parameters(
@@ -225,7 +237,7 @@ def _free_parameters(
             continue
         key = (main.kind, main.precision)
         rates.setdefault(key, []).append(sum(op.flops for op in ops) / (peak * ms * 1e-3))
-        sizes.setdefault(key, []).append(main.weight_elements)
+        sizes.setdefault(key, []).append(main.tap_weight_elements)
     free: dict[str, tuple[float, float, float]] = {}
     for (kind, precision), values in sorted(rates.items()):
         shaped = kind in _SHAPED_KINDS
@@ -240,11 +252,28 @@ def _free_parameters(
     return {**free, **_SCALARS}
 
 
+def core_cache_mb() -> float | None:
+    """This host's level-2 cache per core in MB (Linux sysfs), or None where it is not known."""
+    folder = Path("/sys/devices/system/cpu/cpu0/cache")
+    for index in sorted(folder.glob("index*")):
+        try:
+            level = (index / "level").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        match = re.fullmatch(r"(\d+)([KMG]?)", size)
+        if level == "2" and match:
+            scale = {"": 1e-6, "K": 1024e-6, "M": 1024**2 * 1e-6, "G": 1024**3 * 1e-6}
+            return int(match[1]) * scale[match[2]]
+    return None
+
+
 def fit_projection(
     measured: list[tuple[Any, float]],
     profile: Any,
     threads: int,
     cold_ms: list[float] | None = None,
+    cache_mb: float | None = None,
 ) -> tuple[dict[str, Any], list[tuple[str, float, float]]]:
     """The projection block that best fits ``measured`` (op table, warm ms) on ``profile``, and
     each kernel's (name, measured ms, projected ms).
@@ -253,7 +282,9 @@ def fit_projection(
     takes the warm call's time plus its weights and input read at that rate. A projection then
     adds each op's weights at that rate, as in a model, where an op's input is in cache (the op
     before wrote it) and its weights are not. A cold call's fixed extra cost (code and tables
-    out of cache) is fitted beside it and left out of the profile: no byte count explains it."""
+    out of cache) is fitted beside it and left out of the profile: no byte count explains it.
+    With ``cache_mb`` (a core's own cache), only the bytes that fit in it count as arriving cold:
+    a kernel whose weights exceed it streams them on the warm call too."""
     import numpy as np
     from scipy.optimize import least_squares
 
@@ -263,6 +294,8 @@ def fit_projection(
     free = _free_parameters(measured, profile)
     if cold_ms is not None:
         free.update(_STREAM)
+    if cache_mb:
+        free.update(_SPILL)
     names = list(free)
     start = np.log([free[n][0] for n in names])
     bounds = (np.log([free[n][1] for n in names]), np.log([free[n][2] for n in names]))
@@ -281,10 +314,15 @@ def fit_projection(
         data = block(x)
         data.pop("weight_stream_gbps", None)  # a warm call reads its weights from cache
         data.pop("cold_call_us", None)
+        if cache_mb:
+            data["cache_mb"] = cache_mb
         params = ProjectionParameters.model_validate(data)
         return profile.model_copy(update={"projection": params})
 
-    cold_bytes = [sum(op.weight_bytes + op.input_bytes for op in t.ops) for t, _ in measured]
+    cache_bytes = cache_mb * 1e6 if cache_mb else math.inf
+    cold_bytes = [
+        min(sum(op.weight_bytes + op.input_bytes for op in t.ops), cache_bytes) for t, _ in measured
+    ]
 
     def residuals(x: Any) -> Any:
         fitted = with_block(x)
@@ -308,8 +346,11 @@ def fit_projection(
         for by_precision in data[group].values():
             for precision, value in by_precision.items():
                 by_precision[precision] = float(f"{value:.4g}")
-    for name in (*_SCALARS, *(["weight_stream_gbps"] if cold_ms is not None else [])):
-        data[name] = float(f"{data[name]:.4g}")
+    if cache_mb:
+        data["cache_mb"] = cache_mb
+    for name, value in data.items():
+        if isinstance(value, float):
+            data[name] = float(f"{value:.4g}")
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     fitted_to = (
         f"fitted to: {len(measured)} micro-kernels timed on this host with LiteRT + XNNPACK, "
@@ -324,7 +365,16 @@ def fit_projection(
             "per_op_overhead_us": fitted_to,
             "per_inference_overhead_us": fitted_to,
             "device_bandwidth_gbps": fitted_to,
+            "link_bandwidth_gbps": fitted_to,
             **({"weight_stream_gbps": fitted_to} if cold_ms is not None else {}),
+            **(
+                {
+                    "cache_mb": "detected: the level-2 cache of one core (Linux sysfs)",
+                    "spill_bandwidth_gbps": fitted_to,
+                }
+                if cache_mb
+                else {}
+            ),
         },
     }
     return data, rows
@@ -348,7 +398,7 @@ def fit_host_profile(name: str, threads: int) -> tuple[Path, list[tuple[str, flo
     paths = [path for _, path in kernel_models()]
     cold, warm = time_kernels(paths, threads)
     measured = list(zip(map(OpTable.from_tflite, paths), warm, strict=True))
-    block, rows = fit_projection(measured, host, threads, cold_ms=cold)
+    block, rows = fit_projection(measured, host, threads, cold_ms=cold, cache_mb=core_cache_mb())
     data = host.model_dump(mode="json", exclude_none=True)
     residuals = ", ".join(f"{model} {pro / ms:.2f}" for model, ms, pro in rows)
     data.update(

@@ -6,20 +6,26 @@ The model, per op of the graph (batch ``B``):
                   (weights + B · (inputs + outputs)) / device bandwidth)
               + weights / weight stream + per-op overhead
 
-``shape`` = W / (W + W½[kind][precision]), where W is the op's parameter count (input
-channels × kernel area × output channels), where the profile gives W½ (else 1): a CPU's kernels
-run a layer with few channels far below the rate they reach on a wide one (int8 on AMX: 3 input
-channels at a twentieth of 256); W½ is the count at which the kind reaches half its efficiency
-(fitted by ``accelbench profiles fit``). ``weight stream``, where the profile gives it, is the
-rate at which a CPU reads an op's weights from beyond its cache: inside a model each layer's
-weights are read once per inference, cold, while its input is still in cache from the op before.
+``shape`` = W / (W + W½[kind][precision]), where W is the parameter count of one filter tap
+(input × output channels; a depthwise convolution's channels; a GEMM's K × N), where the profile
+gives W½ (else 1): a CPU's kernels run a convolution as one GEMM per tap of its filter, so a layer
+with few channels runs far below the rate a wide one reaches, whatever its kernel area (int8 on
+AMX: a 7×7 stem of 3 input channels at a twentieth of a 3×3 of 256); W½ is the count at which
+the kind reaches half its efficiency (fitted by ``accelbench profiles fit``). ``weight stream``,
+where the profile gives it, is the rate at which a CPU reads an op's weights from beyond its
+cache: inside a model each layer's weights are read once per inference, cold, while its input is
+still in cache from the op before; where the profile gives a core's cache (``cache_mb``), at most
+that much of them, since weights larger than the cache stream on every pass of the kernel, which
+its efficiency already holds. With ``cache_mb`` and ``spill_bandwidth_gbps``, the bytes an op moves
+beyond the cache's size (a large activation) move at that rate, the rest at the device bandwidth.
 
 ``fill`` = min(1, B · output elements / elements that fill the device): a batch-1 layer too small
 to occupy every unit of a wide device (a GPU's SMs) runs at that fraction of its peak. Where the
 modelled runtime fuses (``fuse_elementwise``), element-wise and reshaping ops cost nothing of
 their own: they run inside the kernel before them. A whole
 inference adds its fixed per-inference cost, the input and output crossing the host link (PCIe,
-USB: bytes / link bandwidth + link latency), the parameters beyond on-chip memory streamed over
+USB; on a CPU, the copy into and out of the interpreter's tensors: bytes / link bandwidth + link
+latency), the parameters beyond on-chip memory streamed over
 that link on every inference (the Edge TPU keeps about 8 MB on chip; where
 ``stream_overlaps_compute``, the stream runs while the device computes and the inference takes
 the longer of the two), and the per-call cost of
@@ -120,6 +126,15 @@ class OpEntry:
         """The op's parameter count (its bytes over the bytes of one at its precision): a
         convolution's input channels × kernel area × output channels, a GEMM's K × N."""
         return self.weight_bytes / _WEIGHT_BYTES.get(self.precision, 4)
+
+    @property
+    def tap_weight_elements(self) -> float:
+        """The parameter count of the GEMM a CPU kernel runs for each filter tap: a
+        convolution's input × output channels (its parameters over its kernel area), a depthwise
+        convolution's channels, a GEMM's K × N."""
+        if self.kernel_area > 1 and self.kind in ("conv", "depthwise"):
+            return self.weight_elements / self.kernel_area
+        return self.weight_elements
 
     @property
     def kind(self) -> str:
@@ -270,6 +285,8 @@ def project(
     bandwidth = bandwidth_gbps * 1e9
     per_op_s = params.per_op_overhead_us * 1e-6
     weight_stream = (params.weight_stream_gbps or 0.0) * 1e9
+    cache_bytes = params.cache_mb * 1e6 if params.cache_mb else math.inf
+    spill = (params.spill_bandwidth_gbps or 0.0) * 1e9
     result = Projection(table.model, profile.name, scenario, batch, 0.0)
     for index, op in enumerate(table.ops):
         if op.kind == "data" and not op.input_bytes + op.output_bytes:
@@ -283,10 +300,13 @@ def project(
             if params.fill_output_elements:
                 fill = min(1.0, batch * op.parallel_elements / params.fill_output_elements)
             compute_s = batch * op.flops / (peak * efficiency * fill)
-        memory_s = (op.weight_bytes + batch * (op.input_bytes + op.output_bytes)) / bandwidth
+        moved = op.weight_bytes + batch * (op.input_bytes + op.output_bytes)
+        memory_s = min(moved, cache_bytes) / bandwidth
+        if moved > cache_bytes:
+            memory_s += (moved - cache_bytes) / (spill or bandwidth)
         overhead_s = per_op_s if op.kind != "data" else 0.0
         # Weights arrive from beyond the cache once per call; the activations are already there.
-        stream_s = op.weight_bytes / weight_stream if weight_stream else 0.0
+        stream_s = min(op.weight_bytes, cache_bytes) / weight_stream if weight_stream else 0.0
         result.compute_ms += compute_s * 1e3 if compute_s >= memory_s else 0.0
         result.memory_ms += (memory_s if memory_s > compute_s else 0.0) * 1e3 + stream_s * 1e3
         result.overhead_ms += overhead_s * 1e3
@@ -333,7 +353,7 @@ def _peak_and_efficiency(
         peak = profile.peak_ops_per_s(precision)
         if peak:
             efficiency = params.efficiency_for(op.kind, op.precision)
-            shape = params.shape_factor(op.kind, op.precision, op.weight_elements)
+            shape = params.shape_factor(op.kind, op.precision, op.tap_weight_elements)
             return peak, efficiency * shape
     raise UsageError(
         f"profile {profile.name} has no peak_compute figure for {op.precision} ops "

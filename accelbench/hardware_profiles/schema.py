@@ -145,6 +145,11 @@ class ProjectionParameters(_Strict):
     device_bandwidth_gbps: float | None = Field(default=None, gt=0)
     # Rate at which an op's weights arrive from beyond the cache, once per call (CPUs).
     weight_stream_gbps: float | None = Field(default=None, gt=0)
+    # A core's own cache (CPUs): an op's weights up to this size arrive at weight_stream_gbps
+    # once per call; beyond it they stream on every pass, which the op's efficiency holds.
+    cache_mb: float | None = Field(default=None, gt=0)
+    # Rate of an op's bytes beyond cache_mb (the weights and activations that do not fit in it).
+    spill_bandwidth_gbps: float | None = Field(default=None, gt=0)
     link_bandwidth_gbps: float | None = Field(default=None, gt=0)
     link_latency_us: float = Field(default=0.0, ge=0)
     on_chip_parameter_mb: float | None = Field(default=None, ge=0)
@@ -277,6 +282,8 @@ _ACCEPTS: dict[str, str] = {
     "per_inference_overhead_us": "a number of microseconds, 0 or more",
     "device_bandwidth_gbps": "a positive number of GB/s",
     "weight_stream_gbps": "a positive number of GB/s",
+    "cache_mb": "a positive number of megabytes",
+    "spill_bandwidth_gbps": "a positive number of GB/s",
     "link_bandwidth_gbps": "a positive number of GB/s",
     "link_latency_us": "a number of microseconds, 0 or more",
     "on_chip_parameter_mb": "a number of megabytes, 0 or more",
