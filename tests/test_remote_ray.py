@@ -207,6 +207,35 @@ def test_spread_needs_a_cluster() -> None:
     assert len(proc.stderr.strip().splitlines()) == 1 and "--cluster" in proc.stderr
 
 
+def test_an_unreachable_cluster_fails_its_cells_with_the_reason_at_once(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "run"
+    started = time.monotonic()
+    proc = run_cli(
+        "bench",
+        str(MODEL),
+        "--profile",
+        str(_profile(tmp_path, "ray-a")),
+        "--cluster",
+        f"127.0.0.1:{port}",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
+    assert time.monotonic() - started < 60, "ray.init retried an address that refuses"
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    (record,) = [r for r in _records(out) if r["profile"] == "ray-a"]
+    assert record["status"] == "failed"
+    assert f"127.0.0.1:{port} cannot be reached" in record["error"]
+    assert "agent start --head" in record["error"]
+
+
 def test_a_node_killed_mid_sweep_fails_its_cell_and_resume_completes(
     cluster, tmp_path: Path
 ) -> None:

@@ -75,6 +75,13 @@ def cluster_cells(cells: Sequence[Any]) -> list[Any]:
     candidates = [c for c in cells if spreadable(c)] if spread_requested() else []
     if not candidates:
         return chosen
+    unreachable = cluster_unreachable(os.environ[CLUSTER_ENV])
+    if unreachable:
+        print(
+            f"accelbench: {len(candidates)} cell(s) stay on this machine: {unreachable}",
+            file=sys.stderr,
+        )
+        return chosen
     largest = max(_node_cpus().values(), default=0)
     fits = [c for c in candidates if c.threads <= largest]
     if len(fits) < len(candidates):
@@ -119,6 +126,11 @@ def run_on_cluster(
     if not address:
         for job in jobs:
             yield _finish(job, "skipped", _no_cluster(job.cell.profile))
+        return
+    unreachable = cluster_unreachable(address)
+    if unreachable:
+        for job in jobs:
+            yield _finish(job, "failed", unreachable)
         return
     import ray
     from ray.exceptions import RayError
@@ -194,6 +206,26 @@ def run_on_cluster(
         # likely. They end with this driver: Ray kills the workers of a job whose driver exits,
         # and a cell's worker dies with the Ray worker that started it.
         in_flight.clear()
+
+
+def cluster_unreachable(address: str, timeout_s: float = 5.0) -> str | None:
+    """Why the Ray head at ``address`` (HOST:PORT) takes no connection, or None when it does.
+
+    Checked before ``ray.init``, which would retry an address that refuses for minutes and then
+    end the process."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return None
+    except (OSError, ValueError) as err:
+        why = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        return (
+            f"the Ray cluster at {address} cannot be reached ({why}); start its head there with "
+            f"'accelbench agent start --head --port {port or 6379}', or give the address it "
+            "printed"
+        )
 
 
 def _connect(address: str) -> None:
