@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -35,14 +36,21 @@ def _suite_run(folder: Path, models: dict[str, str], out: Path) -> Path:
 def runs(tmp_path_factory) -> dict[str, Path]:
     """BASE: m1 = conv2, m2 = cnn; NEW: m1 = conv6 (three times the convolutions), m2 = cnn."""
     root = tmp_path_factory.mktemp("runs")
-    return {
-        "base": _suite_run(
-            root / "base", {"m1": "conv2_f32.tflite", "m2": "cnn_f32.tflite"}, root / "BASE"
-        ),
-        "new": _suite_run(
-            root / "new", {"m1": "conv6_f32.tflite", "m2": "cnn_f32.tflite"}, root / "NEW"
-        ),
-    }
+    # Side by side: the tests judge time only from their own paired re-measurements.
+    with ThreadPoolExecutor(2) as pool:
+        base = pool.submit(
+            _suite_run,
+            root / "base",
+            {"m1": "conv2_f32.tflite", "m2": "cnn_f32.tflite"},
+            root / "BASE",
+        )
+        new = pool.submit(
+            _suite_run,
+            root / "new",
+            {"m1": "conv6_f32.tflite", "m2": "cnn_f32.tflite"},
+            root / "NEW",
+        )
+        return {"base": base.result(), "new": new.result()}
 
 
 def _records(run: Path) -> list[dict]:

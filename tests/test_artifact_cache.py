@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -105,45 +107,73 @@ def test_a_second_run_takes_the_artifacts_from_the_cache(two_runs) -> None:
     assert len(cells) == 2 and all(r["status"] == "ok" for r in cells)
 
 
-def test_no_cache_prepares_again(two_runs, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def later_runs(
+    two_runs, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, tuple[Path, Future]]]:
+    """The runs after the first two, side by side (each test reads only its own run's records
+    and messages, no timings): --no-cache on the shared cache, and another seed and a damaged
+    entry, each on a copy of it made before any of them starts. Each: (its folder, its run)."""
     first, _second, cache, _stderr = two_runs
-    proc = _run(_suite(tmp_path), tmp_path / "run", cache, "--no-cache")
-    assert HIT not in proc.stderr and _trained(tmp_path / "run")
-    for record in _prepared(tmp_path / "run").values():
+    folders = {name: tmp_path_factory.mktemp(name) for name in ("no-cache", "seed", "damaged")}
+    for name in ("seed", "damaged"):
+        shutil.copytree(cache, folders[name] / "cache")
+    (entry,) = (folders["damaged"] / "cache" / "prepared").iterdir()
+    stored = entry / "files" / "int8.tflite"
+    data = bytearray(stored.read_bytes())
+    data[-1] ^= 0xFF
+    stored.write_bytes(bytes(data))
+
+    def damaged(folder: Path) -> tuple:
+        proc = _run(_suite(folder), folder / "run", folder / "cache")
+        # Replaced: the next run takes it.
+        return proc, _run(_suite(folder), folder / "again", folder / "cache")
+
+    with ThreadPoolExecutor(3) as pool:
+        folder = folders["no-cache"]
+        runs = {
+            "no-cache": pool.submit(_run, _suite(folder), folder / "run", cache, "--no-cache"),
+            "seed": pool.submit(
+                _run,
+                _suite(folders["seed"], seed=1),
+                folders["seed"] / "run",
+                folders["seed"] / "cache",
+            ),
+            "damaged": pool.submit(damaged, folders["damaged"]),
+        }
+        yield {name: (folders[name], run) for name, run in runs.items()}
+
+
+def test_no_cache_prepares_again(later_runs) -> None:
+    folder, started = later_runs["no-cache"]
+    proc, run = started.result(), folder / "run"
+    assert HIT not in proc.stderr and _trained(run)
+    for record in _prepared(run).values():
         assert record["settings"]["prepared_from_cache"] is False
         assert record["settings"]["cache_key"] is None
 
 
-def test_another_seed_misses_the_cache(two_runs, tmp_path: Path) -> None:
-    first, _second, cache, _stderr = two_runs
-    own = tmp_path / "cache"
-    shutil.copytree(cache, own)
-    proc = _run(_suite(tmp_path, seed=1), tmp_path / "run", own)
-    assert HIT not in proc.stderr and _trained(tmp_path / "run")
-    records = _prepared(tmp_path / "run").values()
+def test_another_seed_misses_the_cache(two_runs, later_runs) -> None:
+    first, _second, _cache, _stderr = two_runs
+    folder, started = later_runs["seed"]
+    proc, run, own = started.result(), folder / "run", folder / "cache"
+    assert HIT not in proc.stderr and _trained(run)
+    records = _prepared(run).values()
     assert not any(r["settings"]["prepared_from_cache"] for r in records)
     (key,) = {r["settings"]["cache_key"] for r in records}
     (old_key,) = {r["settings"]["cache_key"] for r in _prepared(first).values()}
     assert key != old_key and (own / "prepared" / key).is_dir()
 
 
-def test_a_damaged_entry_is_prepared_again_and_replaced(two_runs, tmp_path: Path) -> None:
-    first, _second, cache, _stderr = two_runs
-    own = tmp_path / "cache"
-    shutil.copytree(cache, own)
-    (entry,) = (own / "prepared").iterdir()
-    stored = entry / "files" / "int8.tflite"
-    data = bytearray(stored.read_bytes())
-    data[-1] ^= 0xFF
-    stored.write_bytes(bytes(data))
-    proc = _run(_suite(tmp_path), tmp_path / "run", own)
+def test_a_damaged_entry_is_prepared_again_and_replaced(later_runs) -> None:
+    folder, started = later_runs["damaged"]
+    (proc, again), run = started.result(), folder / "run"
     assert "is not usable (int8.tflite is missing or differs from its sha256)" in proc.stderr
-    assert HIT not in proc.stderr and _trained(tmp_path / "run")
+    assert HIT not in proc.stderr and _trained(run)
     # Replaced: the next run takes it, with the artifact the preparation made.
-    again = _run(_suite(tmp_path), tmp_path / "again", own)
     assert HIT in again.stderr
-    fresh = _prepared(tmp_path / "run")
-    for cell_id, record in _prepared(tmp_path / "again").items():
+    fresh = _prepared(run)
+    for cell_id, record in _prepared(folder / "again").items():
         assert record["settings"]["prepared_from_cache"] is True
         if record["scenario"] == "accuracy":
             assert record["artifact"]["sha256"] == fresh[cell_id]["artifact"]["sha256"]

@@ -10,9 +10,10 @@ rendered page does not show it), naming the walk-through the block belongs to:
 Each walk-through runs in an empty folder of its own under the test's temporary folder, its
 blocks in page order. A command may go on over lines that end in a backslash; it is split with
 shlex and run without a shell, `python` as this interpreter and `accelbench` as found on PATH.
-The accelbench cache is a folder of the test's own (conftest sets ACCELBENCH_CACHE_DIR), and so
-is Keras's config folder (KERAS_HOME). Unmarked blocks (the outputs shown) are not run. The tests
-then read the records the commands wrote.
+The walk-throughs run side by side, as they share nothing: each has an accelbench cache folder of
+its own (ACCELBENCH_CACHE_DIR, the host calibration copied in from the test's), and so a Keras
+config folder (KERAS_HOME). Unmarked blocks (the outputs shown) are not run. The tests then read
+the records the commands wrote.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import REPO, workers_of
+from conftest import CALIBRATION_FILE, REPO, workers_of
 
 PAGE = REPO / "docs" / "your-own-model.md"
 MARKER = re.compile(r"<!-- test: ([\w-]+)(?:; file: ([\w.-]+))?(?:; exit: ([\d,]+))? -->")
@@ -87,7 +89,16 @@ def commands(block: Block) -> list[str]:
 def run_walkthrough(name: str, folder: Path) -> Walkthrough:
     blocks = [b for b in marked_blocks(PAGE.read_text()) if b.walkthrough == name]
     assert blocks, f"{PAGE.name} has no block marked 'test: {name}'"
-    env = {**os.environ, "KERAS_HOME": str(folder.parent / f"{folder.name}-keras-home")}
+    cache = folder.parent / f"{folder.name}-cache"
+    cache.mkdir()
+    calibration = Path(os.environ["ACCELBENCH_CACHE_DIR"]) / CALIBRATION_FILE
+    if calibration.is_file():
+        shutil.copy(calibration, cache)
+    env = {
+        **os.environ,
+        "ACCELBENCH_CACHE_DIR": str(cache),
+        "KERAS_HOME": str(folder.parent / f"{folder.name}-keras-home"),
+    }
     done = Walkthrough(folder)
     for block in blocks:
         if block.file:
@@ -114,16 +125,22 @@ def run_walkthrough(name: str, folder: Path) -> Walkthrough:
 
 
 @pytest.fixture(scope="module")
-def walkthrough(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Walkthrough]:
-    """Runs a walk-through the first time a test asks for it; later tests read its results."""
-    ran: dict[str, Walkthrough] = {}
+def walkthrough(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Walkthrough]]:
+    """Starts every walk-through, side by side, the first time a test asks for one; tests wait
+    for theirs and read its results."""
+    names = list(dict.fromkeys(b.walkthrough for b in marked_blocks(PAGE.read_text())))
+    running: dict[str, Future[Walkthrough]] = {}
+    with ThreadPoolExecutor(len(names)) as pool:
 
-    def get(name: str) -> Walkthrough:
-        if name not in ran:
-            ran[name] = run_walkthrough(name, tmp_path_factory.mktemp(name))
-        return ran[name]
+        def get(name: str) -> Walkthrough:
+            if not running:
+                for each in names:
+                    folder = tmp_path_factory.mktemp(each)
+                    running[each] = pool.submit(run_walkthrough, each, folder)
+            assert name in running, f"{PAGE.name} has no block marked 'test: {name}'"
+            return running[name].result()
 
-    return get
+        yield get
 
 
 def by_scenario(records: list[dict], scenario: str) -> dict[str, dict]:

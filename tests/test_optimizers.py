@@ -504,3 +504,24 @@ def test_artifact_record_is_json_serialisable(artifact: Any) -> None:
     result, stats = artifact("prune50+int8")
     json.dumps(result.to_dict())
     json.dumps(stats)
+
+
+def test_a_tf_keras_model_converts_to_what_from_keras_model_makes() -> None:
+    """The quicker conversion (one serving signature, not Keras's own SavedModel) writes the
+    .tflite TensorFlow's from_keras_model writes, two inputs and outputs included, but for the
+    conversion metadata's one byte naming the source model type."""
+    from accelbench.keras_compat import keras_tflite_converter, legacy_keras
+
+    keras = legacy_keras()
+    import tensorflow as tf
+
+    a, b = keras.Input((6,), name="a"), keras.Input((5,), name="b")
+    joined = keras.layers.Concatenate()([keras.layers.Dense(4, activation="relu")(a), b])
+    normed = keras.layers.BatchNormalization()(joined)
+    heads = [keras.layers.Dense(3, name="cls")(normed), keras.layers.Dense(2, name="reg")(normed)]
+    model = keras.Model([a, b], heads)
+    want = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    with keras_tflite_converter(model) as converter:
+        got = converter.convert()
+    assert len(got) == len(want)
+    assert sum(x != y for x, y in zip(got, want, strict=True)) <= 1

@@ -17,6 +17,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -287,9 +288,19 @@ def test_records_say_how_each_cell_was_sandboxed(tmp_path):
         # bubblewrap missing: the run says so once on stderr, each record says none and why.
         "none": ([], {sandbox.BWRAP_ENV: str(tmp_path / "no-bwrap")}),
     }
-    for name, (flags, env) in runs.items():
-        argv = ["bench", model, "--scenario", "single-stream,offline", *common, *flags]
-        done = run_cli(*argv, "--out", str(tmp_path / name), env=env)
+    # The runs share nothing, so they run side by side; nothing here reads their timings.
+    with ThreadPoolExecutor(len(runs)) as pool:
+        started = {
+            name: pool.submit(
+                run_cli,
+                *["bench", model, "--scenario", "single-stream,offline", *common, *flags],
+                *["--out", str(tmp_path / name)],
+                env=env,
+            )
+            for name, (flags, env) in runs.items()
+        }
+    for name, run in started.items():
+        done = run.result()
         assert done.returncode == 0, done.stderr
         records = [json.loads(line) for line in (tmp_path / name / "records.jsonl").open()]
         assert len(records) == 2 and all(r["status"] == "ok" for r in records)
@@ -306,19 +317,10 @@ def test_records_say_how_each_cell_was_sandboxed(tmp_path):
             warnings = [line for line in done.stderr.splitlines() if "without a sandbox" in line]
             assert len(warnings) == 1, done.stderr
     _needs_bubblewrap()
+    # Alone: an A/A verdict (exit 0) wants the machine to itself.
     done = run_cli(
-        "ab",
-        model,
-        model,
-        "--pairs",
-        "50",
-        "--rounds",
-        "2",
-        *common[:2],
-        "--format",
-        "json",
-        "--out",
-        str(tmp_path / "ab"),
+        *["ab", model, model, "--pairs", "50", "--rounds", "2", *common[:2]],
+        *["--format", "json", "--out", str(tmp_path / "ab")],
     )
     assert done.returncode == 0, done.stderr
     (record,) = [json.loads(line) for line in (tmp_path / "ab" / "records.jsonl").open()]
