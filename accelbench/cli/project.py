@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,18 +102,6 @@ def _profiles(names: list[str] | None) -> list[Any]:
     return [profile for profile in loaded if profile.projection is not None]
 
 
-@contextlib.contextmanager
-def _tflite(model: str, precision: str) -> Iterator[tuple[Path, str]]:
-    """A .tflite file as it is (no TensorFlow loaded); anything else converted to one."""
-    if Path(model).suffix.lower() == ".tflite" and Path(model).is_file():
-        yield Path(model), Path(model).name
-        return
-    from accelbench.optimizers.projected_models import tflite_of
-
-    with tflite_of(model, precision) as found:
-        yield found
-
-
 def _project(args: argparse.Namespace) -> int:
     from accelbench.hardware_profiles.emulation import check_artifact_supported
     from accelbench.hardware_profiles.pricing import hourly_price, usd_per_million
@@ -126,12 +112,13 @@ def _project(args: argparse.Namespace) -> int:
         project,
         runtime_text,
     )
+    from accelbench.optimizers.projected_models import tflite_of
     from accelbench.runtimes.tflite_cost import analyze_tflite
 
     profiles = _profiles(args.profile)
     tables = []
     for model in args.models:
-        with _tflite(model, args.precision) as (path, label):
+        with tflite_of(model, args.precision) as (path, label):
             cost = analyze_tflite(path)
         tables.append((dataclasses.replace(OpTable.from_graph_cost(cost), model=label), cost))
     rows = []

@@ -118,8 +118,8 @@ def run_on_cluster(
     as its cell ends, with its result in ``result_file`` (its node's worker output in
     ``log_file``), its exit status as a worker's, whether it timed out, and its wall time.
 
-    Stopping the iteration (Ctrl-C in the caller or here) cancels the cells still in flight:
-    they get no result."""
+    Stopping the iteration (Ctrl-C in the caller or here) leaves the cells still in flight
+    without a result; their tasks end with this driver (see the ``finally`` below)."""
     for job in jobs:
         job.log_file.write_text(f"cell {job.cell.cell_id} on the Ray cluster\n", encoding="utf-8")
     address = os.environ.get(CLUSTER_ENV)
